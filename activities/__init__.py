@@ -1,0 +1,1 @@
+"""Temporal activities: thin wrappers around tessera services, one unit of work each."""

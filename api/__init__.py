@@ -1,0 +1,1 @@
+"""The HTTP face of Tessera: authenticate, parse, read the database, start and steer workflows."""

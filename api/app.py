@@ -1,0 +1,48 @@
+"""The application factory: nothing connects at import time; the lifespan builds and tears down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import AppState
+from api.problems import install_problem_handlers
+from api.routes import catalog, health
+from tessera import __version__
+from tessera.db import create_engine, create_session_factory
+from tessera.settings import Settings, get_settings
+from workflows.connection import connect_temporal
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        temporal = await connect_temporal(settings, lazy=True)
+        app.state.tessera = AppState(
+            settings=settings,
+            session_factory=create_session_factory(engine),
+            temporal=temporal,
+            secret_key=settings.resolved_secret_key(),
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Tessera",
+        version=__version__,
+        summary="License portal: catalog, organizations, orders, licenses, tickets, activations, subscriptions.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(catalog.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,186 @@
+"""The catalog document (`config/catalog.yaml`) and the product shape the API accepts."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from tessera.currency import check_currency
+from tessera.durations import parse_duration
+from tessera.fields import FieldSpec
+from tessera.models import OrganizationKind, ProductKind
+from tessera.schema_base import Code, IsoDurationText, LocalizedText, StrictModel
+from tessera.timezones import check_timezone
+
+_DECIMAL = re.compile(r"^\d{1,14}(\.\d{1,4})?$")
+
+
+class ContainerKind(StrEnum):
+    software = "software"
+    dongle = "dongle"
+    cloud = "cloud"
+
+
+class Price(StrictModel):
+    amount: str = Field(description="Decimal string, e.g. '1200.00' (quoted: a YAML float would lose cents).")
+    currency: str = Field(description="ISO 4217 code, e.g. EUR.")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _decimal_string(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError(f"write the amount as a quoted decimal string, e.g. '1200.00' (got {value!r})")
+        if not _DECIMAL.match(value):
+            raise ValueError(f"{value!r} is not a non-negative decimal with at most 4 decimal places")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return check_currency(value)
+
+
+class Alignment(StrEnum):
+    anniversary = "anniversary"
+    calendar_year = "calendar_year"
+    fiscal_year = "fiscal_year"
+
+
+class AnniversaryAnchor(StrEnum):
+    purchase = "purchase"
+    first_activation = "first_activation"
+
+
+class FirstTerm(StrEnum):
+    prorate = "prorate"
+    free = "free"
+    full = "full"
+
+
+class MonthDay(StrictModel):
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=28, description="1-28, so that every year has it.")
+
+
+class SubscriptionTerms(StrictModel):
+    """How a subscription product renews (SPEC §3)."""
+
+    term: IsoDurationText = "P1Y"
+    alignment: Alignment = Alignment.anniversary
+    anchor: AnniversaryAnchor = AnniversaryAnchor.purchase
+    fiscal_year_start: MonthDay | None = None
+    first_term: FirstTerm = FirstTerm.prorate
+    cutoff_days: int = Field(default=0, ge=0, le=366)
+    notice_period: IsoDurationText = "P1M"
+
+    @field_validator("term")
+    @classmethod
+    def _positive_term(cls, value: str) -> str:
+        duration = parse_duration(value)
+        if duration.is_zero or duration.seconds:
+            raise ValueError("a term is a whole number of years, months, weeks or days, e.g. P1Y")
+        return value
+
+    @field_validator("notice_period")
+    @classmethod
+    def _whole_days(cls, value: str) -> str:
+        if parse_duration(value).seconds:
+            raise ValueError("a notice period is a whole number of years, months, weeks or days, e.g. P1M")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SubscriptionTerms:
+        if self.alignment == Alignment.fiscal_year and self.fiscal_year_start is None:
+            raise ValueError("fiscal_year alignment needs fiscal_year_start: {month: 4, day: 1}")
+        if self.alignment != Alignment.fiscal_year and self.fiscal_year_start is not None:
+            raise ValueError("fiscal_year_start is only used with alignment: fiscal_year")
+        term, notice = parse_duration(self.term), parse_duration(self.notice_period)
+        if notice.approximate_days() >= term.approximate_days():
+            raise ValueError(f"the notice period {self.notice_period} must be shorter than the term {self.term}")
+        return self
+
+
+class ModuleSpec(StrictModel):
+    code: Code
+    name: LocalizedText
+    default: bool = False
+
+
+class ProductGroupSpec(StrictModel):
+    code: Code
+    name: LocalizedText
+
+
+class ProductSpec(StrictModel):
+    """A product as written in catalog.yaml and as created through the API."""
+
+    code: Code
+    group: Code = Field(description="Code of the product group.")
+    name: LocalizedText
+    description: LocalizedText | None = None
+    kind: ProductKind
+    erp_material_no: str | None = Field(default=None, max_length=64)
+    container_kinds: list[ContainerKind] = Field(default_factory=lambda: [ContainerKind.software], min_length=1)
+    max_activations: int = Field(default=1, ge=1, le=100_000)
+    price: Price | None = None
+    subscription: SubscriptionTerms | None = None
+    fields: list[FieldSpec] = Field(default_factory=list)
+    modules: list[ModuleSpec] = Field(default_factory=list)
+
+    @field_validator("container_kinds")
+    @classmethod
+    def _no_repeats(cls, kinds: list[ContainerKind]) -> list[ContainerKind]:
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("container kinds must not repeat")
+        return kinds
+
+    @field_validator("subscription")
+    @classmethod
+    def _only_for_subscriptions(
+        cls, terms: SubscriptionTerms | None, info: ValidationInfo
+    ) -> SubscriptionTerms | None:
+        kind = info.data.get("kind")
+        if terms is not None and kind is not None and kind != ProductKind.subscription:
+            raise ValueError(f"only subscription products have subscription terms; this product is {kind}")
+        return terms
+
+    @model_validator(mode="after")
+    def _subscription_needs_terms(self) -> ProductSpec:
+        if self.kind == ProductKind.subscription and (self.subscription is None or self.price is None):
+            raise ValueError("a subscription product needs `subscription` terms and a `price` per term")
+        return self
+
+
+class VendorSpec(StrictModel):
+    """The organization that runs this deployment; bootstrapped once."""
+
+    name: str = Field(min_length=1, max_length=200)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    timezone: str = "UTC"
+    locale: str = "en"
+    admin_email: str = Field(default="admin@vendor.example", pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    admin_name: str = "Vendor administrator"
+    kind: OrganizationKind = OrganizationKind.vendor
+
+    @field_validator("kind")
+    @classmethod
+    def _vendor(cls, kind: OrganizationKind) -> OrganizationKind:
+        if kind != OrganizationKind.vendor:
+            raise ValueError("the deployment's own organization is of kind vendor")
+        return kind
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        return check_timezone(zone)
+
+
+class CatalogFile(StrictModel):
+    """The whole of `config/catalog.yaml`."""
+
+    vendor: VendorSpec | None = None
+    customer_fields: list[FieldSpec] = Field(default_factory=list)
+    product_groups: list[ProductGroupSpec] = Field(default_factory=list)
+    products: list[ProductSpec] = Field(default_factory=list)

@@ -1,0 +1,178 @@
+"""The `tessera` command: run the system or its parts, and check and load what analysts edit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tessera.errors import ConfigError, TesseraError
+from tessera.settings import Settings, get_settings, write_private_file
+
+app = typer.Typer(help="Tessera license portal.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+def _fail(error: Exception, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(code)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def dev() -> None:
+    """Start everything on this machine: Temporal dev server + UI, database, worker and API."""
+    from tessera.devstack import DevError, run_dev
+
+    settings = get_settings()
+    try:
+        code = run_dev(settings, prepare=_prepare_dev, echo=typer.echo)
+    except (DevError, TesseraError) as error:
+        raise _fail(error) from None
+    raise typer.Exit(code)
+
+
+def _prepare_dev(settings: Settings) -> None:
+    """Migrate, load the catalog and bootstrap the vendor; print the admin key the first time only."""
+    from tessera.db import migrate
+
+    migrate(settings.resolved_database_url)
+    summary, token = asyncio.run(_load_and_bootstrap(settings, new_key=False))
+    typer.echo(f"catalog: {summary}")
+    key_file = settings.var_dir / "admin-key"
+    if token is not None:
+        write_private_file(key_file, token)
+        typer.echo(f"Admin API key (shown once, also in {key_file}): {token}")
+    else:
+        typer.echo(f"Admin API key: see {key_file} (or `tessera bootstrap --new-key`)")
+
+
+async def _load_and_bootstrap(settings: Settings, *, new_key: bool) -> tuple[str, str | None]:
+    from tessera.bootstrap import ensure_vendor
+    from tessera.catalog.loader import load_catalog, read_catalog
+    from tessera.catalog.schema import VendorSpec
+    from tessera.db import create_engine, create_session_factory, unit_of_work
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            summary = await load_catalog(session, settings.catalog_file)
+            vendor = read_catalog(settings.catalog_file).vendor or VendorSpec(name="Vendor")
+            booted = await ensure_vendor(session, settings.resolved_secret_key(), vendor, issue_key=new_key)
+        return summary.describe(), booted.new_token
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for every Tessera workflow and activity (TESSERA_TEMPORAL_ADDRESS, TESSERA_DATABASE_URL)."""
+    from workflows.worker import run_worker
+
+    settings = get_settings()
+    _logging(settings)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API on TESSERA_API_HOST:TESSERA_API_PORT."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    _logging(settings)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level=settings.log_level, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (safe to run any number of times)."""
+    from tessera.db import migrate as run_migrations
+
+    run_migrations(get_settings().resolved_database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def bootstrap(
+    new_key: Annotated[bool, typer.Option("--new-key", help="Issue another API key for the vendor admin.")] = False,
+) -> None:
+    """Create the vendor organization and its administrator from catalog.yaml's `vendor:` section."""
+    settings = get_settings()
+    try:
+        _summary, token = asyncio.run(_load_and_bootstrap(settings, new_key=new_key))
+    except TesseraError as error:
+        raise _fail(error) from None
+    typer.echo(f"admin API key (shown once): {token}" if token else "vendor exists already; nothing changed")
+
+
+@catalog_app.command("load")
+def catalog_load(
+    file: Annotated[Path | None, typer.Argument(help="Catalog file; default: config/catalog.yaml.")] = None,
+) -> None:
+    """Load a catalog file: all or nothing; loading the same file twice changes nothing."""
+    from tessera.catalog.loader import load_catalog
+    from tessera.db import create_engine, create_session_factory, unit_of_work
+
+    settings = get_settings()
+    path = file or settings.catalog_file
+
+    async def load() -> str:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                return (await load_catalog(session, path)).describe()
+        finally:
+            await engine.dispose()
+
+    try:
+        typer.echo(asyncio.run(load()))
+    except ConfigError as error:
+        raise _fail(error, code=2) from None
+
+
+@catalog_app.command("check")
+def catalog_check(
+    file: Annotated[Path | None, typer.Argument(help="Catalog file; default: config/catalog.yaml.")] = None,
+) -> None:
+    """Validate a catalog file without touching the database."""
+    from tessera.catalog.loader import read_catalog
+
+    path = file or get_settings().catalog_file
+    try:
+        catalog = read_catalog(path, known_groups=None)
+    except ConfigError as error:
+        raise _fail(error, code=2) from None
+    typer.echo(f"ok: {len(catalog.product_groups)} product groups, {len(catalog.products)} products")
+
+
+@app.command()
+def check() -> None:
+    """Run a workflow through Temporal and the worker against the database, and print what it saw."""
+    from workflows.client_ops import run_system_check
+
+    try:
+        result = asyncio.run(run_system_check(get_settings()))
+    except Exception as error:
+        raise _fail(error) from None
+    typer.echo(result.model_dump_json(indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Typed parameters asked at license creation (product fields) and on customer records (customer fields).
+
+One schema for both, as the SPEC asks; `coerce_value` checks a value given later (by an order or an API
+caller) against its specification.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from tessera.schema_base import Identifier, LocalizedText, StrictModel
+
+FieldValue = bool | int | str | date
+
+
+class FieldType(StrEnum):
+    int = "int"
+    string = "string"
+    bool = "bool"
+    date = "date"
+    choice = "choice"
+
+
+class FieldSpec(StrictModel):
+    """One typed parameter. Keys are validated in declaration order, so later checks see earlier keys."""
+
+    name: Identifier
+    label: LocalizedText
+    type: FieldType
+    required: bool = False
+    allowed: list[bool | int | str | date] | None = Field(default=None, validate_default=True)
+    min: int | date | None = None
+    max: int | date | None = None
+    default: bool | int | str | date | None = None
+
+    @field_validator("allowed")
+    @classmethod
+    def _allowed_fits_type(cls, allowed: list[FieldValue] | None, info: ValidationInfo) -> list[FieldValue] | None:
+        kind = info.data.get("type")
+        if kind is None:
+            return allowed
+        if kind == FieldType.choice:
+            if not allowed:
+                raise ValueError("a choice field needs a non-empty list of allowed values")
+            if len(set(map(repr, allowed))) != len(allowed):
+                raise ValueError("allowed values must not repeat")
+            return allowed
+        if allowed is not None:
+            for value in allowed:
+                _check_plain_type(kind, value)
+        return allowed
+
+    @field_validator("min", "max")
+    @classmethod
+    def _bounds_fit_type(cls, bound: int | date | None, info: ValidationInfo) -> int | date | None:
+        kind = info.data.get("type")
+        if bound is None or kind is None:
+            return bound
+        if kind not in (FieldType.int, FieldType.date):
+            raise ValueError(f"only int and date fields have {info.field_name}; this field is {kind}")
+        _check_plain_type(kind, bound)
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and type(low) is type(bound) and low > bound:  # type: ignore[operator]
+            raise ValueError(f"max ({bound}) is smaller than min ({low})")
+        return bound
+
+    @field_validator("default")
+    @classmethod
+    def _default_is_valid(cls, default: FieldValue | None, info: ValidationInfo) -> FieldValue | None:
+        if default is None or info.data.get("type") is None:
+            return default
+        spec = FieldSpec.model_construct(**{**info.data, "default": None})
+        return coerce_value(spec, default)
+
+
+def _check_plain_type(kind: FieldType, value: Any) -> FieldValue:
+    expected: dict[FieldType, type] = {
+        FieldType.int: int,
+        FieldType.string: str,
+        FieldType.bool: bool,
+        FieldType.date: date,
+    }
+    if kind == FieldType.date and isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    wanted = expected[kind]
+    # bool is an int in Python; a field of type int must not accept `true`.
+    if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+        raise ValueError(f"{value!r} is not of type {kind.value}")
+    return value  # type: ignore[no-any-return]
+
+
+def coerce_value(spec: FieldSpec, value: Any) -> FieldValue:
+    """Check `value` against `spec`; return it in its canonical type or raise ValueError saying why."""
+    if spec.type == FieldType.choice:
+        allowed = spec.allowed or []
+        # Compare with the type too: `true == 1` in Python, but `true` is not the choice `1`.
+        if not any(type(value) is type(item) and value == item for item in allowed):
+            shown = ", ".join(repr(item) for item in allowed)
+            raise ValueError(f"{value!r} is not among the allowed values: {shown}")
+        return value  # type: ignore[no-any-return]
+    checked = _check_plain_type(spec.type, value)
+    if spec.allowed is not None and checked not in spec.allowed:
+        shown = ", ".join(repr(item) for item in spec.allowed)
+        raise ValueError(f"{value!r} is not among the allowed values: {shown}")
+    if spec.min is not None and checked < spec.min:  # type: ignore[operator]
+        raise ValueError(f"{value!r} is below the minimum {spec.min!r}")
+    if spec.max is not None and checked > spec.max:  # type: ignore[operator]
+        raise ValueError(f"{value!r} is above the maximum {spec.max!r}")
+    return checked
+
+
+def unique_names(specs: list[FieldSpec]) -> list[tuple[int, str]]:
+    """(index, message) for each field whose name repeats an earlier one."""
+    seen: set[str] = set()
+    problems = []
+    for index, spec in enumerate(specs):
+        if spec.name in seen:
+            problems.append((index, f"field name {spec.name!r} is used twice"))
+        seen.add(spec.name)
+    return problems

@@ -1,0 +1,326 @@
+"""Tables for SPEC §1, one metadata for Alembic.
+
+Conventions: UUID primary keys (safe to expose, no enumeration), timezone-aware UTC timestamps on every
+database, money as `Numeric`, relationships `lazy="raise"` so every load is explicit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Store instants in UTC; SQLite drops the offset, so it is put back on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: give a timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+# --- catalog -----------------------------------------------------------------------------------------------
+
+
+class ProductKind(StrEnum):
+    perpetual = "perpetual"
+    time_limited = "time_limited"
+    trial = "trial"
+    subscription = "subscription"
+
+
+class ProductGroup(TimestampMixin, Base):
+    __tablename__ = "product_group"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[dict[str, Any]] = mapped_column(comment="language tag -> text")
+
+
+class Product(TimestampMixin, Base):
+    """An article. Fields, modules and subscription terms are validated documents (see tessera.catalog)."""
+
+    __tablename__ = "product"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("product_group.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[dict[str, Any]]
+    description: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    kind: Mapped[str] = mapped_column(String(16))
+    erp_material_no: Mapped[str | None] = mapped_column(String(64))
+    container_kinds: Mapped[list[Any]]
+    max_activations: Mapped[int] = mapped_column(Integer, default=1)
+    price_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    price_currency: Mapped[str | None] = mapped_column(String(3))
+    subscription: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    fields: Mapped[list[Any]] = mapped_column(default=list)
+    modules: Mapped[list[Any]] = mapped_column(default=list)
+
+    group: Mapped[ProductGroup] = relationship(lazy="raise")
+
+    __table_args__ = (CheckConstraint("max_activations >= 1", name="max_activations_positive"),)
+
+
+class CatalogSetting(TimestampMixin, Base):
+    """Catalog-wide documents that are not products, e.g. `customer_fields`."""
+
+    __tablename__ = "catalog_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[list[Any]]
+
+
+# --- organizations, users, rights -------------------------------------------------------------------------
+
+
+class OrganizationKind(StrEnum):
+    vendor = "vendor"
+    reseller = "reseller"
+    customer = "customer"
+    group = "group"
+
+
+class Organization(TimestampMixin, Base):
+    __tablename__ = "organization"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organization.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    erp_customer_no: Mapped[str | None] = mapped_column(String(64), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str] = mapped_column(String(35), default="en")
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    parent: Mapped[Organization | None] = relationship(remote_side=[id], lazy="raise")
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True, comment="stored lower-case")
+    name: Mapped[str] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(35), default="en")
+
+
+class Role(StrEnum):
+    admin = "admin"
+    member = "member"
+
+
+class Membership(TimestampMixin, Base):
+    __tablename__ = "membership"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organization.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class Permission(StrEnum):
+    create = "create"
+    revoke = "revoke"
+    cancel = "cancel"
+    allocate = "allocate"
+
+
+class Grant(TimestampMixin, Base):
+    """Permissions of an organization on a product group; `parent_grant_id` links a delegated grant."""
+
+    __tablename__ = "grant_"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    product_group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("product_group.id", ondelete="CASCADE"))
+    permissions: Mapped[list[Any]]
+    quota: Mapped[int | None] = mapped_column(Integer)
+    quota_used: Mapped[int] = mapped_column(Integer, default=0)
+    delegable: Mapped[bool] = mapped_column(default=False)
+    parent_grant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grant_.id", ondelete="CASCADE"))
+    granted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+
+    __table_args__ = (
+        UniqueConstraint("organization_id", "product_group_id"),
+        CheckConstraint("quota IS NULL OR quota >= 0", name="quota_not_negative"),
+        CheckConstraint("quota IS NULL OR quota_used <= quota", name="quota_not_exceeded"),
+    )
+
+
+class ApiKey(TimestampMixin, Base):
+    """A bearer key of a user, or of an organization's service account (`user_id` empty).
+
+    Only a keyed hash (HMAC-SHA256 with the deployment secret) is stored; `prefix` is the public part that
+    lets people tell their keys apart in listings.
+    """
+
+    __tablename__ = "api_key"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("user_id IS NOT NULL OR organization_id IS NOT NULL", name="has_owner"),
+    )
+
+
+# --- orders, licenses, tickets ----------------------------------------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    pending_approval = "pending_approval"
+    approved = "approved"
+    fulfilled = "fulfilled"
+    rejected = "rejected"
+    failed = "failed"
+
+
+class Order(TimestampMixin, Base):
+    __tablename__ = "order_"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("product.id"))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    modules: Mapped[list[Any]] = mapped_column(default=list)
+    quantity: Mapped[int] = mapped_column(Integer)
+    allocation: Mapped[str] = mapped_column(String(16))
+    allocate_to_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    visibility: Mapped[str] = mapped_column(String(16))
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    grant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grant_.id", ondelete="SET NULL"))
+    requested_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    requested_by_api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        # An idempotency key is scoped to whoever sent it, so two callers never collide.
+        UniqueConstraint("requested_by_api_key_id", "idempotency_key"),
+    )
+
+
+class LicenseStatus(StrEnum):
+    active = "active"
+    expired = "expired"
+    revoked = "revoked"
+
+
+class License(TimestampMixin, Base):
+    __tablename__ = "license"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_.id"))
+    line_no: Mapped[int] = mapped_column(Integer, comment="1..quantity: the idempotency key within an order")
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("product.id"), index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    modules: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=LicenseStatus.active)
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+
+
+class Visibility(StrEnum):
+    all_members = "all_members"
+    admins_only = "admins_only"
+
+
+class TicketStatus(StrEnum):
+    available = "available"
+    activated = "activated"
+    returned = "returned"
+    revoked = "revoked"
+
+
+class Ticket(TimestampMixin, Base):
+    """One ticket per license. The code is stored only as a keyed hash plus an encrypted copy."""
+
+    __tablename__ = "ticket"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    license_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("license.id"), unique=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    code_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    allocated_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"), index=True)
+    visibility: Mapped[str] = mapped_column(String(16), default=Visibility.all_members)
+    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.available)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+Index("ix_order_organization_created", Order.organization_id, Order.created_at)

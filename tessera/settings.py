@@ -1,0 +1,96 @@
+"""Settings: the one place that reads the environment (prefix `TESSERA_`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything Tessera can be told from outside; defaults give the embedded single-machine setup."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="Where `tessera dev` keeps its databases and keys.")
+    config_dir: Path = Field(default=Path("config"), description="workflows.yaml, catalog.yaml, templates.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file `<var_dir>/tessera.db`."
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "tessera"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    temporal_port: int = Field(default=7233, ge=1, le=65535, description="`tessera dev`: Temporal frontend.")
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535, description="`tessera dev`: Temporal Web UI.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for keyed hashes and encrypted ticket copies; default: `<var_dir>/secret-key`.",
+    )
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """Accept plain `postgresql://` and `sqlite://` URLs and pick the async drivers we ship."""
+        if url is None:
+            return None
+        return async_database_url(url)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'tessera.db').resolve()}"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.config_dir / "catalog.yaml"
+
+    def resolved_secret_key(self) -> bytes:
+        """The deployment's secret; for the embedded setup it is created once under `var_dir`."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.var_dir / "secret-key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_private_file(path, secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+def async_database_url(url: str) -> str:
+    """Map driverless URLs to the async drivers: psycopg 3 for PostgreSQL, aiosqlite for SQLite."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def sync_database_url(url: str) -> str:
+    """The same database through a blocking driver, for Alembic."""
+    return url.replace("sqlite+aiosqlite://", "sqlite://")
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Write a secret readable by the owner only (mode 0600), never world-readable even briefly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(content + "\n")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,45 @@
+"""The worker process: every workflow and activity of Tessera on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.system import SystemActivities
+from tessera.db import create_engine, create_session_factory
+from tessera.settings import Settings
+from workflows.connection import connect_temporal_patiently
+from workflows.system_check import SystemCheckWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: list[type] = [SystemCheckWorkflow]
+
+
+def build_worker(
+    client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> Worker:
+    """A worker with every workflow and activity of Tessera."""
+    system = SystemActivities(session_factory)
+    return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=[system.check])
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then finish running activities and stop."""
+    client = await connect_temporal_patiently(settings)
+    engine = create_engine(settings.resolved_database_url)
+    worker = build_worker(client, settings, create_session_factory(engine))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker:
+        log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+        await stop.wait()
+    await engine.dispose()
+    log.info("worker stopped")
