@@ -30,4 +30,3 @@ class SystemActivities:
             product_count=products,
             organization_count=organizations,
         )
-

@@ -16,14 +16,28 @@ from tessera.errors import FieldIssue, TesseraError
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-_HTTP_CODES = {400: "bad-request", 401: "not-authenticated", 403: "forbidden", 404: "not-found",
-               405: "method-not-allowed", 409: "conflict", 415: "unsupported-media-type", 422: "invalid-input",
-               429: "too-many-requests"}
+_HTTP_CODES = {
+    400: "bad-request",
+    401: "not-authenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    415: "unsupported-media-type",
+    422: "invalid-input",
+    429: "too-many-requests",
+}
 
 
 def problem_response(
-    request: Request, *, status: int, code: str, title: str, detail: str,
-    issues: Sequence[FieldIssue] = (), headers: dict[str, str] | None = None,
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    issues: Sequence[FieldIssue] = (),
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"urn:tessera:problem:{code}",
@@ -56,26 +70,45 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def tessera_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TesseraError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem_response(request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
-                                issues=exc.issues, headers=headers)
+        return problem_response(
+            request,
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            issues=exc.issues,
+            headers=headers,
+        )
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         issues = [FieldIssue(_field_of(e["loc"]), _validation_message(e)) for e in exc.errors()]
         detail = "; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5])
-        return problem_response(request, status=422, code="invalid-input", title="Invalid input",
-                                detail=detail, issues=issues)
+        return problem_response(
+            request, status=422, code="invalid-input", title="Invalid input", detail=detail, issues=issues
+        )
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http-error")
-        return problem_response(request, status=exc.status_code, code=code, title=code.replace("-", " ").capitalize(),
-                                detail=str(exc.detail), headers=dict(exc.headers or {}) or None)
+        return problem_response(
+            request,
+            status=exc.status_code,
+            code=code,
+            title=code.replace("-", " ").capitalize(),
+            detail=str(exc.detail),
+            headers=dict(exc.headers or {}) or None,
+        )
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(request, status=500, code="internal-error", title="Internal error",
-                                detail="an unexpected error occurred; it has been logged")
+        return problem_response(
+            request,
+            status=500,
+            code="internal-error",
+            title="Internal error",
+            detail="an unexpected error occurred; it has been logged",
+        )
 
     app.add_exception_handler(TesseraError, tessera_error)
     app.add_exception_handler(RequestValidationError, validation_error)

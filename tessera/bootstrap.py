@@ -29,15 +29,21 @@ async def ensure_vendor(
     created = vendor is None
     if vendor is None:
         vendor = Organization(
-            kind=OrganizationKind.vendor, name=spec.name, country=spec.country, timezone=spec.timezone,
-            locale=spec.locale, custom_fields={},
+            kind=OrganizationKind.vendor,
+            name=spec.name,
+            country=spec.country,
+            timezone=spec.timezone,
+            locale=spec.locale,
+            custom_fields={},
         )
         session.add(vendor)
         await session.flush()
     admin = await session.scalar(
-        select(User).join(Membership, Membership.user_id == User.id).where(
-            Membership.organization_id == vendor.id, Membership.role == Role.admin
-        ).order_by(User.created_at).limit(1)
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == vendor.id, Membership.role == Role.admin)
+        .order_by(User.created_at)
+        .limit(1)
     )
     if admin is None:
         admin = await session.scalar(select(User).where(User.email == email))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +12,9 @@ import typer
 from tessera.errors import ConfigError, TesseraError
 from tessera.settings import Settings, get_settings, write_private_file
 
-app = typer.Typer(help="Tessera license portal.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Tessera license portal.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
 catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
@@ -92,8 +92,13 @@ def api() -> None:
 
     settings = get_settings()
     _logging(settings)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
 
 
 @app.command()
@@ -175,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -6,6 +6,7 @@ order (API, worker, Temporal); on Linux each child also gets SIGTERM if the supe
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -62,34 +63,45 @@ def check_port_free(host: str, port: int, what: str, setting: str) -> None:
 
 def _die_with_parent() -> None:
     # PR_SET_PDEATHSIG: the kernel sends SIGTERM to the child when the supervisor dies, even by SIGKILL.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def spawn(name: str, argv: list[str], env: dict[str, str]) -> Child:
     preexec: Callable[[], None] | None = _die_with_parent if sys.platform.startswith("linux") else None
-    process = subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509
+    process = subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=preexec)
     return Child(name, process)
 
 
 def temporal_argv(settings: Settings, var_dir: Path) -> list[str]:
     argv = [
-        find_binary("temporal"), "server", "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(settings.temporal_port),
-        "--ui-port", str(settings.temporal_ui_port),
-        "--db-filename", str(var_dir / "temporal.db"),
-        "--namespace", settings.temporal_namespace,
-        "--log-level", "warn",
+        find_binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(settings.temporal_port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--db-filename",
+        str(var_dir / "temporal.db"),
+        "--namespace",
+        settings.temporal_namespace,
+        "--log-level",
+        "warn",
         "--ui-disable-news-fetch",
         # WAL doubles the throughput of the file-backed dev server; faster task dispatch cuts idle latency.
-        "--sqlite-pragma", "journal_mode=wal",
-        "--sqlite-pragma", "synchronous=normal",
-        "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-        "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-        "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--dynamic-config-value",
+        "history.transferProcessorMaxPollRPS=1000",
+        "--dynamic-config-value",
+        "matching.numTaskqueueReadPartitions=1",
+        "--dynamic-config-value",
+        "matching.numTaskqueueWritePartitions=1",
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         argv += ["--search-attribute", f"{name}={kind}"]
@@ -116,7 +128,7 @@ def port_answers(port: int) -> bool:
 
 def url_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False

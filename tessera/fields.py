@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -93,7 +93,7 @@ def _check_plain_type(kind: FieldType, value: Any) -> FieldValue:
     # bool is an int in Python; a field of type int must not accept `true`.
     if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
         raise ValueError(f"{value!r} is not of type {kind.value}")
-    return value  # type: ignore[no-any-return]
+    return cast(FieldValue, value)
 
 
 def coerce_value(spec: FieldSpec, value: Any) -> FieldValue:
@@ -101,10 +101,11 @@ def coerce_value(spec: FieldSpec, value: Any) -> FieldValue:
     if spec.type == FieldType.choice:
         allowed = spec.allowed or []
         # Compare with the type too: `true == 1` in Python, but `true` is not the choice `1`.
-        if not any(type(value) is type(item) and value == item for item in allowed):
-            shown = ", ".join(repr(item) for item in allowed)
-            raise ValueError(f"{value!r} is not among the allowed values: {shown}")
-        return value  # type: ignore[no-any-return]
+        for item in allowed:
+            if type(value) is type(item) and value == item:
+                return item
+        shown = ", ".join(repr(item) for item in allowed)
+        raise ValueError(f"{value!r} is not among the allowed values: {shown}")
     checked = _check_plain_type(spec.type, value)
     if spec.allowed is not None and checked not in spec.allowed:
         shown = ", ".join(repr(item) for item in spec.allowed)

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -49,14 +49,14 @@ class UtcDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored: give a timezone")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -64,7 +64,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
 
 
 class TimestampMixin:
@@ -143,9 +147,7 @@ class Organization(TimestampMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(16))
-    parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("organization.id", ondelete="RESTRICT"), index=True
-    )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id", ondelete="RESTRICT"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     erp_customer_no: Mapped[str | None] = mapped_column(String(64), index=True)
     country: Mapped[str | None] = mapped_column(String(2))
@@ -153,7 +155,7 @@ class Organization(TimestampMixin, Base):
     locale: Mapped[str] = mapped_column(String(35), default="en")
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    parent: Mapped[Organization | None] = relationship(remote_side=[id], lazy="raise")
+    parent: Mapped[Organization | None] = relationship(remote_side="Organization.id", lazy="raise")
 
 
 class User(TimestampMixin, Base):
@@ -229,9 +231,7 @@ class ApiKey(TimestampMixin, Base):
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
 
-    __table_args__ = (
-        CheckConstraint("user_id IS NOT NULL OR organization_id IS NOT NULL", name="has_owner"),
-    )
+    __table_args__ = (CheckConstraint("user_id IS NOT NULL OR organization_id IS NOT NULL", name="has_owner"),)
 
 
 # --- orders, licenses, tickets ----------------------------------------------------------------------------

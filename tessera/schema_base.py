@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from tessera.durations import parse_duration
+from tessera.errors import FieldIssue, InvalidInput
 
 
 class StrictModel(BaseModel):
@@ -15,9 +16,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-Code = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", strict=True)
-]
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", strict=True)]
 """A product, group or module code: letters, digits, `.`, `_`, `-`; at most 64 characters."""
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strict=True)]
@@ -45,3 +44,21 @@ def _check_duration(value: str) -> str:
 
 
 IsoDurationText = Annotated[str, AfterValidator(_check_duration)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_input(model: type[M], data: object) -> M:
+    """Validate data assembled by a service (e.g. a merged PATCH) and report problems like request errors."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        issues = [
+            FieldIssue(
+                ".".join(str(part) for part in error["loc"]) or "(body)",
+                str(error["msg"]).removeprefix("Value error, "),
+            )
+            for error in exc.errors()
+        ]
+        raise InvalidInput(issues[0].message, issues=issues) from None

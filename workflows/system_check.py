@@ -19,16 +19,16 @@ class SystemCheckResult(BaseModel):
     organization_count: int
 
 
-
 @workflow.defn(name="SystemCheckWorkflow")
 class SystemCheckWorkflow:
     """Runs the `system.check` activity once and returns what the worker saw in the database."""
 
     @workflow.run
     async def run(self, check: SystemCheckInput) -> SystemCheckResult:
-        return await workflow.execute_activity(
+        result: SystemCheckResult = await workflow.execute_activity(
             "system.check",
             check,
             result_type=SystemCheckResult,
             start_to_close_timeout=timedelta(seconds=30),
         )
+        return result

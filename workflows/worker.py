@@ -21,9 +21,7 @@ log = logging.getLogger(__name__)
 WORKFLOWS: list[type] = [SystemCheckWorkflow]
 
 
-def build_worker(
-    client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> Worker:
+def build_worker(client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> Worker:
     """A worker with every workflow and activity of Tessera."""
     system = SystemActivities(session_factory)
     return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=[system.check])

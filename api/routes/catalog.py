@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import Caller, Cursor, Limit, Session, VendorAdmin
-from api.schemas.catalog import ProductCreate, ProductGroupCreate, ProductGroupRead, ProductRead, ProductUpdate
+from api.schemas.catalog import (
+    ProductCreate,
+    ProductGroupCreate,
+    ProductGroupRead,
+    ProductRead,
+    ProductUpdate,
+)
 from api.schemas.common import Page
 from tessera.catalog import service
 from tessera.models import Product
@@ -17,17 +23,19 @@ router = APIRouter(tags=["catalog"])
 
 def _product_read(product: Product) -> ProductRead:
     spec = service.product_spec(product)
-    return ProductRead(**spec.model_dump(), id=product.id, created_at=product.created_at,
-                       updated_at=product.updated_at)
+    return ProductRead(**spec.model_dump(), id=product.id, created_at=product.created_at, updated_at=product.updated_at)
 
 
 @router.get("/product-groups", response_model=Page[ProductGroupRead])
-async def list_product_groups(session: Session, _caller: Caller, limit: Limit = 50,
-                              cursor: Cursor = None) -> Page[ProductGroupRead]:
+async def list_product_groups(
+    session: Session, _caller: Caller, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ProductGroupRead]:
     """List product groups (the unit rights are granted on), ordered by code."""
     page = await service.list_groups(session, limit=limit, cursor=cursor)
-    return Page(items=[ProductGroupRead.model_validate(g, from_attributes=True) for g in page.items],
-                next_cursor=page.next_cursor)
+    return Page(
+        items=[ProductGroupRead.model_validate(g, from_attributes=True) for g in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.post("/product-groups", response_model=ProductGroupRead, status_code=status.HTTP_201_CREATED)
@@ -39,7 +47,10 @@ async def create_product_group(body: ProductGroupCreate, session: Session, _admi
 
 @router.get("/products", response_model=Page[ProductRead])
 async def list_products(
-    session: Session, _caller: Caller, limit: Limit = 50, cursor: Cursor = None,
+    session: Session,
+    _caller: Caller,
+    limit: Limit = 50,
+    cursor: Cursor = None,
     group: Annotated[str | None, Query(description="Only products of this product group code.")] = None,
 ) -> Page[ProductRead]:
     """List products with their fields, modules, prices and subscription terms, ordered by code."""

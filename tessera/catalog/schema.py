@@ -138,9 +138,7 @@ class ProductSpec(StrictModel):
 
     @field_validator("subscription")
     @classmethod
-    def _only_for_subscriptions(
-        cls, terms: SubscriptionTerms | None, info: ValidationInfo
-    ) -> SubscriptionTerms | None:
+    def _only_for_subscriptions(cls, terms: SubscriptionTerms | None, info: ValidationInfo) -> SubscriptionTerms | None:
         kind = info.data.get("kind")
         if terms is not None and kind is not None and kind != ProductKind.subscription:
             raise ValueError(f"only subscription products have subscription terms; this product is {kind}")

@@ -16,6 +16,7 @@ from tessera.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from tessera.fields import FieldSpec, unique_names
 from tessera.models import CatalogSetting, Product, ProductGroup
 from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.schema_base import validate_input
 
 PathPart = str | int
 Problem = tuple[tuple[PathPart, ...], str]
@@ -155,8 +156,10 @@ def product_spec(product: Product) -> ProductSpec:
     """The stored product as the document it was written as (the group must be loaded)."""
     price = None
     if product.price_amount is not None and product.price_currency is not None:
-        price = Price(amount=format_amount(product.price_amount, product.price_currency),
-                      currency=product.price_currency)
+        price = Price(
+            amount=format_amount(product.price_amount, product.price_currency),
+            currency=product.price_currency,
+        )
     return ProductSpec.model_validate(
         {
             "code": product.code,
@@ -253,7 +256,7 @@ async def update_product(session: AsyncSession, code: str, changes: dict[str, An
     if "code" in changes and changes["code"] != code:
         raise InvalidInput("a product's code cannot change", issues=[FieldIssue("code", "cannot change")])
     merged = {**product_spec(product).model_dump(mode="json"), **changes}
-    spec = ProductSpec.model_validate(merged)
+    spec = validate_input(ProductSpec, merged)
     _raise_problems(product_problems(spec))
     group = product.group if spec.group == product.group.code else await _group_for(session, spec.group)
     _assign(product, product_columns(spec, group))
