@@ -1,0 +1,107 @@
+"""`tessera dev` end to end: the real dev server, worker, API and SQLite, started and stopped as a user would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tessera.search_attributes import SEARCH_ATTRIBUTES
+from tests.e2e.stack import DevStack, alive, descendants
+from workflows.system_check import SystemCheckInput, SystemCheckWorkflow
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DevStack]:
+    stack = DevStack(workdir=tmp_path)
+    yield stack
+    stack.kill()
+
+
+def _stop_and_check_nothing_survives(stack: DevStack) -> None:
+    assert stack.process is not None
+    children = descendants(stack.process.pid)
+    assert len(children) >= 3, f"expected Temporal, worker and API below tessera dev, got {children}"
+    assert stack.interrupt() == 0, stack.text()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if alive(pid)], "child processes survived Ctrl-C"
+
+
+async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
+    stack.start()
+    stack.wait_healthy()
+
+    key = stack.admin_key_printed()
+    assert key is not None, stack.text()
+    key_file = stack.var_dir / "admin-key"
+    assert key_file.read_text().strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert f"http://127.0.0.1:{stack.api_port}/docs" in stack.text()
+    assert f"http://127.0.0.1:{stack.ui_port}" in stack.text()
+
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as api:
+        products = await api.get("/api/v1/products", headers={"Authorization": f"Bearer {key}"})
+        assert products.status_code == 200
+        assert {"PRO-CAD", "PRO-CAD-TRIAL", "SIM-CLOUD-Y"} <= {p["code"] for p in products.json()["items"]}
+        assert (await api.get("/api/v1/products")).status_code == 401
+    ui = httpx.get(f"http://127.0.0.1:{stack.ui_port}/", timeout=10)
+    assert ui.status_code == 200
+
+    client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter)
+    registered = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
+    assert set(SEARCH_ATTRIBUTES) <= set(registered.custom_attributes)
+    # A workflow through the worker against the database proves the whole chain, not just open ports.
+    result = await client.execute_workflow(
+        SystemCheckWorkflow.run, SystemCheckInput(requested_by="e2e"), id="e2e-system-check", task_queue="tessera"
+    )
+    assert result.product_count == 3
+    assert result.organization_count == 1
+
+    _stop_and_check_nothing_survives(stack)
+
+    # Running it again keeps the data: same key works, no new key is printed, the workflow is still there.
+    stack.start()
+    stack.wait_healthy()
+    assert stack.admin_key_printed() is None
+    assert "catalog unchanged" in stack.text()
+    again = httpx.get(f"{stack.api_url}/api/v1/products", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert again.status_code == 200
+    client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter)
+    assert (await client.get_workflow_handle("e2e-system-check").describe()).status is not None
+    _stop_and_check_nothing_survives(stack)
+
+
+def test_port_in_use_is_named_with_its_setting(tmp_path: Path) -> None:
+    stack = DevStack(workdir=tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", stack.api_port))
+        squatter.listen()
+        finished = subprocess.run(
+            [sys.executable, "-m", "tessera.cli", "dev"],
+            cwd=tmp_path,
+            env=stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert finished.returncode != 0
+    assert f"port {stack.api_port}" in finished.stderr
+    assert "TESSERA_API_PORT" in finished.stderr
+    assert not (tmp_path / "var" / "temporal.db").exists(), "nothing may start when a port is taken"
+    assert os.listdir(tmp_path) in ([], ["var"])
