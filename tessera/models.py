@@ -203,6 +203,9 @@ class Grant(TimestampMixin, Base):
     delegable: Mapped[bool] = mapped_column(default=False)
     parent_grant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grant_.id", ondelete="CASCADE"))
     granted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(
+        comment="set when withdrawn; the row stays so orders keep naming the grant they used"
+    )
 
     __table_args__ = (
         UniqueConstraint("organization_id", "product_group_id"),
@@ -231,7 +234,40 @@ class ApiKey(TimestampMixin, Base):
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
 
+    created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), comment="who issued a service-account key"
+    )
+
     __table_args__ = (CheckConstraint("user_id IS NOT NULL OR organization_id IS NOT NULL", name="has_owner"),)
+
+
+class GrantAction(StrEnum):
+    granted = "granted"
+    changed = "changed"
+    withdrawn = "withdrawn"
+
+
+class GrantEvent(Base):
+    """Audit trail of grants: who granted, changed or withdrew what, and when.
+
+    Plain id columns without foreign keys, so the history outlives the grant, organization or user it names.
+    """
+
+    __tablename__ = "grant_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    grant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    product_group_id: Mapped[uuid.UUID]
+    action: Mapped[str] = mapped_column(String(16))
+    permissions: Mapped[list[Any]]
+    quota: Mapped[int | None] = mapped_column(Integer)
+    delegable: Mapped[bool]
+    parent_grant_id: Mapped[uuid.UUID | None]
+    actor_user_id: Mapped[uuid.UUID | None]
+    actor_api_key_id: Mapped[uuid.UUID | None]
+    reason: Mapped[str | None] = mapped_column(String(200), comment="e.g. withdrawn with the grant it came from")
 
 
 # --- orders, licenses, tickets ----------------------------------------------------------------------------
