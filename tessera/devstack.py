@@ -52,6 +52,8 @@ def find_binary(name: str) -> str:
 
 def check_port_free(host: str, port: int, what: str, setting: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers themselves do: connections lingering in TIME_WAIT must not count as "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -97,7 +98,8 @@ class DevStack:
         threading.Thread(target=self._collect, daemon=True).start()
 
     def _collect(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
 
@@ -131,9 +133,7 @@ class DevStack:
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             for pid in descendants(self.process.pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             self.process.kill()
             self.process.wait()

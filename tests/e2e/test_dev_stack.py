@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -44,7 +45,7 @@ def _stop_and_check_nothing_survives(stack: DevStack) -> None:
 
 async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
     stack.start()
-    stack.wait_healthy()
+    await asyncio.to_thread(stack.wait_healthy)
 
     key = stack.admin_key_printed()
     assert key is not None, stack.text()
@@ -59,8 +60,8 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
         assert products.status_code == 200
         assert {"PRO-CAD", "PRO-CAD-TRIAL", "SIM-CLOUD-Y"} <= {p["code"] for p in products.json()["items"]}
         assert (await api.get("/api/v1/products")).status_code == 401
-    ui = httpx.get(f"http://127.0.0.1:{stack.ui_port}/", timeout=10)
-    assert ui.status_code == 200
+        ui = await api.get(f"http://127.0.0.1:{stack.ui_port}/")
+        assert ui.status_code == 200
 
     client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter)
     registered = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
@@ -72,18 +73,19 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
     assert result.product_count == 3
     assert result.organization_count == 1
 
-    _stop_and_check_nothing_survives(stack)
+    await asyncio.to_thread(_stop_and_check_nothing_survives, stack)
 
     # Running it again keeps the data: same key works, no new key is printed, the workflow is still there.
     stack.start()
-    stack.wait_healthy()
+    await asyncio.to_thread(stack.wait_healthy)
     assert stack.admin_key_printed() is None
     assert "catalog unchanged" in stack.text()
-    again = httpx.get(f"{stack.api_url}/api/v1/products", headers={"Authorization": f"Bearer {key}"}, timeout=10)
-    assert again.status_code == 200
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as api:
+        again = await api.get("/api/v1/products", headers={"Authorization": f"Bearer {key}"})
+        assert again.status_code == 200
     client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter)
     assert (await client.get_workflow_handle("e2e-system-check").describe()).status is not None
-    _stop_and_check_nothing_survives(stack)
+    await asyncio.to_thread(_stop_and_check_nothing_survives, stack)
 
 
 def test_port_in_use_is_named_with_its_setting(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,12 +21,11 @@ from workflows.worker import build_worker
 
 
 @pytest.fixture
-async def seeded(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+async def seeded(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
         await load_catalog(session, REPO_ROOT / "config" / "catalog.yaml")
         await ensure_vendor(session, TEST_SECRET, VendorSpec(name="Vendor"))
         await session.commit()
-    yield
 
 
 async def _run_check(env: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> int:
