@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.errors import NotAuthenticated
+from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated, NotFound
 from tessera.models import ApiKey, Membership, Organization, OrganizationKind, Role, utcnow
 from tessera.principal import Principal
+from tessera.rights import reach, scopes
 
 KEY_PREFIX = "tsk_"
 # Recording every use would turn each read into a write; a minute's precision is enough to spot stale keys.
@@ -37,6 +38,7 @@ async def create_api_key(
     organization_id: uuid.UUID | None = None,
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
+    created_by_user_id: uuid.UUID | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never available again."""
     token = new_token()
@@ -48,6 +50,7 @@ async def create_api_key(
         organization_id=organization_id,
         scopes=scopes or ["*"],
         expires_at=expires_at,
+        created_by_user_id=created_by_user_id,
     )
     session.add(key)
     await session.flush()
@@ -84,3 +87,59 @@ async def authenticate(session: AsyncSession, secret_key: bytes, token: str) -> 
         roles=roles,
         vendor_admin=vendor_admin,
     )
+
+
+async def issue_api_key(
+    session: AsyncSession,
+    secret_key: bytes,
+    principal: Principal,
+    *,
+    name: str,
+    requested_scopes: list[str],
+    expires_at: datetime | None,
+    organization_id: uuid.UUID | None,
+) -> tuple[ApiKey, str]:
+    """A key for the caller itself, or for the service account of an organization the caller administers.
+
+    Neither kind can exceed the caller: scopes are a subset of the issuing key's, and a service account acts as
+    administrator of its own organization only, which lies within the issuer's administered subtree.
+    """
+    granted = scopes.check_new_scopes(principal, requested_scopes)
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInput("the expiry lies in the past", issues=[FieldIssue("expires_at", "must be in the future")])
+    if organization_id is not None:
+        path = await reach.path_ids(session, organization_id)
+        if not reach.sees_path(principal, path):
+            raise InvalidInput("no such organization", issues=[FieldIssue("organization_id", "no such organization")])
+        await reach.administered_path(session, principal, organization_id, doing="issue its service keys")
+        owner_user = None
+    elif principal.user_id is None:
+        raise InvalidInput(
+            "a service account issues keys for an organization only",
+            issues=[FieldIssue("organization_id", "required when a service-account key asks")],
+        )
+    else:
+        owner_user = principal.user_id
+    return await create_api_key(
+        session,
+        secret_key,
+        name=name,
+        user_id=owner_user,
+        organization_id=organization_id,
+        scopes=granted,
+        expires_at=expires_at,
+        created_by_user_id=principal.user_id,
+    )
+
+
+async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> None:
+    """Revoke one's own key, or a service key of an administered organization; others are not found."""
+    key = await session.get(ApiKey, key_id)
+    mine = key is not None and principal.user_id is not None and key.user_id == principal.user_id
+    if key is not None and not mine and key.user_id is None and key.organization_id is not None:
+        mine = reach.administers_path(principal, await reach.path_ids(session, key.organization_id))
+    if key is None or not mine:
+        raise NotFound(f"no API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    await session.flush()

@@ -21,3 +21,13 @@ class Principal:
     @property
     def label(self) -> str:
         return f"user {self.user_id}" if self.user_id else f"service account of {self.service_organization_id}"
+
+    @property
+    def admin_of(self) -> frozenset[uuid.UUID]:
+        """Organizations this caller administers directly; their subtrees are its reach."""
+        return frozenset(org for org, role in self.roles.items() if role == Role.admin)
+
+    @property
+    def member_of(self) -> frozenset[uuid.UUID]:
+        """Every organization the caller belongs to, whatever the role."""
+        return frozenset(self.roles)

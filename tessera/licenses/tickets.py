@@ -1,0 +1,148 @@
+"""Tickets: one per license, found by id within reach or by code, re-allocated by entitled administrators.
+
+Until orders land, `create_ticket` is how tickets come to be (tests call it; the order workflow will too).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
+from tessera.licenses import codes
+from tessera.models import License, Membership, Permission, Product, Ticket, TicketStatus, User, Visibility
+from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.principal import Principal
+from tessera.rights import acting, reach
+
+
+async def create_ticket(
+    session: AsyncSession,
+    secret_key: bytes,
+    license: License,
+    *,
+    organization_id: uuid.UUID | None = None,
+    allocated_user_id: uuid.UUID | None = None,
+    visibility: Visibility = Visibility.all_members,
+) -> tuple[Ticket, str]:
+    """The ticket of `license` and its code, which the caller hands to whoever activates (never logged)."""
+    code = codes.generate_code()
+    ticket_id = uuid.uuid4()
+    ticket = Ticket(
+        id=ticket_id,
+        license_id=license.id,
+        code_hash=codes.code_hash(secret_key, code),
+        code_encrypted=codes.encrypt_code(secret_key, ticket_id, code),
+        organization_id=organization_id or license.organization_id,
+        allocated_user_id=allocated_user_id,
+        visibility=visibility,
+        status=TicketStatus.available,
+    )
+    session.add(ticket)
+    await session.flush()
+    return ticket, code
+
+
+async def list_tickets(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None, mine: bool = False
+) -> PageOf[Ticket]:
+    rule = reach.mine_filter(principal) if mine else reach.ticket_filter(principal)
+    query = select(Ticket).where(rule).order_by(Ticket.id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        try:
+            query = query.where(Ticket.id > uuid.UUID(after))
+        except ValueError:
+            raise InvalidInput("unknown cursor", issues=[FieldIssue("cursor", "not one this API returned")]) from None
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    return page_from(rows, limit, key=lambda ticket: str(ticket.id))
+
+
+async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID) -> Ticket:
+    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, reach.ticket_filter(principal)))
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    return ticket
+
+
+async def lookup_ticket(session: AsyncSession, secret_key: bytes, principal: Principal, code: str) -> Ticket:
+    """The ticket with this code if the caller may see it; unknown and foreign codes get the same answer."""
+    ticket = await session.scalar(
+        select(Ticket).where(Ticket.code_hash == codes.code_hash(secret_key, code), reach.ticket_filter(principal))
+    )
+    if ticket is None:
+        raise NotFound("no ticket with this code")
+    return ticket
+
+
+async def _license_of(session: AsyncSession, ticket: Ticket) -> tuple[License, uuid.UUID]:
+    row = (
+        await session.execute(
+            select(License, Product.group_id)
+            .join(Product, Product.id == License.product_id)
+            .where(License.id == ticket.license_id)
+        )
+    ).one()
+    return row[0], row[1]
+
+
+async def _may_allocate(session: AsyncSession, principal: Principal, group_id: uuid.UUID, org: uuid.UUID) -> None:
+    try:
+        await acting.authorize(session, principal, Permission.allocate, group_id, org)
+    except NotFound:
+        # The caller sees the ticket (e.g. allocated to it by name) but not its organization: visible, not allowed.
+        raise Forbidden("only administrators with the allocate permission re-allocate tickets") from None
+
+
+async def update_ticket(
+    session: AsyncSession, principal: Principal, ticket_id: uuid.UUID, changes: dict[str, Any]
+) -> Ticket:
+    """Re-allocate to a user or an organization within the license's organization, or change visibility."""
+    ticket = await visible_ticket(session, principal, ticket_id)
+    license, group_id = await _license_of(session, ticket)
+    await _may_allocate(session, principal, group_id, ticket.organization_id)
+    if ticket.status == TicketStatus.revoked:
+        raise Conflict("a revoked ticket cannot be re-allocated")
+    within = reach.subtree_ids([license.organization_id])
+    if "organization_id" in changes and changes["organization_id"] != ticket.organization_id:
+        target: uuid.UUID | None = changes["organization_id"]
+        path = await reach.path_ids(session, target) if target is not None else []
+        if target is None or license.organization_id not in path or not reach.sees_path(principal, path):
+            raise InvalidInput(
+                "a ticket moves only within its license's organization",
+                issues=[FieldIssue("organization_id", "not an organization within the license's organization")],
+            )
+        await _may_allocate(session, principal, group_id, target)
+        ticket.organization_id = target
+    if "allocated_user_id" in changes:
+        user_id: uuid.UUID | None = changes["allocated_user_id"]
+        if user_id is not None:
+            member = await session.scalar(
+                select(User.id)
+                .join(Membership, Membership.user_id == User.id)
+                .where(User.id == user_id, Membership.organization_id.in_(within), reach.user_filter(principal))
+                .limit(1)
+            )
+            if member is None:
+                raise InvalidInput(
+                    "tickets are allocated to members of the license's organization",
+                    issues=[FieldIssue("allocated_user_id", "no such member of the license's organization")],
+                )
+        ticket.allocated_user_id = user_id
+    if changes.get("visibility") is not None:
+        ticket.visibility = Visibility(changes["visibility"])
+    await session.flush()
+    return ticket
+
+
+async def reveal_code(session: AsyncSession, secret_key: bytes, principal: Principal, ticket_id: uuid.UUID) -> str:
+    """The code again, for whoever may activate the ticket or administers its allocation."""
+    ticket = await visible_ticket(session, principal, ticket_id)
+    activatable = await session.scalar(select(Ticket.id).where(Ticket.id == ticket.id, reach.mine_filter(principal)))
+    if activatable is None:
+        _license, group_id = await _license_of(session, ticket)
+        await _may_allocate(session, principal, group_id, ticket.organization_id)
+    return codes.decrypt_code(secret_key, ticket.id, ticket.code_encrypted)
