@@ -163,6 +163,41 @@ def catalog_check(
     typer.echo(f"ok: {len(catalog.product_groups)} product groups, {len(catalog.products)} products")
 
 
+workflows_app = typer.Typer(help="The process steps in workflows.yaml.", no_args_is_help=True)
+app.add_typer(workflows_app, name="workflows")
+
+
+@workflows_app.command("check")
+def workflows_check(
+    file: Annotated[Path | None, typer.Argument(help="Workflows file; default: <config_dir>/workflows.yaml.")] = None,
+    templates: Annotated[
+        Path | None, typer.Option(help="Notification templates; default: <config_dir>/templates.")
+    ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalog that overrides may name products of; default: <config_dir>/catalog.yaml."),
+    ] = None,
+    no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not check overrides against a catalog.")] = False,
+) -> None:
+    """Validate a workflows file and print each process's steps in words (exit code 2 on errors)."""
+    from tessera.catalog.loader import read_catalog
+    from tessera.processes import CatalogCodes, load_workflows
+
+    config_dir = get_settings().config_dir
+    path = file or config_dir / "workflows.yaml"
+    catalog_path = catalog or config_dir / "catalog.yaml"
+    try:
+        # Without a catalog an override naming a misspelt product group would silently match nothing.
+        use_catalog = not no_catalog and (catalog is not None or catalog_path.exists())
+        codes = CatalogCodes.from_catalog(read_catalog(catalog_path)) if use_catalog else None
+        config = load_workflows(path, templates or config_dir / "templates", codes)
+    except ConfigError as error:
+        raise _fail(error, code=2) from None
+    typer.echo(f"ok: {path} (version {config.version_hash()[:12]})")
+    for line in config.describe():
+        typer.echo(line)
+
+
 @app.command()
 def check() -> None:
     """Run a workflow through Temporal and the worker against the database, and print what it saw."""
