@@ -28,13 +28,9 @@ COPY tessera ./tessera
 COPY api ./api
 COPY workflows ./workflows
 COPY activities ./activities
-RUN pip install --no-deps . && pip check
-
-# The wheel holds the Python packages only, but tessera.db looks for Alembic's scripts in
-# `<parent of the tessera package>/migrations` (REPO_ROOT / "migrations"), i.e. in site-packages once
-# installed. Put them exactly there; `python -I` keeps /src off sys.path so the installed copy answers.
+# Alembic's scripts are a package of their own, so they ship inside the wheel.
 COPY migrations ./migrations
-RUN cp -r migrations "$(cd / && python -I -c 'from tessera.settings import REPO_ROOT; print(REPO_ROOT)')/"
+RUN pip install --no-deps . && pip check
 
 # --- runtime -------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -13,9 +13,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from tessera.settings import REPO_ROOT, sync_database_url
+import migrations
+from tessera.settings import sync_database_url
 
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+# A package of its own, so that it ships inside an installed wheel as well as in a checkout.
+MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def is_sqlite(url: str) -> bool:
