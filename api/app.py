@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.deps import AppState
 from api.problems import install_problem_handlers
-from api.routes import catalog, health
+from api.routes import api_keys, catalog, health, organizations, tickets, users
 from tessera import __version__
 from tessera.db import create_engine, create_session_factory
 from tessera.settings import Settings, get_settings
@@ -45,4 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(catalog.router, prefix=API_PREFIX)
+    app.include_router(organizations.router, prefix=API_PREFIX)
+    app.include_router(users.router, prefix=API_PREFIX)
+    app.include_router(api_keys.router, prefix=API_PREFIX)
+    app.include_router(tickets.router, prefix=API_PREFIX)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from tessera.apikeys import authenticate
-from tessera.errors import Forbidden, NotAuthenticated
+from tessera.errors import NotAuthenticated
 from tessera.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tessera.principal import Principal
+from tessera.rights import acting, scopes
 from tessera.settings import Settings
 
 
@@ -65,13 +66,31 @@ async def current_principal(
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-async def vendor_admin(caller: Caller) -> Principal:
-    if not caller.vendor_admin:
-        raise Forbidden("only vendor administrators may change the catalog")
+def _scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency admitting keys whose scopes cover `scope`; what they may touch is decided in the service."""
+
+    async def dependency(caller: Caller) -> Principal:
+        scopes.require_scope(caller, scope)
+        return caller
+
+    dependency.__name__ = f"scope_{scope.replace(':', '_').replace('-', '_')}"
+    return dependency
+
+
+async def catalog_writer(caller: Annotated[Principal, Depends(_scoped("catalog:write"))]) -> Principal:
+    acting.require_vendor_admin(caller, doing="change the catalog")
     return caller
 
 
-VendorAdmin = Annotated[Principal, Depends(vendor_admin)]
+CatalogReader = Annotated[Principal, Depends(_scoped("catalog:read"))]
+CatalogWriter = Annotated[Principal, Depends(catalog_writer)]
+OrganizationsReader = Annotated[Principal, Depends(_scoped("organizations:read"))]
+OrganizationsWriter = Annotated[Principal, Depends(_scoped("organizations:write"))]
+UsersReader = Annotated[Principal, Depends(_scoped("users:read"))]
+UsersWriter = Annotated[Principal, Depends(_scoped("users:write"))]
+ApiKeysWriter = Annotated[Principal, Depends(_scoped("api-keys:write"))]
+TicketsReader = Annotated[Principal, Depends(_scoped("tickets:read"))]
+TicketsWriter = Annotated[Principal, Depends(_scoped("tickets:write"))]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]

@@ -10,6 +10,8 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,11 +23,25 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from tessera.apikeys import create_api_key
 from tessera.bootstrap import ensure_vendor
 from tessera.catalog.schema import VendorSpec
 from tessera.db import create_engine, create_session_factory, migrate
 from tessera.devstack import find_binary
-from tessera.models import Base
+from tessera.licenses.tickets import create_ticket
+from tessera.models import (
+    Base,
+    Grant,
+    License,
+    Membership,
+    Order,
+    Organization,
+    Product,
+    ProductGroup,
+    User,
+    Visibility,
+    utcnow,
+)
 from tessera.settings import REPO_ROOT, Settings
 from workflows.search_attributes import ALL_KEYS
 
@@ -184,3 +200,159 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+# --- rights: one world of organizations, users, keys, grants and tickets (tests/api/test_authz_matrix.py) --
+
+
+@dataclass
+class RightsWorld:
+    """vendor V ─┬─ S (vendor sales desk, group)
+                 ├─ R1 (reseller) ─┬─ C1 (customer) ── G1 (group)
+                 │                 └─ C2 (customer, sibling of C1)
+                 └─ R2 (reseller) ─── C3 (customer of another reseller)
+    """
+
+    orgs: dict[str, uuid.UUID] = field(default_factory=dict)
+    users: dict[str, uuid.UUID] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    grants: dict[str, uuid.UUID] = field(default_factory=dict)
+    tickets: dict[str, uuid.UUID] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)
+    service_keys: dict[str, uuid.UUID] = field(default_factory=dict)
+    product_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    group_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+WORLD_ORGS = [  # name, kind, parent
+    ("S", "group", "V"),
+    ("R1", "reseller", "V"),
+    ("C1", "customer", "R1"),
+    ("G1", "group", "C1"),
+    ("C2", "customer", "R1"),
+    ("R2", "reseller", "V"),
+    ("C3", "customer", "R2"),
+]
+WORLD_MEMBERS = [  # user, organization, role
+    ("vendor_staff", "S", "admin"),
+    ("vendor_staff", "V", "member"),
+    ("reseller_admin", "R1", "admin"),
+    ("reseller_member", "R1", "member"),
+    ("customer_admin", "C1", "admin"),
+    ("customer_member", "C1", "member"),
+    ("subgroup_member", "G1", "member"),
+    ("sibling_admin", "C2", "admin"),
+    ("foreign_admin", "C3", "admin"),
+    ("m_C1", "C1", "member"),
+    ("m_G1", "G1", "member"),
+    ("m_C2", "C2", "member"),
+    ("m_C3", "C3", "member"),
+]
+WORLD_GRANTS = [  # organization, delegated from, permissions, quota, delegable
+    ("S", None, ["allocate", "create"], None, False),
+    ("R1", None, ["allocate", "cancel", "create", "revoke"], 100, True),
+    ("C1", "R1", ["allocate", "create"], 10, True),
+    ("G1", "C1", ["allocate"], 1, False),
+    ("C2", "R1", ["allocate", "create"], 5, False),
+    ("R2", None, ["allocate", "cancel", "create", "revoke"], None, True),
+    ("C3", "R2", ["allocate", "create"], None, False),
+]
+WORLD_TICKETS = [  # name, organization, allocated to user, visibility
+    ("own", "C1", None, "all_members"),
+    ("subtree", "G1", None, "all_members"),
+    ("sibling", "C2", None, "all_members"),
+    ("foreign", "C3", None, "all_members"),
+    ("own_admins_only", "C1", None, "admins_only"),
+    ("own_named", "C1", "customer_member", "admins_only"),
+]
+
+
+async def add_license(session: AsyncSession, world: RightsWorld, organization_id: uuid.UUID) -> License:
+    """An order and its license, as the order workflow will write them (orders are not built yet)."""
+    order = Order(
+        organization_id=organization_id,
+        product_id=world.product_id,
+        quantity=1,
+        allocation="organization",
+        visibility="all_members",
+        status="fulfilled",
+    )
+    session.add(order)
+    await session.flush()
+    license = License(order_id=order.id, line_no=1, product_id=world.product_id, organization_id=organization_id)
+    session.add(license)
+    await session.flush()
+    return license
+
+
+async def build_rights_world(session: AsyncSession) -> RightsWorld:
+    world = RightsWorld()
+    booted = await ensure_vendor(session, TEST_SECRET, VendorSpec(name="Test Vendor"))
+    assert booted.new_token is not None
+    world.orgs["V"] = booted.vendor.id
+    world.users["vendor_admin"] = booted.admin.id
+    world.keys["vendor_admin"] = booted.new_token
+    for name, kind, parent in WORLD_ORGS:
+        org = Organization(kind=kind, parent_id=world.orgs[parent], name=name, custom_fields={})
+        session.add(org)
+        await session.flush()
+        world.orgs[name] = org.id
+    for user_name, org_name, role in WORLD_MEMBERS:
+        if user_name not in world.users:
+            user = User(email=f"{user_name.replace('_', '.')}@example.com", name=user_name)
+            session.add(user)
+            await session.flush()
+            world.users[user_name] = user.id
+            _key, world.keys[user_name] = await create_api_key(session, TEST_SECRET, name="k", user_id=user.id)
+        session.add(Membership(user_id=world.users[user_name], organization_id=world.orgs[org_name], role=role))
+    revoked, world.keys["revoked_key"] = await create_api_key(
+        session, TEST_SECRET, name="revoked", user_id=world.users["customer_admin"]
+    )
+    revoked.revoked_at = utcnow()
+    _expired, world.keys["expired_key"] = await create_api_key(
+        session,
+        TEST_SECRET,
+        name="expired",
+        user_id=world.users["customer_admin"],
+        expires_at=utcnow() - timedelta(days=1),
+    )
+    session.add(ProductGroup(id=world.group_id, code="CAD", name={"en": "CAD"}))
+    session.add(ProductGroup(code="SIM", name={"en": "Simulation"}))
+    await session.flush()
+    session.add(
+        Product(
+            id=world.product_id,
+            code="PRO-CAD",
+            group_id=world.group_id,
+            name={"en": "ProCAD"},
+            kind="perpetual",
+            container_kinds=["software"],
+        )
+    )
+    for org_name, source, permissions, quota, delegable in WORLD_GRANTS:
+        grant = Grant(
+            organization_id=world.orgs[org_name],
+            product_group_id=world.group_id,
+            permissions=permissions,
+            quota=quota,
+            delegable=delegable,
+            parent_grant_id=world.grants[source] if source else None,
+        )
+        session.add(grant)
+        await session.flush()
+        world.grants[org_name] = grant.id
+    for name, org_name, holder, visibility in WORLD_TICKETS:
+        license = await add_license(session, world, world.orgs[org_name])
+        ticket, world.codes[name] = await create_ticket(
+            session,
+            TEST_SECRET,
+            license,
+            allocated_user_id=world.users[holder] if holder else None,
+            visibility=Visibility(visibility),
+        )
+        world.tickets[name] = ticket.id
+    for org_name in ("C1", "G1", "C2", "C3"):
+        key, _token = await create_api_key(session, TEST_SECRET, name="erp", organization_id=world.orgs[org_name])
+        world.service_keys[org_name] = key.id
+    await session.flush()
+    return world

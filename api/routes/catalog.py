@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import Caller, Cursor, Limit, Session, VendorAdmin
+from api.deps import CatalogReader, CatalogWriter, Cursor, Limit, Session
 from api.schemas.catalog import (
     ProductCreate,
     ProductGroupCreate,
@@ -28,7 +28,7 @@ def _product_read(product: Product) -> ProductRead:
 
 @router.get("/product-groups", response_model=Page[ProductGroupRead])
 async def list_product_groups(
-    session: Session, _caller: Caller, limit: Limit = 50, cursor: Cursor = None
+    session: Session, _caller: CatalogReader, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ProductGroupRead]:
     """List product groups (the unit rights are granted on), ordered by code."""
     page = await service.list_groups(session, limit=limit, cursor=cursor)
@@ -39,7 +39,7 @@ async def list_product_groups(
 
 
 @router.post("/product-groups", response_model=ProductGroupRead, status_code=status.HTTP_201_CREATED)
-async def create_product_group(body: ProductGroupCreate, session: Session, _admin: VendorAdmin) -> ProductGroupRead:
+async def create_product_group(body: ProductGroupCreate, session: Session, _admin: CatalogWriter) -> ProductGroupRead:
     """Create a product group (vendor administrators only)."""
     group = await service.create_group(session, body)
     return ProductGroupRead.model_validate(group, from_attributes=True)
@@ -48,7 +48,7 @@ async def create_product_group(body: ProductGroupCreate, session: Session, _admi
 @router.get("/products", response_model=Page[ProductRead])
 async def list_products(
     session: Session,
-    _caller: Caller,
+    _caller: CatalogReader,
     limit: Limit = 50,
     cursor: Cursor = None,
     group: Annotated[str | None, Query(description="Only products of this product group code.")] = None,
@@ -59,18 +59,18 @@ async def list_products(
 
 
 @router.post("/products", response_model=ProductRead, status_code=status.HTTP_201_CREATED)
-async def create_product(body: ProductCreate, session: Session, _admin: VendorAdmin) -> ProductRead:
+async def create_product(body: ProductCreate, session: Session, _admin: CatalogWriter) -> ProductRead:
     """Create a product (vendor administrators only); validated exactly like catalog.yaml."""
     return _product_read(await service.create_product(session, body))
 
 
 @router.get("/products/{code}", response_model=ProductRead)
-async def get_product(code: str, session: Session, _caller: Caller) -> ProductRead:
+async def get_product(code: str, session: Session, _caller: CatalogReader) -> ProductRead:
     """Show one product by its code."""
     return _product_read(await service.get_product(session, code))
 
 
 @router.patch("/products/{code}", response_model=ProductRead)
-async def update_product(code: str, body: ProductUpdate, session: Session, _admin: VendorAdmin) -> ProductRead:
+async def update_product(code: str, body: ProductUpdate, session: Session, _admin: CatalogWriter) -> ProductRead:
     """Change some keys of a product (vendor administrators only); the result must be a valid product."""
     return _product_read(await service.update_product(session, code, body.changes()))

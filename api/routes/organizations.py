@@ -1,0 +1,156 @@
+"""Organizations, their members and their grants. Every check is the authorization service's (tessera.rights)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import Cursor, Limit, OrganizationsReader, OrganizationsWriter, Session
+from api.schemas.common import Page
+from api.schemas.organizations import (
+    GrantRead,
+    GrantUpdate,
+    MembershipRead,
+    MembershipUpdate,
+    OrganizationCreate,
+    OrganizationRead,
+    OrganizationUpdate,
+)
+from tessera.models import Grant, OrganizationKind
+from tessera.organizations import service, users
+from tessera.rights import acting, grants, reach
+
+router = APIRouter(tags=["organizations"])
+
+
+@router.get("/organizations", response_model=Page[OrganizationRead])
+async def list_organizations(
+    session: Session,
+    caller: OrganizationsReader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    parent_id: Annotated[uuid.UUID | None, Query(description="Only the children of this organization.")] = None,
+    kind: Annotated[OrganizationKind | None, Query(description="Only organizations of this kind.")] = None,
+    erp_customer_no: Annotated[str | None, Query(description="Only the one with this ERP customer number.")] = None,
+) -> Page[OrganizationRead]:
+    """List the organizations within the caller's reach."""
+    page = await service.list_organizations(
+        session,
+        caller,
+        limit=limit,
+        cursor=cursor,
+        parent_id=parent_id,
+        kind=kind,
+        erp_customer_no=erp_customer_no,
+    )
+    return Page(
+        items=[OrganizationRead.model_validate(org, from_attributes=True) for org in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.post("/organizations", response_model=OrganizationRead, status_code=status.HTTP_201_CREATED)
+async def create_organization(
+    body: OrganizationCreate, session: Session, caller: OrganizationsWriter
+) -> OrganizationRead:
+    """Create an organization below one the caller administers."""
+    organization = await service.create_organization(session, caller, body)
+    return OrganizationRead.model_validate(organization, from_attributes=True)
+
+
+@router.get("/organizations/{organization_id}", response_model=OrganizationRead)
+async def get_organization(
+    organization_id: uuid.UUID, session: Session, caller: OrganizationsReader
+) -> OrganizationRead:
+    """Show one organization within the caller's reach."""
+    organization = await reach.visible_organization(session, caller, organization_id)
+    return OrganizationRead.model_validate(organization, from_attributes=True)
+
+
+@router.patch("/organizations/{organization_id}", response_model=OrganizationRead)
+async def update_organization(
+    organization_id: uuid.UUID, body: OrganizationUpdate, session: Session, caller: OrganizationsWriter
+) -> OrganizationRead:
+    """Change some keys of an organization the caller administers; moving is refused once rights hang on it."""
+    organization = await service.update_organization(session, caller, organization_id, body.changes())
+    return OrganizationRead.model_validate(organization, from_attributes=True)
+
+
+@router.delete("/organizations/{organization_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_organization(organization_id: uuid.UUID, session: Session, caller: OrganizationsWriter) -> None:
+    """Delete an organization without children, licenses or orders (administrators above it only)."""
+    await service.delete_organization(session, caller, organization_id)
+
+
+@router.put("/organizations/{organization_id}/members/{user_id}", response_model=MembershipRead)
+async def put_member(
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    body: MembershipUpdate,
+    session: Session,
+    caller: OrganizationsWriter,
+    response: Response,
+) -> MembershipRead:
+    """Make a user a member or administrator of an organization the caller administers."""
+    membership, created = await users.put_member(session, caller, organization_id, user_id, body.role)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return MembershipRead.model_validate(membership, from_attributes=True)
+
+
+@router.delete("/organizations/{organization_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_member(
+    organization_id: uuid.UUID, user_id: uuid.UUID, session: Session, caller: OrganizationsWriter
+) -> None:
+    """Remove a user from an organization the caller administers."""
+    await users.remove_member(session, caller, organization_id, user_id)
+
+
+async def _grant_read(session: Session, grant: Grant, group_code: str) -> GrantRead:
+    return GrantRead(
+        id=grant.id,
+        organization_id=grant.organization_id,
+        product_group=group_code,
+        permissions=grant.permissions,
+        quota=grant.quota,
+        quota_used=grant.quota_used,
+        quota_remaining=await acting.remaining_quota(session, grant),
+        delegable=grant.delegable,
+        delegated_from=grant.parent_grant_id,
+        granted_by_user_id=grant.granted_by_user_id,
+        updated_at=grant.updated_at,
+    )
+
+
+@router.get("/organizations/{organization_id}/grants/{product_group}", response_model=GrantRead)
+async def get_grant(
+    organization_id: uuid.UUID, product_group: str, session: Session, caller: OrganizationsReader
+) -> GrantRead:
+    """Show what an organization may do on a product group."""
+    grant, _group = await grants.get_grant(session, caller, organization_id, product_group)
+    return await _grant_read(session, grant, product_group)
+
+
+@router.put("/organizations/{organization_id}/grants/{product_group}", response_model=GrantRead)
+async def put_grant(
+    organization_id: uuid.UUID,
+    product_group: str,
+    body: GrantUpdate,
+    session: Session,
+    caller: OrganizationsWriter,
+    response: Response,
+) -> GrantRead:
+    """Grant or change rights on a product group: vendor admins, or admins above holding a delegable grant."""
+    values = grants.GrantValues(permissions=frozenset(body.permissions), quota=body.quota, delegable=body.delegable)
+    grant, created = await grants.put_grant(session, caller, organization_id, product_group, values)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return await _grant_read(session, grant, product_group)
+
+
+@router.delete("/organizations/{organization_id}/grants/{product_group}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_grant(
+    organization_id: uuid.UUID, product_group: str, session: Session, caller: OrganizationsWriter
+) -> None:
+    """Withdraw a grant and everything delegated from it."""
+    await grants.withdraw_grant(session, caller, organization_id, product_group)

@@ -1,0 +1,36 @@
+"""API key bodies: the secret appears in exactly one response, the one that creates the key."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from tessera.schema_base import StrictModel
+
+
+class ApiKeyCreate(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="e.g. tickets:read; * = all")
+    expires_at: AwareDatetime | None = None
+    organization_id: uuid.UUID | None = Field(
+        default=None, description="Issue a service-account key of this organization (e.g. for an ERP)."
+    )
+
+
+class ApiKeyRead(StrictModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    user_id: uuid.UUID | None
+    organization_id: uuid.UUID | None
+    expires_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyRead):
+    secret: str = Field(description="The key itself: shown now and never again.")

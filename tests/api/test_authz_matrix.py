@@ -1,0 +1,350 @@
+"""Every route, every kind of caller, own / subtree / sibling / foreign objects: the exact status of each.
+
+The objects are seen from the customer administrator's seat: own = customer C1, subtree = its group G1,
+sibling = C2 (same reseller), foreign = C3 (another reseller's customer); for ticket and key routes, the
+ticket or service key of that organization. A route the app serves without an entry here fails the test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from tessera.db import create_engine, create_session_factory
+from tessera.models import ApiKey, Grant, Membership
+from tessera.settings import REPO_ROOT, Settings
+from tests.conftest import TEST_SECRET, RightsWorld, _truncate_postgres, bearer, build_rights_world
+
+PRINCIPALS = [
+    "vendor_admin",
+    "vendor_staff",
+    "reseller_admin",
+    "reseller_member",
+    "customer_admin",
+    "customer_member",
+    "subgroup_member",
+    "sibling_admin",
+    "foreign_admin",
+]
+UNAUTHENTICATED = ["revoked_key", "expired_key", "no_key"]
+OBJECTS = ["own", "subtree", "sibling", "foreign"]
+ORG_OF = {"own": "C1", "subtree": "G1", "sibling": "C2", "foreign": "C3"}
+
+# Statuses for the objects own, subtree, sibling, foreign; "ok" is the route's success status.
+SEES = {  # reading: everything within reach
+    "vendor_admin": "ok ok ok ok",
+    "vendor_staff": "404 404 404 404",
+    "reseller_admin": "ok ok ok 404",
+    "reseller_member": "404 404 404 404",
+    "customer_admin": "ok ok 404 404",
+    "customer_member": "ok 404 404 404",
+    "subgroup_member": "404 ok 404 404",
+    "sibling_admin": "404 404 ok 404",
+    "foreign_admin": "404 404 404 ok",
+}
+ADMINISTERS = {  # acting: administrators of the node or above; members see their node but may not act
+    **SEES,
+    "customer_member": "403 404 404 404",
+    "subgroup_member": "404 403 404 404",
+}
+ABOVE = {  # deleting a node or writing its grant: administrators strictly above (or of the delegating grant)
+    **ADMINISTERS,
+    "customer_admin": "403 ok 404 404",
+    "sibling_admin": "404 404 403 404",
+    "foreign_admin": "404 404 404 403",
+}
+NAMES_IN_BODY = {  # a body that names an organization: out of reach is an invalid reference, not a 404
+    name: row.replace("404", "422") for name, row in ADMINISTERS.items()
+}
+OWNS_KEY = {  # service keys: visible only to administrators of their organization, so never a 403
+    **SEES,
+    "customer_member": "404 404 404 404",
+    "subgroup_member": "404 404 404 404",
+}
+
+
+def everyone(status: int) -> dict[str, str]:
+    return dict.fromkeys(PRINCIPALS, str(status))
+
+
+def vendor_only(status: int) -> dict[str, str]:
+    return {**dict.fromkeys(PRINCIPALS, "403"), "vendor_admin": str(status)}
+
+
+Request = Callable[[RightsWorld, str | None], tuple[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    expected: dict[str, str] | None  # None: public
+    ok: int = 200
+    request: Request = lambda _world, _obj: ("", None)
+    per_object: bool = False
+    restore: Callable[[AsyncSession, RightsWorld, str], Any] | None = None
+
+
+def org_path(suffix: str = "", body: Any = None) -> Request:
+    return lambda world, obj: (f"/api/v1/organizations/{world.orgs[ORG_OF[obj or 'own']]}{suffix}", body)
+
+
+def member_path(body: Any = None) -> Request:
+    def build(world: RightsWorld, obj: str | None) -> tuple[str, Any]:
+        org = ORG_OF[obj or "own"]
+        return f"/api/v1/organizations/{world.orgs[org]}/members/{world.users['m_' + org]}", body
+
+    return build
+
+
+def ticket_path(suffix: str = "", body: Any = None) -> Request:
+    return lambda world, obj: (f"/api/v1/tickets/{world.tickets[obj or 'own']}{suffix}", body)
+
+
+GRANT_BODIES = {
+    "own": {"permissions": ["allocate", "create"], "quota": 10, "delegable": True},
+    "subtree": {"permissions": ["allocate"], "quota": 1, "delegable": False},
+    "sibling": {"permissions": ["allocate", "create"], "quota": 5, "delegable": False},
+    "foreign": {"permissions": ["allocate", "create"], "quota": None, "delegable": False},
+}
+GROUP = {"code": "CAD", "name": {"en": "CAD"}}
+PRODUCT = {"code": "PRO-CAD", "group": "CAD", "name": {"en": "ProCAD"}, "kind": "perpetual"}
+
+
+async def _restore_grants(session: AsyncSession, world: RightsWorld, _obj: str) -> None:
+    await session.execute(update(Grant).where(Grant.id.in_(world.grants.values())).values(withdrawn_at=None))
+
+
+async def _restore_member(session: AsyncSession, world: RightsWorld, obj: str) -> None:
+    org = ORG_OF[obj]
+    session.add(Membership(user_id=world.users["m_" + org], organization_id=world.orgs[org], role="member"))
+
+
+async def _restore_key(session: AsyncSession, world: RightsWorld, obj: str) -> None:
+    key_id = world.service_keys[ORG_OF[obj]]
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=None))
+
+
+V1 = "/api/v1"
+ROUTES: dict[str, Route] = {
+    # Public: no key needed. Temporal is not running for these tests, so health honestly answers 503.
+    "GET /healthz": Route(None, 503),
+    "GET /openapi.json": Route(None),
+    "GET /docs": Route(None),
+    "GET /docs/oauth2-redirect": Route(None),
+    "GET /redoc": Route(None),
+    f"GET {V1}/product-groups": Route(everyone(200)),
+    f"POST {V1}/product-groups": Route(vendor_only(409), request=lambda _w, _o: ("", GROUP)),
+    f"GET {V1}/products": Route(everyone(200)),
+    f"POST {V1}/products": Route(vendor_only(409), request=lambda _w, _o: ("", PRODUCT)),
+    f"GET {V1}/products/{{code}}": Route(everyone(200), request=lambda _w, _o: (f"{V1}/products/PRO-CAD", None)),
+    f"PATCH {V1}/products/{{code}}": Route(
+        vendor_only(200), request=lambda _w, _o: (f"{V1}/products/PRO-CAD", {"max_activations": 1})
+    ),
+    f"GET {V1}/organizations": Route(everyone(200)),
+    f"POST {V1}/organizations": Route(
+        NAMES_IN_BODY,
+        201,
+        lambda w, o: ("", {"kind": "group", "parent_id": str(w.orgs[ORG_OF[o or "own"]]), "name": "matrix"}),
+        per_object=True,
+    ),
+    f"GET {V1}/organizations/{{organization_id}}": Route(SEES, 200, org_path(), per_object=True),
+    f"PATCH {V1}/organizations/{{organization_id}}": Route(
+        ADMINISTERS, 200, org_path(body={"locale": "en"}), per_object=True
+    ),
+    # Every object holds children or licenses, so permission is proved by 409 and nothing is deleted.
+    f"DELETE {V1}/organizations/{{organization_id}}": Route(ABOVE, 409, org_path(), per_object=True),
+    f"PUT {V1}/organizations/{{organization_id}}/members/{{user_id}}": Route(
+        ADMINISTERS, 200, member_path({"role": "member"}), per_object=True
+    ),
+    f"DELETE {V1}/organizations/{{organization_id}}/members/{{user_id}}": Route(
+        ADMINISTERS, 204, member_path(), per_object=True, restore=_restore_member
+    ),
+    f"GET {V1}/organizations/{{organization_id}}/grants/{{product_group}}": Route(
+        SEES, 200, org_path("/grants/CAD"), per_object=True
+    ),
+    f"PUT {V1}/organizations/{{organization_id}}/grants/{{product_group}}": Route(
+        ABOVE,
+        200,
+        lambda w, o: (org_path("/grants/CAD")(w, o)[0], GRANT_BODIES[o or "own"]),
+        per_object=True,
+    ),
+    f"DELETE {V1}/organizations/{{organization_id}}/grants/{{product_group}}": Route(
+        ABOVE, 204, org_path("/grants/CAD"), per_object=True, restore=_restore_grants
+    ),
+    f"GET {V1}/users": Route(everyone(200)),
+    f"POST {V1}/users": Route(
+        NAMES_IN_BODY,
+        201,
+        lambda w, o: (
+            "",
+            {"email": f"invitee-{o}@example.com", "name": "I", "organization_id": str(w.orgs[ORG_OF[o or "own"]])},
+        ),
+        per_object=True,
+    ),
+    f"GET {V1}/users/me": Route(everyone(200)),
+    f"POST {V1}/api-keys": Route(
+        NAMES_IN_BODY,
+        201,
+        lambda w, o: (
+            "",
+            {"name": "erp", "scopes": ["tickets:read"], "organization_id": str(w.orgs[ORG_OF[o or "own"]])},
+        ),
+        per_object=True,
+    ),
+    f"DELETE {V1}/api-keys/{{api_key_id}}": Route(
+        OWNS_KEY,
+        204,
+        lambda w, o: (f"{V1}/api-keys/{w.service_keys[ORG_OF[o or 'own']]}", None),
+        per_object=True,
+        restore=_restore_key,
+    ),
+    f"GET {V1}/tickets": Route(everyone(200)),
+    f"POST {V1}/tickets/lookup": Route(SEES, 200, lambda w, o: ("", {"code": w.codes[o or "own"]}), per_object=True),
+    f"GET {V1}/tickets/{{ticket_id}}": Route(SEES, 200, ticket_path(), per_object=True),
+    f"PATCH {V1}/tickets/{{ticket_id}}": Route(
+        ADMINISTERS, 200, ticket_path(body={"visibility": "all_members"}), per_object=True
+    ),
+    f"POST {V1}/tickets/{{ticket_id}}/code": Route(SEES, 200, ticket_path("/code"), per_object=True),
+}
+
+
+def served_routes(app: FastAPI) -> set[str]:
+    """`METHOD path` of every route the app serves, walking included routers."""
+    found: set[str] = set()
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            context = getattr(route, "include_context", None)
+            if context is not None:
+                walk(route.original_router.routes, prefix + context.prefix)
+            elif hasattr(route, "original_router"):  # pragma: no cover - other FastAPI versions
+                walk(route.original_router.routes, prefix)
+            else:
+                found.update(f"{method} {prefix}{route.path}" for method in route.methods - {"HEAD"})
+
+    walk(list(app.routes), "")
+    return found
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    app = create_app(Settings(database_url="sqlite:///unused.db"))
+    served = served_routes(app)
+    documented = {f"{method.upper()} {path}" for path, ops in app.openapi()["paths"].items() for method in ops}
+    assert documented <= served, "the route walk missed routes FastAPI documents"
+    assert served == set(ROUTES), f"missing: {served - set(ROUTES)}; stale: {set(ROUTES) - served}"
+
+
+# --- the world, built once per database --------------------------------------------------------------------
+
+
+@dataclass
+class Matrix:
+    world: RightsWorld
+    client: AsyncClient
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def matrix_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("matrix") / "tessera.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_database")
+    yield url
+    _truncate_postgres(url)
+
+
+@pytest.fixture(scope="module")
+async def matrix(matrix_database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matrix]:
+    engine = create_engine(matrix_database)
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        world = await build_rights_world(session)
+        await session.commit()
+    settings = Settings(
+        database_url=matrix_database,
+        var_dir=Path(tmp_path_factory.mktemp("var")),
+        config_dir=REPO_ROOT / "config",
+        secret_key=TEST_SECRET.decode(),
+        temporal_address="127.0.0.1:1",
+    )
+    app = create_app(settings)
+    transport = ASGITransport(app=app)
+    async with app.router.lifespan_context(app), AsyncClient(transport=transport, base_url="http://x.test") as client:
+        yield Matrix(world=world, client=client, sessions=sessions)
+    await engine.dispose()
+
+
+def _cells() -> Iterator[Any]:
+    for key, route in ROUTES.items():
+        if route.expected is None:
+            yield pytest.param(key, "no_key", None, route.ok, id=f"{key}|public")
+            continue
+        objects: list[str | None] = list(OBJECTS) if route.per_object else [None]
+        for principal in PRINCIPALS + UNAUTHENTICATED:
+            row = route.expected.get(principal, "").split()
+            for index, obj in enumerate(objects):
+                if principal in UNAUTHENTICATED:
+                    status = 401
+                else:
+                    cell = row[index] if route.per_object else row[0]
+                    status = route.ok if cell == "ok" else int(cell)
+                yield pytest.param(key, principal, obj, status, id=f"{key}|{principal}|{obj or '-'}")
+
+
+@pytest.mark.parametrize(("route_key", "principal", "obj", "status"), list(_cells()))
+async def test_cell(matrix: Matrix, route_key: str, principal: str, obj: str | None, status: int) -> None:
+    method, template = route_key.split(" ", 1)
+    route = ROUTES[route_key]
+    path, body = route.request(matrix.world, obj)
+    headers = {} if principal == "no_key" else bearer(matrix.world.keys[principal])
+    response = await matrix.client.request(method, path or template, json=body, headers=headers)
+    assert response.status_code == status, response.text
+    if status >= 400 and route.expected is not None:
+        assert response.headers["content-type"] == "application/problem+json"
+    if route.restore is not None and response.status_code < 300 and obj is not None:
+        async with matrix.sessions() as session:
+            await route.restore(session, matrix.world, obj)
+            await session.commit()
+
+
+VISIBLE_TICKETS = {
+    "vendor_admin": {"own", "subtree", "sibling", "foreign", "own_admins_only", "own_named"},
+    "vendor_staff": set(),
+    "reseller_admin": {"own", "subtree", "sibling", "own_admins_only", "own_named"},
+    "reseller_member": set(),
+    "customer_admin": {"own", "subtree", "own_admins_only", "own_named"},
+    "customer_member": {"own", "own_named"},
+    "subgroup_member": {"subtree"},
+    "sibling_admin": {"sibling"},
+    "foreign_admin": {"foreign"},
+}
+MINE = {
+    **{principal: set[str]() for principal in PRINCIPALS},
+    "customer_admin": {"own"},
+    "customer_member": {"own", "own_named"},
+    "subgroup_member": {"subtree"},
+    "sibling_admin": {"sibling"},
+    "foreign_admin": {"foreign"},
+}
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+async def test_ticket_lists_hold_exactly_what_the_caller_may_see(matrix: Matrix, principal: str) -> None:
+    names = {ticket_id: name for name, ticket_id in matrix.world.tickets.items()}
+    auth = bearer(matrix.world.keys[principal])
+    for params, expected in (({}, VISIBLE_TICKETS[principal]), ({"mine": "true"}, MINE[principal])):
+        page = (await matrix.client.get(f"{V1}/tickets", params=params, headers=auth)).json()
+        assert {names[uuid.UUID(item["id"])] for item in page["items"]} == expected, params
