@@ -208,9 +208,9 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 @dataclass
 class RightsWorld:
     """vendor V ─┬─ S (vendor sales desk, group)
-                 ├─ R1 (reseller) ─┬─ C1 (customer) ── G1 (group)
-                 │                 └─ C2 (customer, sibling of C1)
-                 └─ R2 (reseller) ─── C3 (customer of another reseller)
+    ├─ R1 (reseller) ─┬─ C1 (customer) ── G1 (group)
+    │                 └─ C2 (customer, sibling of C1)
+    └─ R2 (reseller) ─── C3 (customer of another reseller)
     """
 
     orgs: dict[str, uuid.UUID] = field(default_factory=dict)
@@ -355,4 +355,12 @@ async def build_rights_world(session: AsyncSession) -> RightsWorld:
         key, _token = await create_api_key(session, TEST_SECRET, name="erp", organization_id=world.orgs[org_name])
         world.service_keys[org_name] = key.id
     await session.flush()
+    return world
+
+
+@pytest.fixture
+async def rights_world(sessions: async_sessionmaker[AsyncSession]) -> RightsWorld:
+    async with sessions() as session:
+        world = await build_rights_world(session)
+        await session.commit()
     return world
