@@ -89,7 +89,7 @@ class Override(StrictModel):
 
 
 class ProcessSpec(StrictModel):
-    steps: list[Step]
+    steps: list[Step] = Field(min_length=1)
     overrides: list[Override] = Field(default_factory=list)
 
 

@@ -82,7 +82,7 @@ license_order:
       template: done.txt.j2
   overrides:
     - name: reseller wants approval
-      match: {organizations: [%s]}
+      match: {organizations: [RESELLER_ID]}
       add_steps:
         - {kind: approval, approvers: reseller_admins, timeout: PT12H}
       before: create_license
@@ -90,7 +90,7 @@ license_order:
       match: {product_groups: [CAD], products: [PRO-CAD-TRIAL]}
       remove_steps: [notify]
     - name: big customer does it by hand
-      match: {organizations: [%s]}
+      match: {organizations: [CUSTOMER_ID]}
       replace_steps:
         - {kind: approval, approvers: [boss@customer.example], timeout: P1D}
         - kind: create_license
@@ -103,7 +103,7 @@ subscription: {steps: [{kind: renew}]}
 cancellation: {steps: [{kind: cancel}]}
 revocation: {steps: [{kind: revoke}]}
 report: {steps: [{kind: webhook, event: report.ready}]}
-""" % (RESELLER, CUSTOMER)
+""".replace("RESELLER_ID", RESELLER).replace("CUSTOMER_ID", CUSTOMER)
 
 
 @pytest.fixture
