@@ -19,7 +19,7 @@ from tessera.principal import Principal
 
 def subtree_ids(roots: Collection[uuid.UUID]) -> Select[tuple[uuid.UUID]]:
     """Ids of `roots` and of every organization below them (a recursive CTE: one query on both databases)."""
-    tree = select(Organization.id).where(Organization.id.in_(list(roots))).cte("subtree", recursive=True)
+    tree = select(Organization.id).where(Organization.id.in_(list(roots))).cte(recursive=True)
     tree = tree.union_all(select(Organization.id).where(Organization.parent_id == tree.c.id))
     return select(tree.c.id)
 
