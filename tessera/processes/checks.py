@@ -97,7 +97,7 @@ def step_list_problems(process: ProcessName, steps: Sequence[Step], where: Path_
         return problems
     positions = [index for index, step in enumerate(steps) if step.kind == core]
     if len(positions) != 1:
-        count = "no" if not positions else f"{len(positions)}"
+        count = "none" if not positions else f"{len(positions)}"
         problems.append(Problem(where, f"{process.value} needs exactly one {core} step; it has {count}"))
         return problems
     for index, step in enumerate(steps):
@@ -153,7 +153,8 @@ def _template_problem(
     except TemplateNotFound:
         loader = templates.loader
         known = ", ".join(sorted(loader.list_templates())) if loader is not None else ""
-        return f"template {name!r} not found in the templates directory; available: {known or 'none'}"
+        folder = ", ".join(getattr(loader, "searchpath", [])) or "the templates directory"
+        return f"template {name!r} not found in {folder}; available: {known or 'none'}"
     except TemplateSyntaxError as exc:
         return f"template {name!r} line {exc.lineno}: {exc.message}"
     except TemplateError as exc:

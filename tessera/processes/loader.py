@@ -71,12 +71,13 @@ def _condition_position(
         return document.locate(path)
     value_line, value_column = parent.lc.value(path[-1])
     source = text.splitlines()[value_line] if value_line < len(text.splitlines()) else ""
-    first = source[value_column : value_column + 1]
-    line_in, column_in = inside
-    if first in ("|", ">") or line_in != 1:
-        return value_line + 1, value_column + 1
     # A quoted scalar's text starts one column after its quote.
-    return value_line + 1, value_column + column_in + (1 if first in ("'", '"') else 0)
+    start = value_column + (1 if source[value_column : value_column + 1] in ("'", '"') else 0)
+    line_in, column_in = inside
+    if line_in != 1 or not source.startswith(str(parent[path[-1]]), start):
+        # Block, folded or escaped: the text differs from the line, so point at where the value starts.
+        return value_line + 1, value_column + 1
+    return value_line + 1, start + column_in
 
 
 def _shape_issue(document: YamlDocument, error: Any) -> FieldIssue:

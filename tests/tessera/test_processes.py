@@ -203,7 +203,9 @@ def test_conditions_are_never_python() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "tessera.cli", "workflows", "check", *args]
+    # Templates and catalog named explicitly, so a TESSERA_CONFIG_DIR in the environment cannot change the test.
+    places = ["--templates", str(TEMPLATES), "--catalog", str(CONFIG / "catalog.yaml")]
+    command = [sys.executable, "-m", "tessera.cli", "workflows", "check", *args, *places]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 

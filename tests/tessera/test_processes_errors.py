@@ -145,6 +145,13 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         13,
         "'subscription' is not available in license_order conditions",
     ),
+    (
+        "expression over several lines",
+        _when("order.quantity > 1 &&\n        order.qty > 1"),
+        4,
+        13,
+        "order has no field 'qty'",
+    ),
     ("non-boolean expression", _when("order.quantity * 2"), 4, 13, "the condition gives an int, not true or false"),
     ("number compared with text", _when('order.quantity == "10"'), 4, None, "cannot compare int with string"),
     ("unknown function", _when("product.code.lower() == 'x'"), 4, 26, "unknown function 'lower'"),
@@ -154,7 +161,7 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         _notify("order_done.txt.j2"),
         5,
         7,
-        "template 'order_done.txt.j2' not found in the templates directory; available: approval_requested.txt.j2",
+        "; available: approval_requested.txt.j2, broken.txt.j2, customer.txt.j2, done.txt.j2",
     ),
     ("template with a syntax error", _notify("broken.txt.j2"), 5, 7, "'broken.txt.j2' line 2: Unexpected end of"),
     (
@@ -232,7 +239,7 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         _override("      match: {products: [PRO-CAD]}\n      remove_steps: [create_license]\n"),
         7,
         7,
-        "with this override, license_order needs exactly one create_license step; it has no",
+        "with this override, license_order needs exactly one create_license step; it has none",
     ),
     (
         "unknown process",
@@ -264,7 +271,7 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         "license_order:\n  steps:\n    - kind: webhook\n      event: order.done\n",
         2,
         3,
-        "license_order needs exactly one create_license step; it has no",
+        "license_order needs exactly one create_license step; it has none",
     ),
     (
         "approval after creation",
