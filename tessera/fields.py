@@ -49,10 +49,10 @@ class FieldSpec(StrictModel):
             if len(set(map(repr, allowed))) != len(allowed):
                 raise ValueError("allowed values must not repeat")
             return allowed
-        if allowed is not None:
-            for value in allowed:
-                _check_plain_type(kind, value)
-        return allowed
+        if allowed is None:
+            return None
+        # Canonical types, so that dates written as strings (JSON, or a stored product read back) still match.
+        return [_check_plain_type(kind, value) for value in allowed]
 
     @field_validator("min", "max")
     @classmethod
@@ -92,8 +92,12 @@ def _check_plain_type(kind: FieldType, value: Any) -> FieldValue:
     wanted = expected[kind]
     # bool is an int in Python; a field of type int must not accept `true`.
     if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-        raise ValueError(f"{value!r} is not of type {kind.value}")
+        raise ValueError(f"{_show(value)} is not of type {kind.value}")
     return cast(FieldValue, value)
+
+
+def _show(value: object) -> str:
+    return value.isoformat() if isinstance(value, date) else repr(value)
 
 
 def coerce_value(spec: FieldSpec, value: Any) -> FieldValue:
@@ -104,16 +108,16 @@ def coerce_value(spec: FieldSpec, value: Any) -> FieldValue:
         for item in allowed:
             if type(value) is type(item) and value == item:
                 return item
-        shown = ", ".join(repr(item) for item in allowed)
-        raise ValueError(f"{value!r} is not among the allowed values: {shown}")
+        shown = ", ".join(_show(item) for item in allowed)
+        raise ValueError(f"{_show(value)} is not among the allowed values: {shown}")
     checked = _check_plain_type(spec.type, value)
     if spec.allowed is not None and checked not in spec.allowed:
-        shown = ", ".join(repr(item) for item in spec.allowed)
-        raise ValueError(f"{value!r} is not among the allowed values: {shown}")
+        shown = ", ".join(_show(item) for item in spec.allowed)
+        raise ValueError(f"{_show(checked)} is not among the allowed values: {shown}")
     if spec.min is not None and checked < spec.min:  # type: ignore[operator]
-        raise ValueError(f"{value!r} is below the minimum {spec.min!r}")
+        raise ValueError(f"{_show(checked)} is below the minimum {_show(spec.min)}")
     if spec.max is not None and checked > spec.max:  # type: ignore[operator]
-        raise ValueError(f"{value!r} is above the maximum {spec.max!r}")
+        raise ValueError(f"{_show(checked)} is above the maximum {_show(spec.max)}")
     return checked
 
 

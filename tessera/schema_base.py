@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
@@ -56,9 +58,57 @@ def validate_input(model: type[M], data: object) -> M:
     except ValidationError as exc:
         issues = [
             FieldIssue(
-                ".".join(str(part) for part in error["loc"]) or "(body)",
+                ".".join(str(part) for part in key_path(data, error["loc"])) or "(body)",
                 str(error["msg"]).removeprefix("Value error, "),
             )
             for error in exc.errors()
         ]
+        issues = one_per_field(issues)
         raise InvalidInput(issues[0].message, issues=issues) from None
+
+
+# --- pydantic error locations as the author of the input sees them -----------------------------------------
+
+PathPart = str | int
+
+
+def key_path(data: Any, loc: Sequence[PathPart]) -> list[PathPart]:
+    """The parts of a pydantic location that are keys or indexes of `data`, the input that was validated.
+
+    pydantic also puts the names of union members (`default.int`) and validators (`function-after[...]`) into
+    locations; they are not keys, and a path that names them matches nothing the author wrote. A last part
+    that is not in the input is kept when it can be a key: a missing one, or a default that was checked.
+    """
+    path: list[PathPart] = []
+    node = data
+    for at, part in enumerate(loc):
+        in_map = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_map or in_list:
+            node = node[part]
+        elif not (isinstance(node, dict) and at == len(loc) - 1 and not _is_tag(part)):
+            continue
+        path.append(part)
+    return path
+
+
+def _is_tag(part: PathPart) -> bool:
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def one_per_field(issues: list[FieldIssue]) -> list[FieldIssue]:
+    """Merge issues on the same field: a value that fits no member of a union fails once per member."""
+    grouped: dict[str, list[FieldIssue]] = {}
+    for issue in issues:
+        grouped.setdefault(issue.field, []).append(issue)
+    return [replace(group[0], message=_either([issue.message for issue in group])) for group in grouped.values()]
+
+
+def _either(messages: list[str]) -> str:
+    unique = list(dict.fromkeys(messages))
+    prefix = "Input should be "
+    if len(unique) == 1 or not all(message.startswith(prefix) for message in unique):
+        return "; ".join(unique)
+    # "Input should be a valid integer, unable to parse ..." -> "a valid integer"
+    options = [message.removeprefix(prefix).split(", ")[0] for message in unique]
+    return prefix + ", ".join(options[:-1]) + " or " + options[-1]

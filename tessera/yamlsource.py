@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarbool import ScalarBoolean
 
 from tessera.errors import ConfigError, FieldIssue
+from tessera.schema_base import key_path, one_per_field
 
 PathPart = str | int
 M = TypeVar("M", bound=BaseModel)
@@ -57,17 +60,13 @@ class YamlDocument:
         try:
             return model.model_validate(self.data, context=context)
         except ValidationError as exc:
-            issues = [self.issue(_clean_loc(error["loc"]), _message(error)) for error in exc.errors()]
+            issues = [self.issue(key_path(self.data, error["loc"]), _message(error)) for error in exc.errors()]
+            issues = one_per_field(issues)
             raise ConfigError(f"{self.file}: {len(issues)} error(s)", issues=issues) from exc
 
 
 def dotted(path: Sequence[PathPart]) -> str:
     return ".".join(str(part) for part in path) or "(document)"
-
-
-def _clean_loc(loc: Sequence[PathPart]) -> list[PathPart]:
-    # pydantic inserts names of union members and function validators into locations; they are not keys.
-    return [part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))]
 
 
 def _message(error: Any) -> str:
@@ -86,6 +85,9 @@ def load_yaml(path: Path) -> YamlDocument:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{name}: file not found", issues=[FieldIssue("(file)", "not found", file=name)]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{name}: cannot be read", issues=[FieldIssue("(file)", reason, file=name)]) from exc
     return parse_yaml(text, name)
 
 
@@ -100,6 +102,11 @@ def parse_yaml(text: str, name: str) -> YamlDocument:
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
         issue = FieldIssue("(syntax)", problem or "invalid YAML", line=line, column=column, file=name)
         raise ConfigError(f"{name}: invalid YAML", issues=[issue]) from exc
+    except YAMLError as exc:
+        # Not a MarkedYAMLError: e.g. a control character the reader refuses, which it locates by offset only.
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc, ReaderError) else None
+        issue = FieldIssue("(syntax)", str(exc).splitlines()[0], line=line, file=name)
+        raise ConfigError(f"{name}: invalid YAML", issues=[issue]) from exc
     return YamlDocument(file=name, data=_plain(tree), _tree=tree)
 
 
@@ -108,8 +115,11 @@ def _plain(node: Any) -> Any:
         return {str(key): _plain(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_plain(item) for item in node]
+    if isinstance(node, ScalarBoolean):
+        # ruamel keeps an anchored `true` as ScalarBoolean, a subclass of int, not of bool.
+        return bool(node)
     if node is not None and type(node).__module__.startswith("ruamel"):
-        # ruamel wraps scalars (ScalarFloat, ScalarBoolean, ...) in subclasses of the builtin types.
+        # ruamel wraps scalars (ScalarFloat, ScalarInt, ...) in subclasses of the builtin types.
         for builtin in (bool, int, float, str):
             if isinstance(node, builtin):
                 return builtin(node)

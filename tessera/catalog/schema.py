@@ -60,8 +60,9 @@ class FirstTerm(StrEnum):
 
 
 class MonthDay(StrictModel):
-    month: int = Field(ge=1, le=12)
-    day: int = Field(ge=1, le=28, description="1-28, so that every year has it.")
+    # strict: YAML `true` would otherwise pass as 1.
+    month: int = Field(ge=1, le=12, strict=True)
+    day: int = Field(ge=1, le=28, strict=True, description="1-28, so that every year has it.")
 
 
 class SubscriptionTerms(StrictModel):
@@ -72,7 +73,7 @@ class SubscriptionTerms(StrictModel):
     anchor: AnniversaryAnchor = AnniversaryAnchor.purchase
     fiscal_year_start: MonthDay | None = None
     first_term: FirstTerm = FirstTerm.prorate
-    cutoff_days: int = Field(default=0, ge=0, le=366)
+    cutoff_days: int = Field(default=0, ge=0, le=366, strict=True)
     notice_period: IsoDurationText = "P1M"
 
     @field_validator("term")
@@ -123,7 +124,7 @@ class ProductSpec(StrictModel):
     kind: ProductKind
     erp_material_no: str | None = Field(default=None, max_length=64)
     container_kinds: list[ContainerKind] = Field(default_factory=lambda: [ContainerKind.software], min_length=1)
-    max_activations: int = Field(default=1, ge=1, le=100_000)
+    max_activations: int = Field(default=1, ge=1, le=100_000, strict=True)
     price: Price | None = None
     subscription: SubscriptionTerms | None = None
     fields: list[FieldSpec] = Field(default_factory=list)
