@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tessera.errors import ConfigError
-from tessera.processes import CatalogCodes, parse_workflows
+from tessera.processes import CatalogCodes, load_workflows, parse_workflows
 
 REST = {
     "license_order": "license_order:\n  steps:\n    - kind: create_license\n",
@@ -358,3 +358,9 @@ def test_catalog_is_optional(templates: Path) -> None:
     assert parse_workflows(text, "workflows.yaml", templates).license_order.overrides[0].match.product_groups == [
         "SIMS"
     ]
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_workflows(tmp_path / "workflows.yaml", tmp_path)
+    assert caught.value.issues[0].file == str(tmp_path / "workflows.yaml")
