@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tessera.errors import FieldIssue, TesseraError
+from tessera.schema_base import key_path, one_per_field
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,12 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def _field_of(loc: Sequence[str | int]) -> str:
+def _field_of(loc: Sequence[str | int], body: Any) -> str:
     # "body" is where nearly every field lives; keeping query/path/header tells the caller where to look.
-    parts = list(loc[1:]) if loc and loc[0] == "body" else list(loc)
+    parts = list(loc)
+    if loc and loc[0] == "body":
+        # Only keys the caller wrote: pydantic adds union member and validator names to locations.
+        parts = key_path(body, loc[1:]) if body is not None else parts[1:]
     return ".".join(str(part) for part in parts) or "(body)"
 
 
@@ -82,7 +86,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        issues = [FieldIssue(_field_of(e["loc"]), _validation_message(e)) for e in exc.errors()]
+        issues = one_per_field(
+            [FieldIssue(_field_of(e["loc"], exc.body), _validation_message(e)) for e in exc.errors()]
+        )
         detail = "; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5])
         return problem_response(
             request, status=422, code="invalid-input", title="Invalid input", detail=detail, issues=issues

@@ -135,3 +135,14 @@ async def test_limit_above_200_is_refused(api: AsyncClient, vendor_admin_key: st
 async def test_openapi_is_served(api: AsyncClient) -> None:
     assert (await api.get("/docs")).status_code == 200
     assert "/api/v1/products/{code}" in (await api.get("/openapi.json")).json()["paths"]
+
+
+async def test_a_value_of_the_wrong_type_is_one_error_at_the_key_written(
+    api: AsyncClient, vendor_admin_key: str
+) -> None:
+    auth = bearer(vendor_admin_key)
+    await api.post("/api/v1/product-groups", json=GROUP, headers=auth)
+    bad = {**PRODUCT, "fields": [{**PRODUCT["fields"][0], "default": [1]}]}
+    response = await api.post("/api/v1/products", json=bad, headers=auth)
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == ["fields.0.default"]
