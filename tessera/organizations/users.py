@@ -93,7 +93,3 @@ async def remove_member(
         raise NotFound("the user is not a member of this organization")
     await session.delete(membership)
     await session.flush()
-
-
-def role_of(membership: Membership) -> Role:
-    return Role(membership.role)
