@@ -44,7 +44,10 @@ def dev() -> None:
 def _prepare_dev(settings: Settings) -> None:
     """Migrate, load the catalog and bootstrap the vendor; print the admin key the first time only."""
     from tessera.db import migrate
+    from tessera.processes.startup import load_configured_workflows
 
+    config = load_configured_workflows(settings)
+    typer.echo(f"workflows: {settings.config_dir / 'workflows.yaml'} ok (version {config.version_hash()[:12]})")
     migrate(settings.resolved_database_url)
     summary, token = asyncio.run(_load_and_bootstrap(settings, new_key=False))
     typer.echo(f"catalog: {summary}")
@@ -80,7 +83,10 @@ def worker() -> None:
 
     settings = get_settings()
     _logging(settings)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except ConfigError as error:
+        raise _fail(error, code=2) from None
 
 
 @app.command()

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from activities.system import SystemActivities
 from tessera.db import create_engine, create_session_factory
+from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
 from workflows.connection import connect_temporal_patiently
 from workflows.system_check import SystemCheckWorkflow
@@ -28,7 +29,12 @@ def build_worker(client: Client, settings: Settings, session_factory: async_sess
 
 
 async def run_worker(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then finish running activities and stop."""
+    """Run until SIGINT or SIGTERM, then finish running activities and stop.
+
+    An invalid workflows.yaml raises ConfigError before anything connects: a worker never runs on a file that
+    `tessera workflows check` would refuse.
+    """
+    load_configured_workflows(settings)
     client = await connect_temporal_patiently(settings)
     engine = create_engine(settings.resolved_database_url)
     worker = build_worker(client, settings, create_session_factory(engine))

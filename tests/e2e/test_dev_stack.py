@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -18,7 +19,9 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tessera.devstack import port_answers
 from tessera.search_attributes import SEARCH_ATTRIBUTES
+from tessera.settings import REPO_ROOT
 from tests.e2e.stack import DevStack, alive, descendants
 from workflows.system_check import SystemCheckInput, SystemCheckWorkflow
 
@@ -107,3 +110,48 @@ def test_port_in_use_is_named_with_its_setting(tmp_path: Path) -> None:
     assert "TESSERA_API_PORT" in finished.stderr
     assert not (tmp_path / "var" / "temporal.db").exists(), "nothing may start when a port is taken"
     assert os.listdir(tmp_path) in ([], ["var"])
+
+
+def _broken_config(tmp_path: Path) -> Path:
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    text = (config / "workflows.yaml").read_text()
+    (config / "workflows.yaml").write_text(text.replace("kind: create_license", "kind: create_licence", 1))
+    return config
+
+
+def test_worker_refuses_to_start_on_an_invalid_workflows_file(tmp_path: Path) -> None:
+    config = _broken_config(tmp_path)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TESSERA_")}
+    env.update(TESSERA_CONFIG_DIR=str(config), TESSERA_TEMPORAL_ADDRESS="127.0.0.1:1", TESSERA_VAR_DIR=str(tmp_path))
+    finished = subprocess.run(
+        [sys.executable, "-m", "tessera.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2
+    line = next(
+        n for n, text in enumerate((config / "workflows.yaml").read_text().splitlines(), 1) if "create_licence" in text
+    )
+    assert f"workflows.yaml:{line}:" in finished.stderr
+    assert "create_licence" in finished.stderr
+
+
+def test_dev_refuses_to_start_on_an_invalid_workflows_file(tmp_path: Path) -> None:
+    config = _broken_config(tmp_path)
+    stack = DevStack(workdir=tmp_path)
+    env = {**stack.env(), "TESSERA_CONFIG_DIR": str(config)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli", "dev"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert "create_licence" in stderr
+    # The Temporal dev server had started before the check failed; it must have been stopped with the rest.
+    assert not port_answers(stack.temporal_port)
