@@ -113,7 +113,10 @@ class DevStack:
             if self.process.poll() is not None:
                 raise AssertionError(f"tessera dev exited with {self.process.returncode}:\n{self.text()}")
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200 and "running" in self.text():
+                if (
+                    httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200
+                    and "Tessera is running" in self.text()
+                ):
                     return
             except httpx.HTTPError:
                 pass
