@@ -274,6 +274,8 @@ class GrantEvent(Base):
 
 
 class OrderStatus(StrEnum):
+    accepted = "accepted"
+    """Stored and handed to its workflow, which has not decided anything yet."""
     pending_approval = "pending_approval"
     approved = "approved"
     fulfilled = "fulfilled"
@@ -301,6 +303,10 @@ class Order(TimestampMixin, Base):
     requested_by_api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    process_version: Mapped[str | None] = mapped_column(String(64), comment="hash of the workflows.yaml it follows")
+    trail: Mapped[list[Any]] = mapped_column(default=list, comment="the workflow's step trail, mirrored")
+    workflow_started_at: Mapped[datetime | None]
+    quota_released_at: Mapped[datetime | None] = mapped_column(comment="set once: a release never happens twice")
 
     __table_args__ = (
         CheckConstraint("quantity >= 1", name="quantity_positive"),
@@ -360,3 +366,33 @@ class Ticket(TimestampMixin, Base):
 
 
 Index("ix_order_organization_created", Order.organization_id, Order.created_at)
+
+
+# --- outbox ------------------------------------------------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    notification = "notification"
+    webhook = "webhook"
+
+
+class Event(Base):
+    """The outbox: notifications rendered by `notify` steps and events published by `webhook` steps.
+
+    `key` is the business key of the step that wrote it (order, step, position), so a retried or replayed
+    activity never writes a second row.
+    """
+
+    __tablename__ = "event"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(120), comment="event name or template file")
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id"), index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("order_.id"), index=True)
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -30,7 +30,7 @@ class OrderWorkflowInput(BaseModel):
     """Everything the workflow needs, frozen when the order is accepted: the resolved steps travel with it."""
 
     order_id: str
-    summary: str = Field(description="In words, for operators: '3 × PRO-CAD for ACME Ltd, requested by …'.")
+    summary: str = Field(description="In words, for operators: quantity, product, customer and requester.")
     process: ResolvedProcess
     facts: ConditionContext
     organization_id: str

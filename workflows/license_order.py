@@ -1,0 +1,246 @@
+"""LicenseOrderWorkflow: walks the resolved steps of one order (SPEC §2), deterministically.
+
+The steps come frozen in the input, so editing workflows.yaml never changes a running order. All I/O happens in
+activities; this code only orders, waits, decides and records the trail. Approvals arrive as updates whose
+validator admits only the approvers resolved when the approval started, and only while it waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from tessera.processes import (
+        AllocateStep,
+        ApprovalStep,
+        ApproverSet,
+        ConditionError,
+        CreateLicenseStep,
+        NotifyStep,
+        OnTimeout,
+        Step,
+        VisibilityStep,
+        WaitStep,
+        WebhookStep,
+        evaluate,
+        to_timedelta,
+    )
+    from workflows import search_attributes as sa
+    from workflows.order_models import (
+        AllocateInput,
+        ApprovalDecision,
+        ApproversInput,
+        ApproversResult,
+        CreatedLicenses,
+        DecisionResult,
+        NotifyInput,
+        OrderPhase,
+        OrderRef,
+        OrderState,
+        OrderWorkflowInput,
+        ProgressInput,
+        PublishInput,
+        TrailEntry,
+        VisibilityInput,
+    )
+
+R = TypeVar("R", bound=BaseModel)
+
+ACTIVITY_TIMEOUT = timedelta(minutes=2)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+@workflow.defn(name="LicenseOrderWorkflow")
+class LicenseOrderWorkflow:
+    """One license order: approval, creation, allocation, visibility, notification — as configured."""
+
+    def __init__(self) -> None:
+        self._state = OrderState(status=OrderPhase.accepted)
+        self._approvers: set[str] = set()
+        self._decision: tuple[bool, ApprovalDecision] | None = None
+        self._order_id = ""
+
+    # --- the run ---------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, order: OrderWorkflowInput) -> OrderState:
+        self._order_id = order.order_id
+        self._state.version = order.process.version
+        try:
+            for step in order.process.steps:
+                if step.when and not _holds(step.when, order):
+                    self._trail(step, "skipped", f"condition false: {step.when}")
+                    continue
+                if not await self._run_step(step, order):
+                    await self._activity("orders.release_quota", OrderRef(order_id=order.order_id))
+                    await self._set_status(OrderPhase.rejected)
+                    break
+            else:
+                await self._set_status(OrderPhase.fulfilled)
+        except (ActivityError, ApplicationError) as failure:
+            # A business failure (e.g. the product was deleted): record it and give the quota back.
+            self._state.trail.append(self._entry("order", "order", "failed", _reason(failure)))
+            await self._activity("orders.release_quota", OrderRef(order_id=order.order_id))
+            await self._set_status(OrderPhase.failed)
+        # Let a decision that arrived at the last moment get its answer before the run closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    async def _run_step(self, step: Step, order: OrderWorkflowInput) -> bool:
+        """Run one step; False when the order was rejected."""
+        if isinstance(step, ApprovalStep):
+            return await self._approval(step, order)
+        self._trail(step, "started")
+        if isinstance(step, CreateLicenseStep):
+            if self._state.status != OrderPhase.approved:
+                await self._set_status(OrderPhase.approved)
+            created = await self._fetch("licenses.create", OrderRef(order_id=order.order_id), CreatedLicenses)
+            detail = f"{len(created.license_ids)} license(s) and ticket(s)"
+        elif isinstance(step, AllocateStep):
+            await self._activity("tickets.allocate", AllocateInput(order_id=order.order_id, to=step.to))
+            detail = f"to {step.to.value}"
+        elif isinstance(step, VisibilityStep):
+            await self._activity(
+                "tickets.visibility", VisibilityInput(order_id=order.order_id, visible_to=step.visible_to)
+            )
+            detail = step.visible_to.value
+        elif isinstance(step, NotifyStep):
+            key = f"{step.label}:{len(self._state.trail)}"
+            await self._activity(
+                "events.notify", NotifyInput(order_id=order.order_id, key=key, template=step.template, to=step.to)
+            )
+            detail = ", ".join(step.to)
+        elif isinstance(step, WaitStep):
+            await workflow.sleep(to_timedelta(step.duration))
+            detail = step.duration
+        elif isinstance(step, WebhookStep):
+            key = f"{step.label}:{len(self._state.trail)}"
+            await self._activity("events.publish", PublishInput(order_id=order.order_id, key=key, event=step.event))
+            detail = step.event
+        else:
+            raise ApplicationError(f"step kind {step.kind!r} does not belong in a license order", non_retryable=True)
+        self._trail(step, "done", detail)
+        await self._record()
+        return True
+
+    async def _approval(self, step: ApprovalStep, order: OrderWorkflowInput) -> bool:
+        approvers: ApproverSet | list[str] = step.approvers
+        rounds = 2 if step.on_timeout == OnTimeout.escalate and step.escalate_to is not None else 1
+        for round_no in range(rounds):
+            if round_no == 1 and step.escalate_to is not None:
+                approvers = step.escalate_to
+            found = await self._fetch(
+                "orders.approvers", ApproversInput(order_id=order.order_id, approvers=approvers), ApproversResult
+            )
+            self._approvers = set(found.user_ids)
+            self._decision = None
+            self._state.waiting_for_approval = True
+            self._trail(step, "escalated" if round_no else "started", f"{len(found.user_ids)} approver(s)")
+            await self._set_status(OrderPhase.pending_approval)
+            await self._activity(
+                "events.notify",
+                NotifyInput(
+                    order_id=order.order_id,
+                    key=f"{step.label}:{round_no}:{len(self._state.trail)}",
+                    template=step.template,
+                    to=found.emails,
+                    approval_step=step.label,
+                ),
+            )
+            # On timeout the decision stays None and on_timeout decides below.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._decision is not None, timeout=to_timedelta(step.timeout))
+            self._state.waiting_for_approval = False
+            self._approvers = set()
+            if self._decision is not None:
+                approved, decision = self._decision
+                self._trail(step, "approved" if approved else "rejected", f"by user {decision.user_id}")
+                if approved:
+                    await self._set_status(OrderPhase.approved)
+                return approved
+            self._trail(step, "timed_out", f"no decision within {step.timeout}")
+            if step.on_timeout == OnTimeout.approve:
+                await self._set_status(OrderPhase.approved)
+                return True
+        return False
+
+    # --- approvals as updates ----------------------------------------------------------------------------------
+
+    @workflow.update(name="approve")
+    async def approve(self, decision: ApprovalDecision) -> DecisionResult:
+        """Approve the order at its current approval step."""
+        self._decision = (True, decision)
+        await workflow.wait_condition(lambda: not self._state.waiting_for_approval)
+        return DecisionResult(status=self._state.status)
+
+    @workflow.update(name="reject")
+    async def reject(self, decision: ApprovalDecision) -> DecisionResult:
+        """Reject the order at its current approval step."""
+        self._decision = (False, decision)
+        await workflow.wait_condition(lambda: not self._state.waiting_for_approval)
+        return DecisionResult(status=OrderPhase.rejected)
+
+    @approve.validator
+    def _validate_approve(self, decision: ApprovalDecision) -> None:
+        self._validate(decision)
+
+    @reject.validator
+    def _validate_reject(self, decision: ApprovalDecision) -> None:
+        self._validate(decision)
+
+    def _validate(self, decision: ApprovalDecision) -> None:
+        # Validators reject before anything is written to history, so a refused decision leaves no trace.
+        if not self._state.waiting_for_approval or self._decision is not None:
+            raise ApplicationError("the order is not waiting for an approval", type="not_waiting")
+        if decision.user_id not in self._approvers:
+            raise ApplicationError("you are not an approver of this step", type="not_an_approver")
+
+    @workflow.query(name="state")
+    def state(self) -> OrderState:
+        """Status and step trail."""
+        return self._state
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+
+    async def _activity(self, name: str, payload: BaseModel) -> None:
+        await workflow.execute_activity(name, payload, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+
+    async def _fetch(self, name: str, payload: BaseModel, result_type: type[R]) -> R:
+        result: R = await workflow.execute_activity(
+            name, payload, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
+        )
+        return result
+
+    def _entry(self, step: str, kind: str, outcome: str, detail: str = "") -> TrailEntry:
+        return TrailEntry(step=step, kind=kind, outcome=outcome, at=workflow.now(), detail=detail)
+
+    def _trail(self, step: Step, outcome: str, detail: str = "") -> None:
+        self._state.trail.append(self._entry(step.label, step.kind, outcome, detail))
+
+    async def _set_status(self, status: OrderPhase) -> None:
+        self._state.status = status
+        workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
+        await self._record()
+
+    async def _record(self) -> None:
+        await self._activity("orders.record", ProgressInput(order_id=self._order_id, state=self._state))
+
+
+def _holds(condition: str, order: OrderWorkflowInput) -> bool:
+    try:
+        return evaluate(condition, order.facts)
+    except ConditionError as error:
+        # Deterministic, so retrying cannot help: the order fails with the reason instead of hanging.
+        raise ApplicationError(f"condition {condition!r} cannot be evaluated: {error}", non_retryable=True) from None
+
+
+def _reason(failure: BaseException) -> str:
+    cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
+    return str(cause)
