@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         description="Key for keyed hashes and encrypted ticket copies; default: `<var_dir>/secret-key`.",
     )
     log_level: str = "info"
+    portal_url: str = Field(default="http://127.0.0.1:8000", description="Where people sign in; used in messages.")
 
     @field_validator("database_url")
     @classmethod

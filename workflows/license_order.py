@@ -152,6 +152,8 @@ class LicenseOrderWorkflow:
                     template=step.template,
                     to=found.emails,
                     approval_step=step.label,
+                    approval_deadline=workflow.now() + to_timedelta(step.timeout),
+                    escalated=round_no > 0,
                 ),
             )
             # On timeout the decision stays None and on_timeout decides below.

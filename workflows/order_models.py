@@ -111,6 +111,8 @@ class NotifyInput(BaseModel):
     template: str
     to: list[str]
     approval_step: str | None = None
+    approval_deadline: datetime | None = None
+    escalated: bool = False
 
 
 class PublishInput(BaseModel):

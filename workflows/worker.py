@@ -10,22 +10,32 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.orders import OrderActivities
 from activities.system import SystemActivities
 from tessera.db import create_engine, create_session_factory
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
 from workflows.connection import connect_temporal_patiently
+from workflows.license_order import LicenseOrderWorkflow
 from workflows.system_check import SystemCheckWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: list[type] = [SystemCheckWorkflow]
+WORKFLOWS: list[type] = [SystemCheckWorkflow, LicenseOrderWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> Worker:
     """A worker with every workflow and activity of Tessera."""
     system = SystemActivities(session_factory)
-    return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=[system.check])
+    orders = OrderActivities(
+        session_factory, settings.resolved_secret_key(), settings.config_dir / "templates", settings.portal_url
+    )
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[system.check, *orders.all()],
+    )
 
 
 async def run_worker(settings: Settings) -> None:

@@ -1,0 +1,75 @@
+"""Notifications and published events, written to the outbox (`event` table) exactly once per business key.
+
+Templates are what analysts write, so they render in Jinja2's sandbox; `.html` templates are autoescaped.
+A rendered text may start with a `Subject: ...` line, which becomes the subject.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.models import Event, EventKind
+
+
+def template_environment(templates_dir: Path) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(templates_dir),
+        autoescape=select_autoescape(["html", "htm", "html.j2"]),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render(environment: SandboxedEnvironment, template: str, variables: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of a template."""
+    text = environment.get_template(template).render(**variables).lstrip("\n")
+    first, _, rest = text.partition("\n")
+    if first.lower().startswith("subject:"):
+        return first.split(":", 1)[1].strip(), rest.lstrip("\n")
+    return "", text
+
+
+async def write_event(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: EventKind,
+    name: str,
+    organization_id: uuid.UUID | None,
+    order_id: uuid.UUID | None,
+    recipients: list[str] | None = None,
+    subject: str = "",
+    body: str = "",
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    """Insert the event unless one with `key` exists; a concurrent twin loses on the unique key."""
+    existing = await session.scalar(select(Event).where(Event.key == key))
+    if existing is not None:
+        return existing
+    event = Event(
+        key=key,
+        kind=kind,
+        name=name,
+        organization_id=organization_id,
+        order_id=order_id,
+        recipients=recipients or [],
+        subject=subject,
+        body=body,
+        payload=payload or {},
+    )
+    try:
+        async with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        found = await session.scalar(select(Event).where(Event.key == key))
+        assert found is not None
+        return found
+    return event
