@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.deps import AppState
 from api.problems import install_problem_handlers
-from api.routes import api_keys, catalog, health, organizations, tickets, users
+from api.routes import api_keys, catalog, events, health, licenses, orders, organizations, tickets, users
 from tessera import __version__
 from tessera.db import create_engine, create_session_factory
 from tessera.settings import Settings, get_settings
@@ -49,4 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(tickets.router, prefix=API_PREFIX)
+    app.include_router(orders.router, prefix=API_PREFIX)
+    app.include_router(licenses.router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
     return app

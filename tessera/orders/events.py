@@ -1,0 +1,43 @@
+"""The outbox as its readers see it: events of the organizations they administer (vendor admins: all)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.models import Event
+from tessera.orders.reads import newest_first_after
+from tessera.pagination import PageOf, page_from
+from tessera.principal import Principal
+from tessera.rights import reach
+
+
+def event_filter(principal: Principal) -> ColumnElement[bool]:
+    """Messages name approvers and requesters: only administrators read them; members see none."""
+    if principal.vendor_admin:
+        return true()
+    if not principal.admin_of:
+        return false()
+    return Event.organization_id.in_(reach.subtree_ids(principal.admin_of))
+
+
+async def list_events(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    order_id: uuid.UUID | None = None,
+    kind: str | None = None,
+) -> PageOf[Event]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(Event).where(event_filter(principal)).order_by(Event.created_at.desc(), Event.id.desc())
+    if order_id is not None:
+        query = query.where(Event.order_id == order_id)
+    if kind is not None:
+        query = query.where(Event.kind == kind)
+    query = query.where(newest_first_after(cursor, Event.created_at, Event.id))
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    return page_from(rows, limit, key=lambda event: f"{event.created_at.isoformat()}|{event.id}")

@@ -1,0 +1,246 @@
+"""Accepting an order: validate it against the product, apply the acting rule, reserve quota, store it once.
+
+Idempotency: an `Idempotency-Key` is scoped to the API key that sent it (a unique constraint on the order
+table). The same key with the same body (compared by the sha256 of its canonical JSON) answers with the order
+it created; with another body it is refused. A known `external_ref` answers with its order. When two requests
+race, the unique constraints decide: the loser's transaction fails, is rolled back, and it answers with the
+winner's order — so concurrent retries never create a second order or reserve quota twice.
+
+Quota is reserved here, in the order's own transaction, by one conditional UPDATE on the grant, so concurrent
+orders can never together exceed it; the workflow gives back what it did not create on rejection or failure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tessera.errors import Conflict, FieldIssue, InvalidInput
+from tessera.fields import FieldSpec, FieldValue, coerce_value
+from tessera.models import Grant, Membership, Order, OrderStatus, Permission, Product, User, new_id
+from tessera.orders.errors import QuotaExceeded
+from tessera.orders.launch import OrderStart, order_start
+from tessera.orders.schema import Allocation, OrderRequest
+from tessera.principal import Principal
+from tessera.processes.schema import WorkflowsConfig
+from tessera.rights import acting, reach
+
+IDEMPOTENCY_FIELD = "header.Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The order that answers the request; `start` is set when this request stored it."""
+
+    order: Order
+    start: OrderStart | None
+
+    @property
+    def created(self) -> bool:
+        return self.start is not None
+
+
+async def accept_order(
+    session: AsyncSession,
+    principal: Principal,
+    request: OrderRequest,
+    *,
+    idempotency_key: str,
+    workflows_config: Callable[[], WorkflowsConfig],
+) -> Accepted:
+    """Store a new order (flushed, not committed) or find the one this request repeats."""
+    fingerprint = request.fingerprint()
+    earlier = await _earlier_order(session, principal, request, idempotency_key, fingerprint)
+    if earlier is not None:
+        return Accepted(earlier, None)
+    path = await reach.path_ids(session, request.organization_id)
+    if not reach.sees_path(principal, path):
+        raise InvalidInput(
+            "no such organization", issues=[FieldIssue("organization_id", "no organization with this id")]
+        )
+    product = await session.scalar(select(Product).where(Product.code == request.product))
+    if product is None:
+        raise InvalidInput(
+            f"unknown product {request.product!r}", issues=[FieldIssue("product", "no product with this code")]
+        )
+    # Quota is checked by the conditional UPDATE below, not here, so its refusal has one place and one code.
+    right = await acting.authorize(
+        session, principal, Permission.create, product.group_id, request.organization_id, quantity=0
+    )
+    fields, issues = check_fields(product, request.fields)
+    modules, module_issues = check_modules(product, request.modules)
+    issues += module_issues + await _user_issues(session, principal, request)
+    if issues:
+        raise InvalidInput("; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5]), issues=issues)
+    order = Order(
+        id=new_id(),
+        organization_id=request.organization_id,
+        product_id=product.id,
+        fields=fields,
+        modules=modules,
+        quantity=request.quantity,
+        allocation=request.allocation.value,
+        allocate_to_user_id=request.user_id if request.allocation == Allocation.user else None,
+        visibility=request.visibility.value,
+        external_ref=request.external_ref,
+        status=OrderStatus.accepted,
+        grant_id=right.grant.id if right.grant is not None else None,
+        requested_by_user_id=principal.user_id,
+        requested_by_api_key_id=principal.api_key_id,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        trail=[],
+    )
+    order.workflow_id = f"order-{order.id}"
+    # Resolve the steps before storing anything: an invalid workflows.yaml refuses the order outright.
+    start = await order_start(session, order, workflows_config())
+    order.process_version = start.process.version
+    session.add(order)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        earlier = await _earlier_order(session, principal, request, idempotency_key, fingerprint)
+        if earlier is None:
+            raise
+        return Accepted(earlier, None)
+    if right.grant is not None:
+        await reserve_quota(session, right.grant.id, request.quantity)
+    return Accepted(order, start)
+
+
+async def reserve_quota(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> None:
+    """Count `quantity` against the grant in one conditional UPDATE: concurrent orders cannot overdraw it.
+
+    What the grant delegated onwards is carved out of it (SPEC §1), so it counts as used here.
+    """
+    child = aliased(Grant)
+    delegated = (
+        select(func.coalesce(func.sum(child.quota), 0))
+        .where(child.parent_grant_id == grant_id, child.withdrawn_at.is_(None))
+        .scalar_subquery()
+    )
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Grant)
+            .where(
+                Grant.id == grant_id,
+                or_(Grant.quota.is_(None), Grant.quota_used + quantity + delegated <= Grant.quota),
+            )
+            .values(quota_used=Grant.quota_used + quantity)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if result.rowcount == 0:
+        grant = await session.get(Grant, grant_id, populate_existing=True)
+        left = await acting.remaining_quota(session, grant) if grant is not None else 0
+        raise QuotaExceeded(
+            f"the grant's quota allows {max(left or 0, 0)} more licenses, not {quantity}",
+            issues=[FieldIssue("quantity", f"at most {max(left or 0, 0)} under the grant's quota")],
+        )
+
+
+async def _earlier_order(
+    session: AsyncSession, principal: Principal, request: OrderRequest, idempotency_key: str, fingerprint: str
+) -> Order | None:
+    """The order this request repeats: same key (same body required), or a known external_ref."""
+    same_key = await session.scalar(
+        select(Order).where(
+            Order.requested_by_api_key_id == principal.api_key_id, Order.idempotency_key == idempotency_key
+        )
+    )
+    if same_key is not None:
+        if same_key.request_hash != fingerprint:
+            raise InvalidInput(
+                "this Idempotency-Key was used with another body",
+                issues=[FieldIssue(IDEMPOTENCY_FIELD, "already used for a different order; use a new key")],
+            )
+        return same_key
+    if request.external_ref is None:
+        return None
+    known = await session.scalar(select(Order).where(Order.external_ref == request.external_ref))
+    if known is None:
+        return None
+    if not reach.sees_path(principal, await reach.path_ids(session, known.organization_id)):
+        # Unique across the deployment; naming the order would tell a stranger about someone else's business.
+        raise Conflict(
+            "this external_ref belongs to an order you cannot see",
+            issues=[FieldIssue("external_ref", "already used by another order")],
+        )
+    return known
+
+
+def check_fields(product: Product, given: dict[str, Any]) -> tuple[dict[str, Any], list[FieldIssue]]:
+    """Values checked against the product's fields and defaults filled in, as stored (dates as ISO text)."""
+    specs = {spec.name: spec for spec in (FieldSpec.model_validate(raw) for raw in product.fields)}
+    issues: list[FieldIssue] = []
+    known = ", ".join(specs) or "none"
+    for name in given:
+        if name not in specs:
+            issues.append(FieldIssue(f"fields.{name}", f"unknown field; the fields of {product.code} are: {known}"))
+    values: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if name in given:
+            try:
+                values[name] = _stored(coerce_value(spec, given[name]))
+            except ValueError as problem:
+                issues.append(FieldIssue(f"fields.{name}", str(problem)))
+        elif spec.default is not None:
+            values[name] = _stored(spec.default)
+        elif spec.required:
+            issues.append(FieldIssue(f"fields.{name}", "required field is missing"))
+    return values, issues
+
+
+def _stored(value: FieldValue) -> bool | int | str:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def check_modules(product: Product, given: list[str] | None) -> tuple[list[str], list[FieldIssue]]:
+    """The modules switched on: those asked for (each a module of the product, once), or the default-on ones."""
+    defined = {str(module["code"]): bool(module.get("default", False)) for module in product.modules}
+    if given is None:
+        return [code for code, on in defined.items() if on], []
+    issues: list[FieldIssue] = []
+    seen: set[str] = set()
+    known = ", ".join(defined) or "none"
+    for index, code in enumerate(given):
+        if code not in defined:
+            issues.append(
+                FieldIssue(f"modules.{index}", f"unknown module {code!r}; the modules of {product.code}: {known}")
+            )
+        elif code in seen:
+            issues.append(FieldIssue(f"modules.{index}", f"module {code!r} is listed twice"))
+        seen.add(code)
+    return list(dict.fromkeys(given)), issues
+
+
+async def _user_issues(session: AsyncSession, principal: Principal, request: OrderRequest) -> list[FieldIssue]:
+    if request.allocation != Allocation.user:
+        if request.user_id is not None:
+            return [FieldIssue("user_id", "give a user only with `allocation: user`")]
+        return []
+    if request.user_id is None:
+        return [FieldIssue("user_id", "required with `allocation: user`")]
+    member = await session.scalar(
+        select(User.id)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            User.id == request.user_id,
+            Membership.organization_id.in_(reach.subtree_ids([request.organization_id])),
+            reach.user_filter(principal),
+        )
+        .limit(1)
+    )
+    if member is None:
+        return [FieldIssue("user_id", "no such member of the organization or the groups below it")]
+    return []

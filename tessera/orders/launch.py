@@ -1,0 +1,158 @@
+"""What starting an order's workflow needs, built from the stored order: steps, facts, words and ids.
+
+Built at acceptance and again when a start is retried (an order stored while Temporal was unreachable). A
+retried start resolves the steps against workflows.yaml as it is then: the workflow starts then, and a
+workflow follows the file as it was when it started (SPEC §2); `process_version` is updated to match.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.errors import ConfigError, NotFound
+from tessera.models import (
+    ApiKey,
+    Order,
+    OrderStatus,
+    Organization,
+    OrganizationKind,
+    Product,
+    ProductGroup,
+    User,
+    utcnow,
+)
+from tessera.orders.config import invalid
+from tessera.processes import (
+    ConditionContext,
+    OrderFacts,
+    OrganizationFacts,
+    ProductFacts,
+    RequesterFacts,
+    ResolvedProcess,
+    resolve_steps,
+)
+from tessera.processes.facts import FactValue
+from tessera.processes.schema import WorkflowsConfig
+from tessera.rights import reach
+
+
+@dataclass(frozen=True)
+class OrderStart:
+    """The input of `LicenseOrderWorkflow` for one order, in Temporal-free terms."""
+
+    order_id: uuid.UUID
+    workflow_id: str
+    summary: str
+    process: ResolvedProcess
+    facts: ConditionContext
+    organization_id: str
+    reseller_id: str | None
+    product_code: str
+
+
+def _fact(value: object) -> FactValue:
+    return value if isinstance(value, bool | int | str) or value is None else str(value)
+
+
+async def order_start(session: AsyncSession, order: Order, config: WorkflowsConfig) -> OrderStart:
+    """Resolve the order's steps (overrides by group, product and organization tree) and describe it."""
+    row = (
+        await session.execute(
+            select(Product, ProductGroup.code)
+            .join(ProductGroup, ProductGroup.id == Product.group_id)
+            .where(Product.id == order.product_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"the product of order {order.id} no longer exists")
+    product, group_code = row[0], row[1]
+    path = await reach.path_ids(session, order.organization_id)
+    organizations = {
+        org.id: org for org in (await session.scalars(select(Organization).where(Organization.id.in_(path)))).all()
+    }
+    organization = organizations[order.organization_id]
+    reseller = next((org for org in path if organizations[org].kind == OrganizationKind.reseller), None)
+    try:
+        process = resolve_steps(
+            config,
+            "license_order",
+            product_group=group_code,
+            product=product.code,
+            organization_ids=[str(org) for org in path],
+        )
+    except ConfigError as error:
+        raise invalid(error) from None
+    requester, requested_by = await _requester(session, order, organization)
+    facts = ConditionContext(
+        order=OrderFacts(
+            id=str(order.id),
+            quantity=order.quantity,
+            fields={name: _fact(value) for name, value in order.fields.items()},
+            modules=[str(code) for code in order.modules],
+            external_ref=order.external_ref or "",
+            allocation=order.allocation,
+            visibility=order.visibility,
+        ),
+        product=ProductFacts(
+            code=product.code,
+            group=group_code,
+            kind=product.kind,
+            container_kinds=[str(kind) for kind in product.container_kinds],
+            max_activations=product.max_activations,
+            erp_material_no=product.erp_material_no or "",
+        ),
+        organization=OrganizationFacts(
+            id=str(organization.id),
+            kind=organization.kind,
+            country=organization.country or "",
+            erp_customer_no=organization.erp_customer_no or "",
+            ancestor_ids=[str(org) for org in path[1:]],
+            fields={name: _fact(value) for name, value in organization.custom_fields.items()},
+        ),
+        requester=requester,
+    )
+    return OrderStart(
+        order_id=order.id,
+        workflow_id=order.workflow_id or f"order-{order.id}",
+        summary=f"{order.quantity} × {product.code} for {organization.name}, requested by {requested_by}",  # noqa: RUF001
+        process=process,
+        facts=facts,
+        organization_id=str(organization.id),
+        reseller_id=str(reseller) if reseller is not None else None,
+        product_code=product.code,
+    )
+
+
+async def _requester(session: AsyncSession, order: Order, organization: Organization) -> tuple[RequesterFacts, str]:
+    if order.requested_by_user_id is not None:
+        user = await session.get(User, order.requested_by_user_id)
+        email = user.email if user is not None else ""
+        return RequesterFacts(id=str(order.requested_by_user_id), email=email, kind="user"), email or "a user"
+    key = await session.get(ApiKey, order.requested_by_api_key_id) if order.requested_by_api_key_id else None
+    owner = await session.get(Organization, key.organization_id) if key and key.organization_id else None
+    words = f"the service account {key.name!r} of {(owner or organization).name}" if key else "the system"
+    return RequesterFacts(id=str(order.requested_by_api_key_id or ""), kind="service_account"), words
+
+
+async def mark_started(session: AsyncSession, order_id: uuid.UUID, process_version: str) -> None:
+    """Record that the workflow runs; only the first of several concurrent starts writes."""
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.workflow_started_at.is_(None))
+        .values(workflow_started_at=utcnow(), process_version=process_version)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def unstarted_order_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Orders stored while their workflow could not be started, oldest first."""
+    rows = await session.scalars(
+        select(Order.id)
+        .where(Order.workflow_started_at.is_(None), Order.status == OrderStatus.accepted)
+        .order_by(Order.created_at, Order.id)
+    )
+    return list(rows.all())

@@ -1,0 +1,93 @@
+"""Orders within the caller's reach: an order is visible to whoever sees its organization (SPEC §1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.errors import FieldIssue, InvalidInput, NotFound
+from tessera.models import License, Order, OrderStatus, Organization, Product, Ticket
+from tessera.orders.licenses import license_filter
+from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.principal import Principal
+from tessera.rights import reach
+
+
+def order_filter(principal: Principal) -> ColumnElement[bool]:
+    """WHERE clause on `Order`: orders of the organizations within reach."""
+    if principal.vendor_admin:
+        return true()
+    return Order.organization_id.in_(select(Organization.id).where(reach.organization_filter(principal)))
+
+
+def newest_first_after(
+    cursor: str | None, created_at: SQLColumnExpression[datetime], key: SQLColumnExpression[uuid.UUID]
+) -> ColumnElement[bool]:
+    """Keyset pagination on (created_at, id), newest first; the cursor carries both."""
+    after = decode_cursor(cursor)
+    if after is None:
+        return true()
+    try:
+        at_text, _, id_text = after.partition("|")
+        at, last = datetime.fromisoformat(at_text), uuid.UUID(id_text)
+    except ValueError:
+        raise InvalidInput("unknown cursor", issues=[FieldIssue("cursor", "not one this API returned")]) from None
+    return or_(created_at < at, and_(created_at == at, key < last))
+
+
+def cursor_key(created_at: datetime, key: uuid.UUID) -> str:
+    return f"{created_at.isoformat()}|{key}"
+
+
+async def list_orders(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: OrderStatus | None = None,
+    organization_id: uuid.UUID | None = None,
+) -> PageOf[tuple[Order, str]]:
+    """Orders within reach, newest first, with their product codes; `organization_id` includes its subtree."""
+    query = (
+        select(Order, Product.code)
+        .join(Product, Product.id == Order.product_id)
+        .where(order_filter(principal))
+        .order_by(Order.created_at.desc(), Order.id.desc())
+    )
+    if status is not None:
+        query = query.where(Order.status == status)
+    if organization_id is not None:
+        query = query.where(Order.organization_id.in_(reach.subtree_ids([organization_id])))
+    query = query.where(newest_first_after(cursor, Order.created_at, Order.id))
+    rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
+    return page_from(rows, limit, key=lambda row: cursor_key(row[0].created_at, row[0].id))
+
+
+async def visible_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> tuple[Order, str]:
+    row = (
+        await session.execute(
+            select(Order, Product.code)
+            .join(Product, Product.id == Order.product_id)
+            .where(Order.id == order_id, order_filter(principal))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no order {order_id}")
+    return row[0], row[1]
+
+
+async def order_licenses(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID
+) -> list[tuple[License, Ticket | None]]:
+    """The order's licenses the caller may see, each with its ticket if the caller may see that."""
+    rows = await session.execute(
+        select(License, Ticket)
+        .outerjoin(Ticket, and_(Ticket.license_id == License.id, reach.ticket_filter(principal)))
+        .where(License.order_id == order_id, license_filter(principal))
+        .order_by(License.line_no)
+    )
+    return [(row[0], row[1]) for row in rows.all()]

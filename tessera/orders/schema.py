@@ -1,0 +1,56 @@
+"""What an order asks for, as a caller writes it (the API body is this model)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from enum import StrEnum
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from tessera.models import Visibility
+from tessera.schema_base import Code, StrictModel
+
+MAX_QUANTITY = 10_000
+"""One order creates at most this many licenses; larger volumes are several orders (or a grant without limit)."""
+
+FieldInput = StrictBool | StrictInt | StrictStr
+"""A product field value as JSON carries it: dates are `YYYY-MM-DD` strings."""
+
+
+class Allocation(StrEnum):
+    requester = "requester"
+    organization = "organization"
+    user = "user"
+
+
+class OrderRequest(StrictModel):
+    """Licenses for one organization: product, field values, modules, quantity, allocation and visibility."""
+
+    organization_id: uuid.UUID = Field(description="The organization the licenses are for.")
+    product: Code = Field(description="Product code, e.g. PRO-CAD.")
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True, description="Licenses (and tickets) to create.")
+    fields: dict[str, FieldInput] = Field(
+        default_factory=dict, description="Product field values by name; omitted fields take their defaults."
+    )
+    modules: list[Code] | None = Field(
+        default=None, description="Module codes to switch on; omitted: the product's default modules."
+    )
+    allocation: Allocation = Field(
+        default=Allocation.requester,
+        description="Who gets the tickets: the requester (a service account's key: its organization), the "
+        "organization, or the user named in `user_id`.",
+    )
+    user_id: uuid.UUID | None = Field(
+        default=None, description="With `allocation: user`: a member of the organization."
+    )
+    visibility: Visibility = Field(default=Visibility.all_members, description="Who in the organization sees tickets.")
+    external_ref: str | None = Field(
+        default=None, min_length=1, max_length=200, description="ERP order and line; a known one returns its order."
+    )
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of the request: what `Idempotency-Key` replays are compared by."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
