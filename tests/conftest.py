@@ -364,3 +364,27 @@ async def rights_world(sessions: async_sessionmaker[AsyncSession]) -> RightsWorl
         world = await build_rights_world(session)
         await session.commit()
     return world
+
+
+# --- orders: the API with a real Temporal dev server (tests/api/test_orders*.py) --------------------------
+
+
+@pytest.fixture
+def orders_temporal_settings(settings: Settings, dev_env: WorkflowEnvironment) -> Settings:
+    """`settings` pointed at the dev server, on a task queue of its own so no other test's worker runs it."""
+    return settings.model_copy(
+        update={
+            "temporal_address": dev_env.client.service_client.config.target_host,
+            "task_queue": f"orders-test-{uuid.uuid4().hex[:12]}",
+        }
+    )
+
+
+@pytest.fixture
+async def orders_api(orders_temporal_settings: Settings) -> AsyncIterator[AsyncClient]:
+    """Like `api`, but workflow starts reach the dev server (nothing runs them unless a test starts a worker)."""
+    app = create_app(orders_temporal_settings)
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://tessera.test", timeout=60) as client:
+            yield client
