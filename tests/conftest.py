@@ -220,6 +220,9 @@ class RightsWorld:
     tickets: dict[str, uuid.UUID] = field(default_factory=dict)
     codes: dict[str, str] = field(default_factory=dict)
     service_keys: dict[str, uuid.UUID] = field(default_factory=dict)
+    orders: dict[str, uuid.UUID] = field(default_factory=dict)
+    licenses: dict[str, uuid.UUID] = field(default_factory=dict)
+    """The order and license behind each of `tickets`, by the same names."""
     product_id: uuid.UUID = field(default_factory=uuid.uuid4)
     group_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -351,6 +354,7 @@ async def build_rights_world(session: AsyncSession) -> RightsWorld:
             visibility=Visibility(visibility),
         )
         world.tickets[name] = ticket.id
+        world.orders[name], world.licenses[name] = license.order_id, license.id
     for org_name in ("C1", "G1", "C2", "C3"):
         key, _token = await create_api_key(session, TEST_SECRET, name="erp", organization_id=world.orgs[org_name])
         world.service_keys[org_name] = key.id

@@ -1,13 +1,15 @@
 """`<config_dir>/workflows.yaml` for the API, reloaded when the file changes (no restart needed).
 
-The checked config is cached under a signature of the files it depends on (size and modification time of
-workflows.yaml, catalog.yaml and every template). An edit takes effect for the next order; an edit that breaks
-the file makes orders fail with `workflows-config-invalid` (503) listing the problems, until it is fixed.
+The checked config is cached under a signature of the files it depends on (the sha256 of workflows.yaml, and
+size and modification time of catalog.yaml and every template). An edit takes effect for the next order; an
+edit that breaks the file makes orders fail with `workflows-config-invalid` (503) listing the problems, until
+it is fixed.
 Running orders are unaffected either way: their steps travel in their workflow's input.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -30,6 +32,15 @@ def _stat(path: Path) -> tuple[str, int, int]:
     return (str(path), found.st_mtime_ns, found.st_size)
 
 
+def _digest(path: Path) -> tuple[str, int, int]:
+    # The file itself is hashed: an edit within the clock's granularity that keeps the size is still seen.
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return (str(path), -1, -1)
+    return (hashlib.sha256(content).hexdigest(), len(content), 0)
+
+
 def config_signature(settings: Settings) -> Signature:
     """What a change of the process configuration would change; cheap enough to compute per order."""
     templates = settings.config_dir / "templates"
@@ -37,8 +48,8 @@ def config_signature(settings: Settings) -> Signature:
         template_files = sorted(entry.path for entry in os.scandir(templates) if entry.is_file())
     except OSError:
         template_files = []
-    paths = [settings.config_dir / "workflows.yaml", settings.catalog_file, *map(Path, template_files)]
-    return tuple(_stat(path) for path in paths)
+    paths = [settings.catalog_file, *map(Path, template_files)]
+    return (_digest(settings.config_dir / "workflows.yaml"), *(_stat(path) for path in paths))
 
 
 @dataclass
