@@ -204,6 +204,24 @@ def workflows_check(
         typer.echo(line)
 
 
+orders_app = typer.Typer(help="License orders.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+
+
+@orders_app.command("resume")
+def orders_resume() -> None:
+    """Start the workflow of every order stored while Temporal was unreachable (safe to repeat)."""
+    from workflows.client_ops import resume_orders
+
+    settings = get_settings()
+    _logging(settings)
+    try:
+        started = asyncio.run(resume_orders(settings))
+    except (TesseraError, RuntimeError) as error:
+        raise _fail(error) from None
+    typer.echo(f"started {started} order workflow(s)" if started else "every order's workflow runs already")
+
+
 @app.command()
 def check() -> None:
     """Run a workflow through Temporal and the worker against the database, and print what it saw."""

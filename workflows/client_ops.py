@@ -18,10 +18,11 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from tessera.db import create_engine, create_session_factory
 from tessera.models import Order
 from tessera.orders.config import workflows_config
 from tessera.orders.errors import NotAnApprover, NotWaiting, WorkflowNotStarted, WorkflowUnavailable
-from tessera.orders.launch import OrderStart, mark_started, order_start
+from tessera.orders.launch import OrderStart, mark_started, order_start, unstarted_order_ids
 from tessera.settings import Settings
 from workflows import search_attributes as sa
 from workflows.connection import connect_temporal
@@ -137,3 +138,27 @@ async def decide_order(
         raise WorkflowUnavailable(f"the workflow service did not answer ({error.status.name})") from error
     except (RuntimeError, TimeoutError) as error:
         raise WorkflowUnavailable("the workflow service did not answer; try again") from error
+
+
+async def resume_orders(settings: Settings, client: Client | None = None) -> int:
+    """Start the workflow of every order stored while Temporal was unreachable; returns how many were started.
+
+    Idempotent: a start is recorded per order, and starting an order twice finds the same run.
+    """
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    try:
+        client = client or await connect_temporal(settings)
+        async with sessions() as session:
+            waiting = await unstarted_order_ids(session)
+        started = 0
+        for order_id in waiting:
+            async with sessions() as session:
+                order = await session.get(Order, order_id)
+                if order is None or order.workflow_started_at is not None:
+                    continue
+                await ensure_order_started(session, client, settings, order)
+                started += 1
+        return started
+    finally:
+        await engine.dispose()
