@@ -7,6 +7,7 @@ A change to the workflow code that would break running orders fails here; such a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -59,7 +60,7 @@ def saved_histories() -> list[Path]:
 
 @pytest.mark.parametrize("path", saved_histories(), ids=lambda path: path.stem)
 async def test_saved_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    history = WorkflowHistory.from_json(path.stem, json.loads(await asyncio.to_thread(path.read_text)))
     await _replayer().replay_workflow(history)
 
 
