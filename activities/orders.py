@@ -72,7 +72,9 @@ class OrderActivities:
         """N licenses and N tickets; key: (order, line number), so a retry never creates more."""
         try:
             async with unit_of_work(self._sessions) as session:
-                licenses = await fulfilment.create_order_licenses(session, self._secret_key, uuid.UUID(ref.order_id))
+                licenses = await fulfilment.create_order_licenses(
+                    session, self._secret_key, uuid.UUID(ref.order_id), progress=lambda line: activity.heartbeat(line)
+                )
                 tickets = await fulfilment.order_tickets(session, uuid.UUID(ref.order_id))
         except NotFound as error:
             raise _business_failure(error) from None

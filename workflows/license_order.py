@@ -54,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
 R = TypeVar("R", bound=BaseModel)
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
+# A worker that dies mid-activity is noticed within this time, not only after ACTIVITY_TIMEOUT.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -212,11 +214,22 @@ class LicenseOrderWorkflow:
     # --- helpers -----------------------------------------------------------------------------------------------
 
     async def _activity(self, name: str, payload: BaseModel) -> None:
-        await workflow.execute_activity(name, payload, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        await workflow.execute_activity(
+            name,
+            payload,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RETRY,
+        )
 
     async def _fetch(self, name: str, payload: BaseModel, result_type: type[R]) -> R:
         result: R = await workflow.execute_activity(
-            name, payload, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
+            name,
+            payload,
+            result_type=result_type,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RETRY,
         )
         return result
 

@@ -6,7 +6,7 @@ Called by activities, one unit of work each; nothing here knows about Temporal.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +56,9 @@ def _expiry(product: Product, order: Order) -> Any:
     return None
 
 
-async def create_order_licenses(session: AsyncSession, secret_key: bytes, order_id: uuid.UUID) -> list[License]:
+async def create_order_licenses(
+    session: AsyncSession, secret_key: bytes, order_id: uuid.UUID, progress: Callable[[int], None] = lambda _: None
+) -> list[License]:
     """One license and one ticket per unit; lines that exist already are kept, so a retry creates nothing more.
 
     The (order, line number) unique constraint settles a race between two attempts: the loser's transaction
@@ -94,6 +96,7 @@ async def create_order_licenses(session: AsyncSession, secret_key: bytes, order_
             visibility=Visibility(order.visibility),
         )
         existing[line_no] = license
+        progress(line_no)
     return [existing[number] for number in sorted(existing)]
 
 
