@@ -18,12 +18,12 @@ from tessera.models import EventKind, License, User
 from tessera.notifications import render, template_environment, write_event
 from workflows.order_models import (
     AllocateInput,
+    ApplyInput,
     ApproversInput,
     ApproversResult,
     CreatedLicenses,
     NotifyInput,
     OrderRef,
-    ProgressInput,
     PublishInput,
     VisibilityInput,
 )
@@ -43,13 +43,28 @@ class OrderActivities:
         self._templates = template_environment(templates_dir)
         self._portal_url = portal_url
 
-    @activity.defn(name="orders.record")
-    async def record(self, progress: ProgressInput) -> None:
-        """Mirror status and trail onto the order row; idempotent (it overwrites with the same state)."""
-        trail = [entry.model_dump(mode="json") for entry in progress.state.trail]
+    @activity.defn(name="orders.apply")
+    async def apply(self, request: ApplyInput) -> None:
+        """Allocation, visibility, notifications and events of one order, then its state, in one transaction.
+
+        Idempotent: allocation and visibility set values, outbox rows are keyed by (order, step, position), and
+        the state overwrites itself.
+        """
+        order_id = uuid.UUID(request.order_id)
         try:
             async with unit_of_work(self._sessions) as session:
-                await fulfilment.record_progress(session, uuid.UUID(progress.order_id), progress.state.status, trail)
+                for action in request.actions:
+                    if isinstance(action, AllocateInput):
+                        await fulfilment.allocate_order_tickets(session, order_id, action.to.value)
+                    elif isinstance(action, VisibilityInput):
+                        await fulfilment.set_order_visibility(session, order_id, action.visible_to.value)
+                    elif isinstance(action, NotifyInput):
+                        await self._notify(session, order_id, action)
+                    else:
+                        await self._publish(session, order_id, action)
+                if request.state is not None:
+                    trail = [entry.model_dump(mode="json") for entry in request.state.trail]
+                    await fulfilment.record_progress(session, order_id, request.state.status, trail)
         except NotFound as error:
             raise _business_failure(error) from None
 
@@ -84,51 +99,36 @@ class OrderActivities:
             ticket_ids=[str(by_license[lic.id]) for lic in licenses],
         )
 
-    @activity.defn(name="tickets.allocate")
-    async def allocate(self, request: AllocateInput) -> None:
-        """Allocate the order's tickets; setting the same allocation again changes nothing."""
-        async with unit_of_work(self._sessions) as session:
-            await fulfilment.allocate_order_tickets(session, uuid.UUID(request.order_id), request.to.value)
-
-    @activity.defn(name="tickets.visibility")
-    async def visibility(self, request: VisibilityInput) -> None:
-        """Set the visibility of the order's tickets; idempotent."""
-        async with unit_of_work(self._sessions) as session:
-            await fulfilment.set_order_visibility(session, uuid.UUID(request.order_id), request.visible_to.value)
-
-    @activity.defn(name="events.notify")
-    async def notify(self, request: NotifyInput) -> None:
+    async def _notify(self, session: AsyncSession, order_id: uuid.UUID, request: NotifyInput) -> None:
         """Render a template into the outbox; key: order + step key, so a retry writes one row."""
-        order_id = uuid.UUID(request.order_id)
-        async with unit_of_work(self._sessions) as session:
-            order = await fulfilment.load_order(session, order_id)
-            context = await order_context(session, order)
-            licenses = await fulfilment.order_licenses(session, order_id)
-            variables: dict[str, Any] = {
-                **context.model_dump(mode="json"),
-                "licenses": [{"id": str(lic.id), "expires_at": _iso(lic)} for lic in licenses],
-                "portal_url": self._portal_url,
+        order = await fulfilment.load_order(session, order_id)
+        context = await order_context(session, order)
+        licenses = await fulfilment.order_licenses(session, order_id)
+        variables: dict[str, Any] = {
+            **context.model_dump(mode="json"),
+            "licenses": [{"id": str(lic.id), "expires_at": _iso(lic)} for lic in licenses],
+            "portal_url": self._portal_url,
+        }
+        if request.approval_step is not None:
+            variables["approval"] = {
+                "name": request.approval_step,
+                "approvers": request.to,
+                "deadline": request.approval_deadline.isoformat() if request.approval_deadline else "",
+                "escalated": request.escalated,
             }
-            if request.approval_step is not None:
-                variables["approval"] = {
-                    "name": request.approval_step,
-                    "approvers": request.to,
-                    "deadline": request.approval_deadline.isoformat() if request.approval_deadline else "",
-                    "escalated": request.escalated,
-                }
-            subject, body = render(self._templates, request.template, variables)
-            recipients = await self._recipients(session, order.requested_by_user_id, order_id, request.to)
-            await write_event(
-                session,
-                key=f"order-{order_id}:{request.key}",
-                kind=EventKind.notification,
-                name=request.template,
-                organization_id=order.organization_id,
-                order_id=order_id,
-                recipients=recipients,
-                subject=subject,
-                body=body,
-            )
+        subject, body = render(self._templates, request.template, variables)
+        recipients = await self._recipients(session, order.requested_by_user_id, order_id, request.to)
+        await write_event(
+            session,
+            key=f"order-{order_id}:{request.key}",
+            kind=EventKind.notification,
+            name=request.template,
+            organization_id=order.organization_id,
+            order_id=order_id,
+            recipients=recipients,
+            subject=subject,
+            body=body,
+        )
 
     async def _recipients(
         self, session: AsyncSession, requester_id: uuid.UUID | None, order_id: uuid.UUID, to: list[str]
@@ -144,39 +144,27 @@ class OrderActivities:
                 emails += [user.email for user in await fulfilment.approvers(session, order_id, recipient)]
         return sorted(set(emails))
 
-    @activity.defn(name="events.publish")
-    async def publish(self, request: PublishInput) -> None:
+    async def _publish(self, session: AsyncSession, order_id: uuid.UUID, request: PublishInput) -> None:
         """Publish an event for webhook subscribers; key: order + step key."""
-        order_id = uuid.UUID(request.order_id)
-        async with unit_of_work(self._sessions) as session:
-            order = await fulfilment.load_order(session, order_id)
-            licenses = await fulfilment.order_licenses(session, order_id)
-            await write_event(
-                session,
-                key=f"order-{order_id}:{request.key}",
-                kind=EventKind.webhook,
-                name=request.event,
-                organization_id=order.organization_id,
-                order_id=order_id,
-                payload={
-                    "order_id": str(order_id),
-                    "status": order.status,
-                    "external_ref": order.external_ref,
-                    "license_ids": [str(lic.id) for lic in licenses],
-                },
-            )
+        order = await fulfilment.load_order(session, order_id)
+        licenses = await fulfilment.order_licenses(session, order_id)
+        await write_event(
+            session,
+            key=f"order-{order_id}:{request.key}",
+            kind=EventKind.webhook,
+            name=request.event,
+            organization_id=order.organization_id,
+            order_id=order_id,
+            payload={
+                "order_id": str(order_id),
+                "status": order.status,
+                "external_ref": order.external_ref,
+                "license_ids": [str(lic.id) for lic in licenses],
+            },
+        )
 
     def all(self) -> list[Any]:
-        return [
-            self.record,
-            self.approvers,
-            self.release_quota,
-            self.create_licenses,
-            self.allocate,
-            self.visibility,
-            self.notify,
-            self.publish,
-        ]
+        return [self.apply, self.approvers, self.release_quota, self.create_licenses]
 
 
 def _iso(license: License) -> str:

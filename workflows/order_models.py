@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -73,11 +74,6 @@ class OrderRef(BaseModel):
     order_id: str
 
 
-class ProgressInput(BaseModel):
-    order_id: str
-    state: OrderState
-
-
 class ApproversInput(BaseModel):
     order_id: str
     approvers: ApproverSet | list[str]
@@ -94,11 +90,13 @@ class CreatedLicenses(BaseModel):
 
 
 class AllocateInput(BaseModel):
+    action: Literal["allocate"] = "allocate"
     order_id: str
     to: AllocateTo
 
 
 class VisibilityInput(BaseModel):
+    action: Literal["visibility"] = "visibility"
     order_id: str
     visible_to: VisibleTo
 
@@ -106,6 +104,7 @@ class VisibilityInput(BaseModel):
 class NotifyInput(BaseModel):
     """`key` makes the outbox write idempotent: the same step of the same run never writes twice."""
 
+    action: Literal["notify"] = "notify"
     order_id: str
     key: str
     template: str
@@ -116,6 +115,18 @@ class NotifyInput(BaseModel):
 
 
 class PublishInput(BaseModel):
+    action: Literal["publish"] = "publish"
     order_id: str
     key: str
     event: str
+
+
+Action = Annotated[AllocateInput | VisibilityInput | NotifyInput | PublishInput, Field(discriminator="action")]
+
+
+class ApplyInput(BaseModel):
+    """Consecutive database steps of one order, and optionally its new state, written in one transaction."""
+
+    order_id: str
+    actions: list[Action] = Field(default_factory=list)
+    state: OrderState | None = None
