@@ -11,9 +11,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from tessera.models import Grant, Order
+from tessera.models import Grant, License, Order
+from tessera.settings import Settings
 from tests.api.test_orders_api import order_body, post_order, quota_used
 from tests.conftest import RightsWorld
+from workflows.order_models import OrderState
+from workflows.worker import build_worker
 
 CONCURRENT = 50
 
@@ -35,6 +38,7 @@ async def _await_workflows(dev_env: WorkflowEnvironment, organization_id: uuid.U
 
 async def test_fifty_identical_requests_make_one_order_and_one_workflow(
     orders_api: AsyncClient,
+    orders_temporal_settings: Settings,
     rights_world: RightsWorld,
     sessions: async_sessionmaker[AsyncSession],
     dev_env: WorkflowEnvironment,
@@ -56,6 +60,16 @@ async def test_fifty_identical_requests_make_one_order_and_one_workflow(
     assert stored == 1
     assert await quota_used(sessions, w.grants["C2"]) == 3
     assert await _await_workflows(dev_env, w.orgs["C2"], 1) == 1
+    # Run that one workflow: it creates exactly the 3 licenses ordered, once.
+    async with build_worker(dev_env.client, orders_temporal_settings, sessions):
+        handle = dev_env.client.get_workflow_handle(responses[0].json()["workflow_id"], result_type=OrderState)
+        state = await asyncio.wait_for(handle.result(), timeout=60)
+    assert state.status == "fulfilled"
+    async with sessions() as session:
+        licenses = await session.scalar(
+            select(func.count()).select_from(License).where(License.order_id == uuid.UUID(responses[0].json()["id"]))
+        )
+    assert licenses == 3
 
 
 async def test_fifty_orders_against_a_quota_of_ten_accept_exactly_ten(
