@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 from tessera.db import unit_of_work
 from tessera.errors import NotFound
 from tessera.licenses import fulfilment
-from tessera.licenses.order_facts import order_context
 from tessera.models import EventKind, License, User
 from tessera.notifications import render, template_environment, write_event
+from tessera.orders.facts import order_context
 from workflows.order_models import (
     AllocateInput,
     ApplyInput,

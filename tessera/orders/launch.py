@@ -26,16 +26,12 @@ from tessera.models import (
     utcnow,
 )
 from tessera.orders.config import invalid
+from tessera.orders.facts import order_context
 from tessera.processes import (
     ConditionContext,
-    OrderFacts,
-    OrganizationFacts,
-    ProductFacts,
-    RequesterFacts,
     ResolvedProcess,
     resolve_steps,
 )
-from tessera.processes.facts import FactValue
 from tessera.processes.schema import WorkflowsConfig
 from tessera.rights import reach
 
@@ -52,10 +48,6 @@ class OrderStart:
     organization_id: str
     reseller_id: str | None
     product_code: str
-
-
-def _fact(value: object) -> FactValue:
-    return value if isinstance(value, bool | int | str) or value is None else str(value)
 
 
 async def order_start(session: AsyncSession, order: Order, config: WorkflowsConfig) -> OrderStart:
@@ -86,35 +78,8 @@ async def order_start(session: AsyncSession, order: Order, config: WorkflowsConf
         )
     except ConfigError as error:
         raise invalid(error) from None
-    requester, requested_by = await _requester(session, order, organization)
-    facts = ConditionContext(
-        order=OrderFacts(
-            id=str(order.id),
-            quantity=order.quantity,
-            fields={name: _fact(value) for name, value in order.fields.items()},
-            modules=[str(code) for code in order.modules],
-            external_ref=order.external_ref or "",
-            allocation=order.allocation,
-            visibility=order.visibility,
-        ),
-        product=ProductFacts(
-            code=product.code,
-            group=group_code,
-            kind=product.kind,
-            container_kinds=[str(kind) for kind in product.container_kinds],
-            max_activations=product.max_activations,
-            erp_material_no=product.erp_material_no or "",
-        ),
-        organization=OrganizationFacts(
-            id=str(organization.id),
-            kind=organization.kind,
-            country=organization.country or "",
-            erp_customer_no=organization.erp_customer_no or "",
-            ancestor_ids=[str(org) for org in path[1:]],
-            fields={name: _fact(value) for name, value in organization.custom_fields.items()},
-        ),
-        requester=requester,
-    )
+    requested_by = await _requested_by(session, order, organization)
+    facts = await order_context(session, order)
     return OrderStart(
         order_id=order.id,
         workflow_id=order.workflow_id or f"order-{order.id}",
@@ -127,15 +92,14 @@ async def order_start(session: AsyncSession, order: Order, config: WorkflowsConf
     )
 
 
-async def _requester(session: AsyncSession, order: Order, organization: Organization) -> tuple[RequesterFacts, str]:
+async def _requested_by(session: AsyncSession, order: Order, organization: Organization) -> str:
+    """Who asked, in words for operators: an e-mail, or the service account and its organization."""
     if order.requested_by_user_id is not None:
         user = await session.get(User, order.requested_by_user_id)
-        email = user.email if user is not None else ""
-        return RequesterFacts(id=str(order.requested_by_user_id), email=email, kind="user"), email or "a user"
+        return user.email if user is not None and user.email else "a user"
     key = await session.get(ApiKey, order.requested_by_api_key_id) if order.requested_by_api_key_id else None
     owner = await session.get(Organization, key.organization_id) if key and key.organization_id else None
-    words = f"the service account {key.name!r} of {(owner or organization).name}" if key else "the system"
-    return RequesterFacts(id=str(order.requested_by_api_key_id or ""), kind="service_account"), words
+    return f"the service account {key.name!r} of {(owner or organization).name}" if key else "the system"
 
 
 async def mark_started(session: AsyncSession, order_id: uuid.UUID, process_version: str) -> None:

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from tessera.licenses.order_facts import order_context
 from tessera.models import Order
+from tessera.orders.facts import order_context
 from tessera.processes import ResolvedProcess
 from tessera.processes.schema import ProcessName
 from tessera.settings import Settings
