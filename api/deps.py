@@ -66,7 +66,7 @@ async def current_principal(
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def _scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+def scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting keys whose scopes cover `scope`; what they may touch is decided in the service."""
 
     async def dependency(caller: Caller) -> Principal:
@@ -77,20 +77,20 @@ def _scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     return dependency
 
 
-async def catalog_writer(caller: Annotated[Principal, Depends(_scoped("catalog:write"))]) -> Principal:
+async def catalog_writer(caller: Annotated[Principal, Depends(scoped("catalog:write"))]) -> Principal:
     acting.require_vendor_admin(caller, doing="change the catalog")
     return caller
 
 
-CatalogReader = Annotated[Principal, Depends(_scoped("catalog:read"))]
+CatalogReader = Annotated[Principal, Depends(scoped("catalog:read"))]
 CatalogWriter = Annotated[Principal, Depends(catalog_writer)]
-OrganizationsReader = Annotated[Principal, Depends(_scoped("organizations:read"))]
-OrganizationsWriter = Annotated[Principal, Depends(_scoped("organizations:write"))]
-UsersReader = Annotated[Principal, Depends(_scoped("users:read"))]
-UsersWriter = Annotated[Principal, Depends(_scoped("users:write"))]
-ApiKeysWriter = Annotated[Principal, Depends(_scoped("api-keys:write"))]
-TicketsReader = Annotated[Principal, Depends(_scoped("tickets:read"))]
-TicketsWriter = Annotated[Principal, Depends(_scoped("tickets:write"))]
+OrganizationsReader = Annotated[Principal, Depends(scoped("organizations:read"))]
+OrganizationsWriter = Annotated[Principal, Depends(scoped("organizations:write"))]
+UsersReader = Annotated[Principal, Depends(scoped("users:read"))]
+UsersWriter = Annotated[Principal, Depends(scoped("users:write"))]
+ApiKeysWriter = Annotated[Principal, Depends(scoped("api-keys:write"))]
+TicketsReader = Annotated[Principal, Depends(scoped("tickets:read"))]
+TicketsWriter = Annotated[Principal, Depends(scoped("tickets:write"))]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]

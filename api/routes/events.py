@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import Cursor, Limit, Session, _scoped
+from api.deps import Cursor, Limit, Session, scoped
 from api.schemas.common import Page
 from api.schemas.events import EventRead
 from tessera.models import EventKind
@@ -16,7 +16,7 @@ from tessera.principal import Principal
 
 router = APIRouter(tags=["events"])
 
-EventsReader = Annotated[Principal, Depends(_scoped("webhooks:read"))]
+EventsReader = Annotated[Principal, Depends(scoped("webhooks:read"))]
 
 
 @router.get("/events", response_model=Page[EventRead])

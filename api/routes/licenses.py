@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import Cursor, Limit, Session, _scoped
+from api.deps import Cursor, Limit, Session, scoped
 from api.routes.orders import ticket_summary
 from api.schemas.common import Page
 from api.schemas.licenses import LicenseRead
@@ -17,7 +17,7 @@ from tessera.principal import Principal
 
 router = APIRouter(tags=["licenses"])
 
-LicensesReader = Annotated[Principal, Depends(_scoped("licenses:read"))]
+LicensesReader = Annotated[Principal, Depends(scoped("licenses:read"))]
 
 
 def license_read(license: License, product_code: str, ticket: Ticket | None) -> LicenseRead:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from sqlalchemy import select
 
-from api.deps import Cursor, Limit, Session, State, _scoped
+from api.deps import Cursor, Limit, Session, State, scoped
 from api.schemas.common import Page
 from api.schemas.orders import (
     DecisionCreate,
@@ -31,8 +31,8 @@ from workflows.order_models import ApprovalDecision
 
 router = APIRouter(tags=["orders"])
 
-OrdersReader = Annotated[Principal, Depends(_scoped("orders:read"))]
-OrdersWriter = Annotated[Principal, Depends(_scoped("orders:write"))]
+OrdersReader = Annotated[Principal, Depends(scoped("orders:read"))]
+OrdersWriter = Annotated[Principal, Depends(scoped("orders:write"))]
 IdempotencyKey = Annotated[
     str,
     Header(
