@@ -88,3 +88,10 @@ async def measure(name: str, count: int, in_flight: int, one: Callable[[int], Aw
 def ratio_line(subject: Figures, floor: Figures) -> str:
     ratio = subject.per_second / floor.per_second if floor.per_second else 0.0
     return f"=> {subject.name}: {ratio:.2f} x the floor ({floor.name}), measured in this run"
+
+
+def report(subject: Figures, floor: Figures) -> None:
+    """The floor, the subject, and their ratio: the three lines every benchmark ends with."""
+    print(floor.line())
+    print(subject.line())
+    print(ratio_line(subject, floor))

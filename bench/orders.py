@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.floor import BareWorkflow, Nothing, noop
-from bench.harness import Figures, measure, ratio_line
+from bench.harness import Figures, measure, report
 from tessera.processes import resolve_steps
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import REPO_ROOT, Settings
@@ -94,12 +94,6 @@ async def run(count: int, in_flight: int) -> None:
             stack.kill()
     report(tessera, floor)
     print(answers.line())
-
-
-def report(tessera: Figures, floor: Figures) -> None:
-    print(floor.line())
-    print(tessera.line())
-    print(ratio_line(tessera, floor))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from bench.floor import BareWorkflow, Nothing, noop
-from bench.harness import dev_server, measure, ratio_line
+from bench.harness import dev_server, measure, report
 from tessera.db import create_engine, create_session_factory, migrate
 from tessera.settings import Settings
 from workflows.system_check import SystemCheckInput, SystemCheckWorkflow
@@ -49,9 +49,7 @@ async def main(count: int, in_flight: int) -> None:
                 floor = await measure("bare workflow, 1 no-op activity", count, in_flight, bare)
                 subject = await measure("SystemCheckWorkflow (1 DB activity)", count, in_flight, check)
         await engine.dispose()
-    print(floor.line())
-    print(subject.line())
-    print(ratio_line(subject, floor))
+    report(subject, floor)
 
 
 if __name__ == "__main__":
