@@ -25,6 +25,7 @@ PRODUCT: dict[str, Any] = {
         }
     ],
     "modules": [{"code": "RENDER", "name": {"en": "Rendering"}, "default": True}],
+    "trial_days_field": "trial_days",
 }
 
 

@@ -75,7 +75,7 @@ async def test_a_fresh_run_replays_and_keeps_ticket_codes_out_of_its_history(
     rights_world: RightsWorld,
     database_url: str,
 ) -> None:
-    order = await place_order(sessions, rights_world, quantity=2)
+    order = await place_order(sessions, rights_world, quantity=2, requester="customer_member")
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, STEPS))
         await until_waiting(handle)
