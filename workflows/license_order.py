@@ -16,42 +16,42 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    from tessera.orders.status import OrderStatus
-    from tessera.processes import (
-        AllocateStep,
-        ApprovalStep,
-        ApproverSet,
-        ConditionError,
-        CreateLicenseStep,
-        NotifyStep,
-        OnTimeout,
-        Step,
-        VisibilityStep,
-        WaitStep,
-        WebhookStep,
-        evaluate,
-        to_timedelta,
-    )
-    from workflows import search_attributes as sa
-    from workflows.order_models import (
-        Action,
-        AllocateInput,
-        ApplyInput,
-        ApprovalDecision,
-        ApproversInput,
-        ApproversResult,
-        CreatedLicenses,
-        DecisionResult,
-        FailInput,
-        NotifyInput,
-        OrderRef,
-        OrderState,
-        OrderWorkflowInput,
-        PublishInput,
-        TrailEntry,
-        VisibilityInput,
-    )
+# Passed through the sandbox by name (workflows/worker.py PURE_MODULES): pure models and languages only.
+from tessera.orders.status import OrderStatus
+from tessera.processes import (
+    AllocateStep,
+    ApprovalStep,
+    ApproverSet,
+    ConditionError,
+    CreateLicenseStep,
+    NotifyStep,
+    OnTimeout,
+    Step,
+    VisibilityStep,
+    WaitStep,
+    WebhookStep,
+    evaluate,
+    to_timedelta,
+)
+from workflows import search_attributes as sa
+from workflows.order_models import (
+    Action,
+    AllocateInput,
+    ApplyInput,
+    ApprovalDecision,
+    ApproversInput,
+    ApproversResult,
+    CreatedLicenses,
+    DecisionResult,
+    FailInput,
+    NotifyInput,
+    OrderRef,
+    OrderState,
+    OrderWorkflowInput,
+    PublishInput,
+    TrailEntry,
+    VisibilityInput,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
