@@ -199,6 +199,8 @@ class AllocateStep(StepBase):
     to: AllocateTo = Field(description="`user` is the user named in the order; `as_ordered` follows the order.")
 
     def describe(self) -> str:
+        if self.to == AllocateTo.as_ordered:
+            return f"allocate the tickets as the order asks (requester, organization or user){self._suffix()}"
         return f"allocate the tickets to the {self.to.value.replace('_', ' ')}{self._suffix()}"
 
 
@@ -207,6 +209,8 @@ class VisibilityStep(StepBase):
     visible_to: VisibleTo
 
     def describe(self) -> str:
+        if self.visible_to == VisibleTo.as_ordered:
+            return f"make the tickets visible as the order asks (all members or admins only){self._suffix()}"
         return f"make the tickets visible to {self.visible_to.value.replace('_', ' ')}{self._suffix()}"
 
 
