@@ -165,3 +165,31 @@ async def test_an_order_keeps_the_template_text_it_started_with(
             )
         ).all()
     assert [(note.subject, note.body) for note in notes] == [("as it was when ordered", "Old text for 2 licenses.\n")]
+
+
+async def test_two_approvers_deciding_at_once_make_one_decision(
+    time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+) -> None:
+    order = await place_order(sessions, rights_world, requester="customer_member")
+    async with running_worker(time_skipping_env.client, settings, sessions) as queue:
+        handle = await start(
+            time_skipping_env.client, queue, await workflow_input(sessions, order, process(APPROVAL, CREATE))
+        )
+        await until_waiting(handle)
+        outcomes = await asyncio.gather(
+            handle.execute_update("approve", _decision(rights_world, "customer_admin"), result_type=DecisionResult),
+            handle.execute_update("reject", _decision(rights_world, "vendor_admin"), result_type=DecisionResult),
+            handle.execute_update("approve", _decision(rights_world, "vendor_admin"), result_type=DecisionResult),
+            return_exceptions=True,
+        )
+        state = await asyncio.wait_for(handle.result(), 60)
+    accepted = [outcome for outcome in outcomes if isinstance(outcome, DecisionResult)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, WorkflowUpdateFailedError)]
+    assert (len(accepted), len(refused)) == (1, 2), outcomes
+    assert all(isinstance(r.cause, ApplicationError) and r.cause.type == "not_waiting" for r in refused)
+    decisions = [entry.outcome for entry in state.trail if entry.outcome in ("approved", "rejected")]
+    assert len(decisions) == 1
+    assert state.status == (OrderStatus.fulfilled if decisions == ["approved"] else OrderStatus.rejected)
