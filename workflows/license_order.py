@@ -280,13 +280,11 @@ class LicenseOrderWorkflow:
         )
         return result
 
-    def _entry(self, step: str, kind: str, outcome: str, detail: str = "") -> TrailEntry:
-        return TrailEntry(step=step, kind=kind, outcome=outcome, at=workflow.now(), detail=detail)
+    def _entry(self, step: str, kind: str, outcome: str, detail: str = "", comment: str = "") -> TrailEntry:
+        return TrailEntry(step=step, kind=kind, outcome=outcome, at=workflow.now(), detail=detail, comment=comment)
 
     def _trail(self, step: Step, outcome: str, detail: str = "", comment: str = "") -> None:
-        entry = self._entry(step.label, step.kind, outcome, detail)
-        entry.comment = comment
-        self._state.trail.append(entry)
+        self._state.trail.append(self._entry(step.label, step.kind, outcome, detail, comment))
 
     async def _fail(self, reason: str) -> None:
         """Revoke what the order created, give its quota back and publish its failure, in one transaction.

@@ -8,6 +8,8 @@ from temporalio.worker.workflow_sandbox import RestrictedWorkflowAccessError
 
 @workflow.defn(name="SandboxProbeWorkflow")
 class SandboxProbeWorkflow:
+    """Says whether the sandbox stopped it from reading the wall clock through tessera.models."""
+
     @workflow.run
     async def run(self) -> str:
         """Call the database layer's clock; only a module the worker passes through would let that slip."""
