@@ -111,6 +111,8 @@ def test_recording_never_overwrites_a_saved_history(tmp_path: Path, monkeypatch:
     assert manifest() == {first.name: _sha256(first), second.name: _sha256(second)}
 
 
+# The probe imports SQLAlchemy inside the sandbox on purpose; the sandbox says so for each of its modules.
+@pytest.mark.filterwarnings("ignore:Module .* was imported after initial workflow load")
 async def test_a_non_deterministic_call_reached_from_workflow_code_is_caught(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
