@@ -292,6 +292,12 @@ class LicenseOrderWorkflow:
         Notifications and events still waiting for the next status write are dropped: they were written for an
         order that was going to succeed, and a failed order must never look fulfilled.
         """
+        for action in self._pending:
+            if isinstance(action, NotifyInput | PublishInput):
+                # The trail said "done" when the step was queued; say plainly that it never went out.
+                kind = "notify" if isinstance(action, NotifyInput) else "webhook"
+                label = action.key.rsplit(":", 1)[0]
+                self._state.trail.append(self._entry(label, kind, "withdrawn", "not sent: the order failed"))
         self._pending = []
         self._state.status = OrderStatus.failed
         self._state.waiting_for_approval = False
@@ -310,8 +316,10 @@ class LicenseOrderWorkflow:
         its one regular activity (licenses.create): see bench/orders.py. The trail in the database is therefore
         current at every status change; the `state` query is current always.
         """
-        actions, self._pending = self._pending, []
+        actions = list(self._pending)
         await self._local("orders.apply", ApplyInput(order_id=self._order_id, actions=actions, state=self._state))
+        # Dropped only once written: if the write fails, _fail still knows what never went out.
+        del self._pending[: len(actions)]
 
     async def _flush(self) -> None:
         if self._pending:

@@ -31,7 +31,9 @@ class OrderWorkflowInput(BaseModel):
 class TrailEntry(BaseModel):
     step: str
     kind: str
-    outcome: str = Field(description="started, done, skipped, approved, rejected, timed_out, escalated, failed")
+    outcome: str = Field(
+        description="started, done, skipped, approved, rejected, timed_out, escalated, failed, withdrawn"
+    )
     at: datetime
     detail: str = ""
     comment: str = Field(default="", description="What the approver wrote with their decision.")

@@ -57,13 +57,15 @@ async def test_a_step_failing_after_notify_and_webhook_publishes_only_the_failur
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, steps))
         state = await asyncio.wait_for(handle.result(), 60)
     assert state.status == OrderStatus.failed
-    assert state.trail[-1].outcome == "failed"
-    assert "cooling_days" in state.trail[-1].detail
+    failed = next(entry for entry in state.trail if entry.outcome == "failed")
+    assert "cooling_days" in failed.detail
+    # The queued notification and event are marked as never sent, after the failure that stopped them.
+    assert [(e.step, e.outcome) for e in state.trail[-2:]] == [("tell", "withdrawn"), ("webhook", "withdrawn")]
     async with sessions() as session:
         stored = await session.get(Order, order.id)
         assert stored is not None
     assert stored.status == "failed"
-    assert "cooling_days" in stored.trail[-1]["detail"]
+    assert [entry["outcome"] for entry in stored.trail][-3:] == ["failed", "withdrawn", "withdrawn"]
     events = await _events(sessions, order.id)
     assert [(e.kind, e.name) for e in events] == [("webhook", "order.failed")]
     assert events[0].payload["status"] == "failed"
@@ -87,10 +89,11 @@ async def test_a_template_that_no_longer_renders_fails_the_step_with_its_reason(
         # Retried forever, this would time out: a template error is not retryable.
         state = await asyncio.wait_for(handle.result(), 60)
     assert state.status == OrderStatus.failed
-    reason = state.trail[-1].detail
+    reason = next(entry for entry in state.trail if entry.outcome == "failed").detail
     assert "'tell'" in reason
     assert "broken.txt.j2" in reason
     assert "no_such_thing" in reason
+    assert [(e.step, e.outcome) for e in state.trail[-2:]] == [("tell", "withdrawn"), ("webhook", "withdrawn")]
     assert [(e.kind, e.name) for e in await _events(sessions, order.id)] == [("webhook", "order.failed")]
     assert await _statuses(sessions, order.id) == ({"revoked"}, {"revoked"})
 
