@@ -1,4 +1,4 @@
-"""LicenseOrderWorkflow: walks the resolved steps of one order (SPEC §2), deterministically.
+"""LicenseOrderWorkflow: walks the resolved steps of one order, deterministically.
 
 The steps come frozen in the input, so editing workflows.yaml never changes a running order. All I/O happens in
 activities; this code only orders, waits, decides and records the trail. Approvals arrive as updates whose

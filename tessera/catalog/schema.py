@@ -66,7 +66,7 @@ class MonthDay(StrictModel):
 
 
 class SubscriptionTerms(StrictModel):
-    """How a subscription product renews (SPEC §3)."""
+    """How a subscription product renews: term, alignment, first term and notice period."""
 
     term: IsoDurationText = "P1Y"
     alignment: Alignment = Alignment.anniversary
