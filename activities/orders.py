@@ -1,20 +1,29 @@
-"""Activities of the license order workflow: thin wrappers, one unit of work each, idempotent by business key."""
+"""Activities of the license order workflow: thin wrappers, one unit of work each, idempotent by business key.
+
+Business failures (a TesseraError such as a missing row, a template that no longer renders) are raised as
+non-retryable ApplicationErrors: retrying cannot fix them, and the workflow records the reason and fails the order
+instead of stalling it. Anything else (a database that is briefly away) is retried.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tessera.db import unit_of_work
-from tessera.errors import NotFound
+from tessera.errors import TesseraError
 from tessera.licenses import fulfilment
 from tessera.models import EventKind, License, User
-from tessera.notifications import render, template_environment, write_event
+from tessera.notifications import render, render_source, template_environment, write_event
+from tessera.orders.errors import StepFailed
 from tessera.orders.facts import order_context
 from workflows.order_models import (
     AllocateInput,
@@ -22,6 +31,7 @@ from workflows.order_models import (
     ApproversInput,
     ApproversResult,
     CreatedLicenses,
+    FailInput,
     NotifyInput,
     OrderRef,
     PublishInput,
@@ -29,9 +39,13 @@ from workflows.order_models import (
 )
 
 
-def _business_failure(error: NotFound) -> ApplicationError:
-    # Retrying cannot bring a deleted order back: fail the step at once and let the workflow record why.
-    return ApplicationError(error.detail, type="not_found", non_retryable=True)
+@asynccontextmanager
+async def business_failures() -> AsyncIterator[None]:
+    """Turn the domain's own errors into failures Temporal does not retry."""
+    try:
+        yield
+    except TesseraError as error:
+        raise ApplicationError(error.detail, type=error.code, non_retryable=True) from None
 
 
 class OrderActivities:
@@ -48,56 +62,85 @@ class OrderActivities:
         """Allocation, visibility, notifications and events of one order, then its state, in one transaction.
 
         Idempotent: allocation and visibility set values, outbox rows are keyed by (order, step, position), and
-        the state overwrites itself.
+        the state overwrites itself. The state is written first, so an event published with it (e.g.
+        order.fulfilled) carries the status it announces.
         """
         order_id = uuid.UUID(request.order_id)
-        try:
-            async with unit_of_work(self._sessions) as session:
-                for action in request.actions:
-                    if isinstance(action, AllocateInput):
-                        await fulfilment.allocate_order_tickets(session, order_id, action.to.value)
-                    elif isinstance(action, VisibilityInput):
-                        await fulfilment.set_order_visibility(session, order_id, action.visible_to.value)
-                    elif isinstance(action, NotifyInput):
-                        await self._notify(session, order_id, action)
-                    else:
-                        await self._publish(session, order_id, action)
-                if request.state is not None:
-                    trail = [entry.model_dump(mode="json") for entry in request.state.trail]
-                    await fulfilment.record_progress(session, order_id, request.state.status, trail)
-        except NotFound as error:
-            raise _business_failure(error) from None
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            if request.state is not None:
+                trail = [entry.model_dump(mode="json") for entry in request.state.trail]
+                await fulfilment.record_progress(session, order_id, request.state.status, trail)
+            for action in request.actions:
+                if isinstance(action, AllocateInput):
+                    await fulfilment.allocate_order_tickets(session, order_id, action.to.value)
+                elif isinstance(action, VisibilityInput):
+                    await fulfilment.set_order_visibility(session, order_id, action.visible_to.value)
+                elif isinstance(action, NotifyInput):
+                    await self._notify(session, order_id, action)
+                else:
+                    await self._publish(session, order_id, action)
+
+    @activity.defn(name="orders.fail")
+    async def fail(self, request: FailInput) -> None:
+        """A failed order: state, revoked licenses and tickets, quota back, one order.failed event; key: the order."""
+        order_id = uuid.UUID(request.order_id)
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            trail = [entry.model_dump(mode="json") for entry in request.state.trail]
+            await fulfilment.record_progress(session, order_id, request.state.status, trail)
+            revoked = await fulfilment.revoke_order_licenses(session, order_id)
+            await fulfilment.release_order_quota(session, order_id)
+            order = await fulfilment.load_order(session, order_id)
+            await write_event(
+                session,
+                key=f"order-{order_id}:failed",
+                kind=EventKind.webhook,
+                name="order.failed",
+                organization_id=order.organization_id,
+                order_id=order_id,
+                payload={
+                    "order_id": str(order_id),
+                    "status": order.status,
+                    "external_ref": order.external_ref,
+                    "reason": request.reason,
+                    "revoked_license_ids": [str(license_id) for license_id in revoked],
+                },
+            )
 
     @activity.defn(name="orders.approvers")
     async def approvers(self, request: ApproversInput) -> ApproversResult:
         """Who may decide this approval now; read-only."""
         approver_set = request.approvers if isinstance(request.approvers, list) else request.approvers.value
-        async with self._sessions() as session:
+        async with business_failures(), self._sessions() as session:
             users = await fulfilment.approvers(session, uuid.UUID(request.order_id), approver_set)
         return ApproversResult(user_ids=[str(user.id) for user in users], emails=[user.email for user in users])
 
     @activity.defn(name="orders.release_quota")
     async def release_quota(self, ref: OrderRef) -> None:
         """Give back reserved quota; key: the order (its quota_released_at is set once)."""
-        async with unit_of_work(self._sessions) as session:
+        async with business_failures(), unit_of_work(self._sessions) as session:
             await fulfilment.release_order_quota(session, uuid.UUID(ref.order_id))
 
     @activity.defn(name="licenses.create")
     async def create_licenses(self, ref: OrderRef) -> CreatedLicenses:
-        """N licenses and N tickets; key: (order, line number), so a retry never creates more."""
-        try:
-            async with unit_of_work(self._sessions) as session:
-                licenses = await fulfilment.create_order_licenses(
-                    session, self._secret_key, uuid.UUID(ref.order_id), progress=lambda line: activity.heartbeat(line)
-                )
-                tickets = await fulfilment.order_tickets(session, uuid.UUID(ref.order_id))
-        except NotFound as error:
-            raise _business_failure(error) from None
-        by_license = {ticket.license_id: ticket.id for ticket in tickets}
-        return CreatedLicenses(
-            license_ids=[str(lic.id) for lic in licenses],
-            ticket_ids=[str(by_license[lic.id]) for lic in licenses],
-        )
+        """N licenses and N tickets, committed per chunk; key: (order, line number), so a retry never creates more.
+
+        Heartbeat details are the lines done: a retry (another worker, after a crash) resumes after them.
+        """
+        order_id = uuid.UUID(ref.order_id)
+        details = activity.info().heartbeat_details
+        done = int(details[0]) if details and isinstance(details[0], int) else 0
+        async with business_failures():
+            while True:
+                async with unit_of_work(self._sessions) as session:
+                    order = await fulfilment.load_order(session, order_id)
+                    quantity = order.quantity
+                    if done >= quantity:
+                        break
+                    done = await fulfilment.create_order_license_chunk(session, self._secret_key, order_id, done)
+                activity.heartbeat(done)
+            async with self._sessions() as session:
+                count = await fulfilment.count_order_licenses(session, order_id)
+        return CreatedLicenses(count=count)
 
     async def _notify(self, session: AsyncSession, order_id: uuid.UUID, request: NotifyInput) -> None:
         """Render a template into the outbox; key: order + step key, so a retry writes one row."""
@@ -116,7 +159,14 @@ class OrderActivities:
                 "deadline": request.approval_deadline.isoformat() if request.approval_deadline else "",
                 "escalated": request.escalated,
             }
-        subject, body = render(self._templates, request.template, variables)
+        step = request.key.rsplit(":", 1)[0]
+        try:
+            if request.source is not None:
+                subject, body = render_source(request.template, request.source, variables)
+            else:
+                subject, body = render(self._templates, request.template, variables)
+        except TemplateError as error:
+            raise StepFailed(f"step {step!r}: template {request.template!r} does not render: {error}") from None
         recipients = await self._recipients(session, order.requested_by_user_id, order_id, request.to)
         await write_event(
             session,
@@ -164,7 +214,7 @@ class OrderActivities:
         )
 
     def all(self) -> list[Any]:
-        return [self.apply, self.approvers, self.release_quota, self.create_licenses]
+        return [self.apply, self.fail, self.approvers, self.release_quota, self.create_licenses]
 
 
 def _iso(license: License) -> str:

@@ -30,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Defined apart so that the order workflow imports it without SQLAlchemy; re-exported here for the rest.
+from tessera.orders.status import OrderStatus as OrderStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -115,6 +118,9 @@ class Product(TimestampMixin, Base):
     price_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
     price_currency: Mapped[str | None] = mapped_column(String(3))
     subscription: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    expiry: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(), comment="trial_days_field and/or duration: how long a trial or time-limited license runs"
+    )
     fields: Mapped[list[Any]] = mapped_column(default=list)
     modules: Mapped[list[Any]] = mapped_column(default=list)
 
@@ -271,16 +277,6 @@ class GrantEvent(Base):
 
 
 # --- orders, licenses, tickets ----------------------------------------------------------------------------
-
-
-class OrderStatus(StrEnum):
-    accepted = "accepted"
-    """Stored and handed to its workflow, which has not decided anything yet."""
-    pending_approval = "pending_approval"
-    approved = "approved"
-    fulfilled = "fulfilled"
-    rejected = "rejected"
-    failed = "failed"
 
 
 class Order(TimestampMixin, Base):

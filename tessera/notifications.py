@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, DictLoader, FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,8 +20,12 @@ from tessera.models import Event, EventKind
 
 
 def template_environment(templates_dir: Path) -> SandboxedEnvironment:
+    return _environment(FileSystemLoader(templates_dir))
+
+
+def _environment(loader: BaseLoader) -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        loader=FileSystemLoader(templates_dir),
+        loader=loader,
         autoescape=select_autoescape(["html", "htm", "html.j2"]),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
@@ -30,7 +34,16 @@ def template_environment(templates_dir: Path) -> SandboxedEnvironment:
 
 def render(environment: SandboxedEnvironment, template: str, variables: dict[str, Any]) -> tuple[str, str]:
     """(subject, body) of a template."""
-    text = environment.get_template(template).render(**variables).lstrip("\n")
+    return _split(environment.get_template(template).render(**variables))
+
+
+def render_source(name: str, source: str, variables: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of a template's text as an order started with it; `name` decides HTML escaping."""
+    return _split(_environment(DictLoader({name: source})).get_template(name).render(**variables))
+
+
+def _split(rendered: str) -> tuple[str, str]:
+    text = rendered.lstrip("\n")
     first, _, rest = text.partition("\n")
     if first.lower().startswith("subject:"):
         return first.split(":", 1)[1].strip(), rest.lstrip("\n")

@@ -21,12 +21,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from tessera.db import create_engine, create_session_factory
 from tessera.models import Order
 from tessera.orders.config import workflows_config
-from tessera.orders.errors import NotAnApprover, NotWaiting, WorkflowNotStarted, WorkflowUnavailable
+from tessera.orders.errors import (
+    NotAnApprover,
+    NotWaiting,
+    SelfApprovalNotAllowed,
+    WorkflowNotStarted,
+    WorkflowUnavailable,
+)
 from tessera.orders.launch import OrderStart, mark_started, order_start, unstarted_order_ids
+from tessera.orders.status import OrderStatus
 from tessera.settings import Settings
 from workflows import search_attributes as sa
 from workflows.connection import connect_temporal
-from workflows.order_models import ApprovalDecision, DecisionResult, OrderPhase, OrderWorkflowInput
+from workflows.order_models import ApprovalDecision, DecisionResult, OrderWorkflowInput
 from workflows.system_check import SystemCheckInput, SystemCheckResult, SystemCheckWorkflow
 
 ORDER_WORKFLOW = "LicenseOrderWorkflow"
@@ -65,7 +72,7 @@ async def start_order_workflow(client: Client, task_queue: str, start: OrderStar
     attributes = [
         SearchAttributePair(sa.CUSTOMER, start.organization_id),
         SearchAttributePair(sa.PRODUCT, start.product_code),
-        SearchAttributePair(sa.STATUS, OrderPhase.accepted.value),
+        SearchAttributePair(sa.STATUS, OrderStatus.accepted.value),
     ]
     if start.reseller_id is not None:
         attributes.append(SearchAttributePair(sa.RESELLER, start.reseller_id))
@@ -129,6 +136,10 @@ async def decide_order(
         kind = cause.type if isinstance(cause, ApplicationError) else None
         if kind == "not_an_approver":
             raise NotAnApprover("you are not among the approvers of the step this order waits at") from None
+        if kind == "self_approval":
+            raise SelfApprovalNotAllowed(
+                "you requested this order; someone else among its approvers must decide it"
+            ) from None
         if kind == "not_waiting":
             raise NotWaiting("the order is not waiting for a decision (decided already, or needs none)") from None
         raise

@@ -7,24 +7,13 @@ Ticket codes never appear here: workflows carry ids only.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from tessera.orders.status import OrderStatus
 from tessera.processes import ApproverSet, ConditionContext, ResolvedProcess
 from tessera.processes.steps import AllocateTo, VisibleTo
-
-
-class OrderPhase(StrEnum):
-    """Order status as the SPEC names it, plus `accepted` (stored, workflow not yet past its first step)."""
-
-    accepted = "accepted"
-    pending_approval = "pending_approval"
-    approved = "approved"
-    fulfilled = "fulfilled"
-    rejected = "rejected"
-    failed = "failed"
 
 
 class OrderWorkflowInput(BaseModel):
@@ -42,15 +31,18 @@ class OrderWorkflowInput(BaseModel):
 class TrailEntry(BaseModel):
     step: str
     kind: str
-    outcome: str = Field(description="started, done, skipped, approved, rejected, timed_out, escalated, failed")
+    outcome: str = Field(
+        description="started, done, skipped, approved, rejected, timed_out, escalated, failed, withdrawn"
+    )
     at: datetime
     detail: str = ""
+    comment: str = Field(default="", description="What the approver wrote with their decision.")
 
 
 class OrderState(BaseModel):
     """What the `state` query returns and what the database mirrors."""
 
-    status: OrderPhase
+    status: OrderStatus
     trail: list[TrailEntry] = Field(default_factory=list)
     version: str = ""
     waiting_for_approval: bool = False
@@ -64,7 +56,7 @@ class ApprovalDecision(BaseModel):
 
 
 class DecisionResult(BaseModel):
-    status: OrderPhase
+    status: OrderStatus
 
 
 # --- activities --------------------------------------------------------------------------------------------
@@ -85,8 +77,18 @@ class ApproversResult(BaseModel):
 
 
 class CreatedLicenses(BaseModel):
-    license_ids: list[str]
-    ticket_ids: list[str]
+    """How many licenses (each with its ticket) the order has; ids are read from the database, not history.
+
+    Older runs returned every id; a 10,000-license order would not fit a history event that way.
+    """
+
+    license_ids: list[str] = Field(default_factory=list)
+    ticket_ids: list[str] = Field(default_factory=list)
+    count: int = 0
+
+    @property
+    def created(self) -> int:
+        return self.count or len(self.license_ids)
 
 
 class AllocateInput(BaseModel):
@@ -108,6 +110,9 @@ class NotifyInput(BaseModel):
     order_id: str
     key: str
     template: str
+    source: str | None = Field(
+        default=None, description="The template's text as the order started with it (None: read the file)."
+    )
     to: list[str]
     approval_step: str | None = None
     approval_deadline: datetime | None = None
@@ -122,6 +127,14 @@ class PublishInput(BaseModel):
 
 
 Action = Annotated[AllocateInput | VisibilityInput | NotifyInput | PublishInput, Field(discriminator="action")]
+
+
+class FailInput(BaseModel):
+    """A failed order's last write: revoke what it created, give its quota back, publish only its failure."""
+
+    order_id: str
+    reason: str
+    state: OrderState
 
 
 class ApplyInput(BaseModel):

@@ -18,7 +18,7 @@ from tessera.catalog.schema import (
 )
 from tessera.fields import FieldSpec
 from tessera.models import ProductKind
-from tessera.schema_base import Code, LocalizedText, StrictModel
+from tessera.schema_base import Code, IsoDurationText, LocalizedText, StrictModel
 
 
 class ProductGroupCreate(ProductGroupSpec):
@@ -59,6 +59,8 @@ class ProductUpdate(StrictModel):
     subscription: SubscriptionTerms | None = None
     fields: list[FieldSpec] | None = None
     modules: list[ModuleSpec] | None = None
+    trial_days_field: str | None = None
+    duration: IsoDurationText | None = None
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

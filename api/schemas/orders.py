@@ -47,6 +47,7 @@ class TrailEntryRead(StrictModel):
     outcome: str
     at: datetime
     detail: str = ""
+    comment: str = Field(default="", description="What an approver wrote with their decision.")
 
 
 class TicketSummary(StrictModel):

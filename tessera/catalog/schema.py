@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from tessera.currency import check_currency
 from tessera.durations import parse_duration
-from tessera.fields import FieldSpec
+from tessera.fields import FieldSpec, FieldType
 from tessera.models import OrganizationKind, ProductKind
 from tessera.schema_base import Code, IsoDurationText, LocalizedText, StrictModel
 from tessera.timezones import check_timezone
@@ -66,7 +66,7 @@ class MonthDay(StrictModel):
 
 
 class SubscriptionTerms(StrictModel):
-    """How a subscription product renews (SPEC §3)."""
+    """How a subscription product renews: term, alignment, first term and notice period."""
 
     term: IsoDurationText = "P1Y"
     alignment: Alignment = Alignment.anniversary
@@ -129,6 +129,51 @@ class ProductSpec(StrictModel):
     subscription: SubscriptionTerms | None = None
     fields: list[FieldSpec] = Field(default_factory=list)
     modules: list[ModuleSpec] = Field(default_factory=list)
+    # Declared after kind and fields, so their validators see both.
+    trial_days_field: str | None = Field(
+        default=None, description="trial: the field (int, or choice of ints) whose value is the trial's days."
+    )
+    duration: IsoDurationText | None = Field(
+        default=None, description="time_limited (or a trial of fixed length): how long a license runs, e.g. P1Y."
+    )
+
+    @field_validator("trial_days_field")
+    @classmethod
+    def _trial_days_field(cls, name: str | None, info: ValidationInfo) -> str | None:
+        kind, fields = info.data.get("kind"), info.data.get("fields")
+        if name is None or kind is None or fields is None:
+            return name
+        if kind != ProductKind.trial:
+            raise ValueError(f"only trial products take their length from a field; this product is {kind}")
+        spec = next((field for field in fields if field.name == name), None)
+        if spec is None:
+            known = ", ".join(field.name for field in fields) or "none"
+            raise ValueError(f"no field {name!r} among this product's fields (known: {known})")
+        whole_days = spec.type == FieldType.int or (
+            spec.type == FieldType.choice
+            and all(isinstance(value, int) and not isinstance(value, bool) for value in spec.allowed or [])
+        )
+        if not whole_days:
+            raise ValueError(f"the field {name!r} must hold a number of days: type int, or a choice of whole numbers")
+        return name
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, duration: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if duration is None or kind is None:
+            return duration
+        if kind not in (ProductKind.trial, ProductKind.time_limited):
+            raise ValueError(f"only time_limited and trial products run for a duration; this product is {kind}")
+        if parse_duration(duration).is_zero:
+            raise ValueError("a license cannot run for zero time: give e.g. P1Y or P30D")
+        return duration
+
+    def expiry_settings(self) -> dict[str, str] | None:
+        """What the license's technical expiry is computed from (stored with the product)."""
+        settings = {"trial_days_field": self.trial_days_field, "duration": self.duration}
+        kept = {key: value for key, value in settings.items() if value is not None}
+        return kept or None
 
     @field_validator("container_kinds")
     @classmethod
@@ -149,6 +194,13 @@ class ProductSpec(StrictModel):
     def _subscription_needs_terms(self) -> ProductSpec:
         if self.kind == ProductKind.subscription and (self.subscription is None or self.price is None):
             raise ValueError("a subscription product needs `subscription` terms and a `price` per term")
+        if self.kind == ProductKind.trial and self.trial_days_field is None and self.duration is None:
+            raise ValueError(
+                "a trial product needs its length: `trial_days_field` naming the field with the days "
+                "(e.g. trial_days), or a fixed `duration` (e.g. P30D)"
+            )
+        if self.kind == ProductKind.time_limited and self.duration is None:
+            raise ValueError("a time_limited product needs `duration`: how long a license runs, e.g. P1Y")
         return self
 
 

@@ -149,6 +149,7 @@ def product_columns(spec: ProductSpec, group: ProductGroup) -> dict[str, Any]:
         "subscription": spec.subscription.model_dump(mode="json") if spec.subscription else None,
         "fields": [f.model_dump(mode="json") for f in spec.fields],
         "modules": [m.model_dump(mode="json") for m in spec.modules],
+        "expiry": spec.expiry_settings(),
     }
 
 
@@ -174,6 +175,7 @@ def product_spec(product: Product) -> ProductSpec:
             "subscription": product.subscription,
             "fields": [FieldSpec.model_validate(f) for f in product.fields],
             "modules": [ModuleSpec.model_validate(m) for m in product.modules],
+            **(product.expiry or {}),
         }
     )
 

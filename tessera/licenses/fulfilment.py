@@ -6,15 +6,15 @@ Called by activities, one unit of work each; nothing here knows about Temporal.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import NotFound
-from tessera.licenses.tickets import create_ticket
+from tessera.licenses import codes
+from tessera.licenses.expiry import license_expiry
 from tessera.models import (
     Grant,
     License,
@@ -24,14 +24,15 @@ from tessera.models import (
     Organization,
     OrganizationKind,
     Product,
-    ProductKind,
     Role,
     Ticket,
+    TicketStatus,
     User,
     Visibility,
+    new_id,
     utcnow,
 )
-from tessera.rights.reach import path_ids
+from tessera.rights.reach import path_ids, subtree_ids
 
 
 async def load_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
@@ -49,33 +50,42 @@ async def record_progress(session: AsyncSession, order_id: uuid.UUID, status: st
     await session.flush()
 
 
-def _expiry(product: Product, order: Order) -> Any:
-    # Trials run for the chosen number of days from creation; subscriptions get theirs from their terms.
-    if product.kind == ProductKind.trial and isinstance(order.fields.get("trial_days"), int):
-        return utcnow() + timedelta(days=order.fields["trial_days"])
-    return None
+CHUNK = 500
+"""Lines created per transaction: short enough never to hold SQLite's writer for long, big enough to be fast."""
 
 
-async def create_order_licenses(
-    session: AsyncSession, secret_key: bytes, order_id: uuid.UUID, progress: Callable[[int], None] = lambda _: None
-) -> list[License]:
-    """One license and one ticket per unit; lines that exist already are kept, so a retry creates nothing more.
+async def create_order_license_chunk(
+    session: AsyncSession, secret_key: bytes, order_id: uuid.UUID, after_line: int, size: int = CHUNK
+) -> int:
+    """Create the missing lines after `after_line` (at most `size` of them); returns the last line covered.
 
-    The (order, line number) unique constraint settles a race between two attempts: the loser's transaction
-    fails and its retry finds every line present.
+    One license and one ticket per line. Lines that exist already are kept, so a retry creates nothing more;
+    the (order, line number) unique constraint settles a race between two attempts: the loser's transaction
+    fails and its retry finds those lines present. The caller commits each chunk and resumes after the line
+    returned, so an order of any size is never one long transaction.
     """
     order = await load_order(session, order_id)
     product = await session.get(Product, order.product_id)
     if product is None:
         raise NotFound(f"the product of order {order_id} no longer exists")
-    existing = {
-        lic.line_no: lic for lic in (await session.scalars(select(License).where(License.order_id == order.id))).all()
-    }
-    allocated_user = _ordered_user(order)
-    for line_no in range(1, order.quantity + 1):
-        if line_no in existing:
-            continue
-        license = License(
+    last = min(after_line + size, order.quantity)
+    if last <= after_line:
+        return order.quantity
+    present = set(
+        (
+            await session.scalars(
+                select(License.line_no).where(
+                    License.order_id == order.id, License.line_no > after_line, License.line_no <= last
+                )
+            )
+        ).all()
+    )
+    now = utcnow()
+    expires_at = license_expiry(product.code, product.kind, product.expiry, order.fields, now)
+    allocated_user = await ordered_user(session, order)
+    licenses = [
+        License(
+            id=new_id(),
             order_id=order.id,
             line_no=line_no,
             product_id=order.product_id,
@@ -83,29 +93,58 @@ async def create_order_licenses(
             fields=order.fields,
             modules=order.modules,
             status=LicenseStatus.active,
-            expires_at=_expiry(product, order),
+            expires_at=expires_at,
         )
-        session.add(license)
-        await session.flush()
-        # The code is not kept here: entitled admins show it again from its encrypted copy.
-        await create_ticket(
-            session,
-            secret_key,
-            license,
-            allocated_user_id=allocated_user,
-            visibility=Visibility(order.visibility),
-        )
-        existing[line_no] = license
-        progress(line_no)
-    return [existing[number] for number in sorted(existing)]
+        for line_no in range(after_line + 1, last + 1)
+        if line_no not in present
+    ]
+    session.add_all(licenses)
+    await session.flush()
+    # The codes are not kept here: entitled admins show them again from their encrypted copy.
+    session.add_all([_ticket(secret_key, license, allocated_user, order.visibility) for license in licenses])
+    await session.flush()
+    return last
 
 
-def _ordered_user(order: Order) -> uuid.UUID | None:
-    if order.allocation == "user":
+def _ticket(secret_key: bytes, license: License, user_id: uuid.UUID | None, visibility: str) -> Ticket:
+    code = codes.generate_code()
+    ticket_id = new_id()
+    return Ticket(
+        id=ticket_id,
+        license_id=license.id,
+        code_hash=codes.code_hash(secret_key, code),
+        code_encrypted=codes.encrypt_code(secret_key, ticket_id, code),
+        organization_id=license.organization_id,
+        allocated_user_id=user_id,
+        visibility=Visibility(visibility),
+        status=TicketStatus.available,
+    )
+
+
+async def count_order_licenses(session: AsyncSession, order_id: uuid.UUID) -> int:
+    return int(await session.scalar(select(func.count()).where(License.order_id == order_id)) or 0)
+
+
+async def ordered_user(session: AsyncSession, order: Order, wish: str | None = None) -> uuid.UUID | None:
+    """The user the order's tickets go to, or None for its organization.
+
+    A requester who is not a member of the target organization (or a group below it) — a vendor or reseller
+    admin ordering for a customer — cannot hold the customer's tickets by name: they go to the organization.
+    """
+    wish = wish or order.allocation
+    if wish == "user":
         return order.allocate_to_user_id
-    if order.allocation == "requester":
-        return order.requested_by_user_id
-    return None
+    if wish != "requester" or order.requested_by_user_id is None:
+        return None
+    member = await session.scalar(
+        select(Membership.user_id)
+        .where(
+            Membership.user_id == order.requested_by_user_id,
+            Membership.organization_id.in_(subtree_ids([order.organization_id])),
+        )
+        .limit(1)
+    )
+    return order.requested_by_user_id if member is not None else None
 
 
 async def order_tickets(session: AsyncSession, order_id: uuid.UUID) -> list[Ticket]:
@@ -118,24 +157,46 @@ async def order_tickets(session: AsyncSession, order_id: uuid.UUID) -> list[Tick
 async def allocate_order_tickets(session: AsyncSession, order_id: uuid.UUID, to: str) -> int:
     """Allocate every ticket of the order: `requester`, `organization`, `user` (from the order), `as_ordered`."""
     order = await load_order(session, order_id)
-    wish = order.allocation if to == "as_ordered" else to
-    user_id = {"requester": order.requested_by_user_id, "user": order.allocate_to_user_id}.get(wish)
-    tickets = await order_tickets(session, order_id)
-    for ticket in tickets:
-        ticket.allocated_user_id = user_id
-        ticket.organization_id = order.organization_id
-    await session.flush()
-    return len(tickets)
+    user_id = await ordered_user(session, order, order.allocation if to == "as_ordered" else to)
+    # One UPDATE, not one per ticket: an order may have thousands.
+    result = await session.execute(
+        update(Ticket)
+        .where(Ticket.license_id.in_(select(License.id).where(License.order_id == order_id)))
+        .values(allocated_user_id=user_id, organization_id=order.organization_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def set_order_visibility(session: AsyncSession, order_id: uuid.UUID, visible_to: str) -> int:
     order = await load_order(session, order_id)
     value = order.visibility if visible_to == "as_ordered" else visible_to
-    tickets = await order_tickets(session, order_id)
-    for ticket in tickets:
-        ticket.visibility = value
-    await session.flush()
-    return len(tickets)
+    result = await session.execute(
+        update(Ticket)
+        .where(Ticket.license_id.in_(select(License.id).where(License.order_id == order_id)))
+        .values(visibility=value)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_order_licenses(session: AsyncSession, order_id: uuid.UUID) -> list[uuid.UUID]:
+    """Revoke every license of a failed order and its ticket; revoking twice changes nothing. Returns their ids."""
+    ids = list((await session.scalars(select(License.id).where(License.order_id == order_id))).all())
+    owned = select(License.id).where(License.order_id == order_id)
+    await session.execute(
+        update(License)
+        .where(License.order_id == order_id)
+        .values(status=LicenseStatus.revoked)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.license_id.in_(owned))
+        .values(status=TicketStatus.revoked)
+        .execution_options(synchronize_session=False)
+    )
+    return ids
 
 
 async def release_order_quota(session: AsyncSession, order_id: uuid.UUID) -> int:
@@ -146,7 +207,13 @@ async def release_order_quota(session: AsyncSession, order_id: uuid.UUID) -> int
     )
     if claimed.rowcount == 0 or order.grant_id is None:  # type: ignore[attr-defined]
         return 0
-    created = len((await session.scalars(select(License.id).where(License.order_id == order_id))).all())
+    # Revoked licenses of a failed order were never delivered: their quota comes back with the rest.
+    created = int(
+        await session.scalar(
+            select(func.count()).where(License.order_id == order_id, License.status != LicenseStatus.revoked)
+        )
+        or 0
+    )
     back = max(order.quantity - created, 0)
     if back:
         await session.execute(

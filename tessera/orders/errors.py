@@ -48,3 +48,18 @@ class NotAnApprover(Forbidden):
 
     code = "not-an-approver"
     title = "Not an approver"
+
+
+class StepFailed(TesseraError):
+    """A step of an order cannot be carried out as configured (e.g. its template no longer renders)."""
+
+    status = 422
+    code = "step-failed"
+    title = "Step failed"
+
+
+class SelfApprovalNotAllowed(Forbidden):
+    """The requester of an order tried to decide it, and its approval step does not allow that."""
+
+    code = "self-approval-not-allowed"
+    title = "Self-approval not allowed"

@@ -2,7 +2,7 @@
 
 Built at acceptance and again when a start is retried (an order stored while Temporal was unreachable). A
 retried start resolves the steps against workflows.yaml as it is then: the workflow starts then, and a
-workflow follows the file as it was when it started (SPEC §2); `process_version` is updated to match.
+workflow follows the file as it was when it started; `process_version` is updated to match.
 """
 
 from __future__ import annotations

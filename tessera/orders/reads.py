@@ -1,4 +1,4 @@
-"""Orders within the caller's reach: an order is visible to whoever sees its organization (SPEC §1)."""
+"""Orders within the caller's reach: an order is visible to whoever sees its organization."""
 
 from __future__ import annotations
 

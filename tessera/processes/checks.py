@@ -46,7 +46,7 @@ class CatalogCodes:
         )
 
 
-# What each process can do, and which roots its conditions see (SPEC §2 table).
+# What each process can do, and which roots its conditions see.
 ALLOWED_KINDS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.license_order: ("approval", "create_license", "allocate", "visibility", "notify", "wait", "webhook"),
     ProcessName.subscription: ("approval", "renew", "notify", "wait", "webhook"),

@@ -46,7 +46,19 @@ def parse_workflows(text: str, name: str, templates_dir: Path, catalog: CatalogC
     if problems:
         issues = [_problem_issue(document, text, problem) for problem in problems]
         raise ConfigError(f"{name}: {len(issues)} error(s)", issues=_sorted(issues))
-    return config
+    return config.with_templates(read_templates(templates_dir, config.template_names()))
+
+
+def read_templates(templates_dir: Path, names: set[str]) -> dict[str, str]:
+    """The text of each named template (checked to exist above), to travel with the steps that use it."""
+    texts: dict[str, str] = {}
+    for template in sorted(names):
+        try:
+            texts[template] = (templates_dir / template).read_text(encoding="utf-8")
+        except OSError as exc:
+            issue = FieldIssue("(template)", f"cannot read: {exc.strerror or exc}", file=str(templates_dir / template))
+            raise ConfigError(f"template {template!r} cannot be read", issues=[issue]) from exc
+    return texts
 
 
 def _sorted(issues: list[FieldIssue]) -> list[FieldIssue]:

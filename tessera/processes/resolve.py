@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from tessera.errors import ConfigError, FieldIssue
 from tessera.processes.checks import apply_override, step_list_problems
 from tessera.processes.schema import ProcessName, WorkflowsConfig
-from tessera.processes.steps import Step
+from tessera.processes.steps import ApprovalStep, NotifyStep, Step
 
 
 class ResolvedProcess(BaseModel):
@@ -24,6 +24,11 @@ class ResolvedProcess(BaseModel):
     steps: list[Step]
     version: str = Field(description="sha256 of the canonical JSON of the validated workflows.yaml.")
     overrides: list[str] = Field(default_factory=list, description="Names of the overrides applied, in order.")
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text of every template the steps use, as it was when the run started: editing or deleting "
+        "a template file changes only runs started afterwards.",
+    )
 
     def describe(self) -> list[str]:
         """One line per step, in words."""
@@ -61,7 +66,11 @@ def resolve_steps(
     problems = step_list_problems(name, steps, ())
     if problems:
         raise _conflict(name, applied, "; ".join(problem.message for problem in problems))
-    return ResolvedProcess(process=name, steps=steps, version=config.version_hash(), overrides=applied)
+    used = {step.template for step in steps if isinstance(step, NotifyStep | ApprovalStep)}
+    templates = {name: text for name, text in config.templates.items() if name in used}
+    return ResolvedProcess(
+        process=name, steps=steps, version=config.version_hash(), overrides=applied, templates=templates
+    )
 
 
 def _conflict(process: ProcessName, overrides: list[str], reason: str) -> ConfigError:

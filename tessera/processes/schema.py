@@ -13,9 +13,9 @@ import json
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from tessera.processes.steps import Step, StepName
+from tessera.processes.steps import ApprovalStep, NotifyStep, Step, StepName
 from tessera.schema_base import Code, StrictModel
 
 
@@ -102,6 +102,26 @@ class WorkflowsConfig(StrictModel):
     revocation: ProcessSpec
     report: ProcessSpec
 
+    _templates: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def templates(self) -> dict[str, str]:
+        """Text of every template a step names (by file name), read when the file was loaded."""
+        return self._templates
+
+    def with_templates(self, templates: dict[str, str]) -> WorkflowsConfig:
+        self._templates = dict(templates)
+        return self
+
+    def template_names(self) -> set[str]:
+        """Every template a step names, in the steps and in the overrides' steps."""
+        names: set[str] = set()
+        for name in ProcessName:
+            spec = self.process(name)
+            steps = [*spec.steps, *(step for o in spec.overrides for step in [*(o.replace_steps or []), *o.add_steps])]
+            names |= {step.template for step in steps if isinstance(step, ApprovalStep | NotifyStep)}
+        return names
+
     def process(self, name: ProcessName | str) -> ProcessSpec:
         spec: ProcessSpec = getattr(self, ProcessName(name).value)
         return spec
@@ -117,6 +137,8 @@ class WorkflowsConfig(StrictModel):
         return lines
 
     def version_hash(self) -> str:
-        """sha256 of the canonical JSON of the validated file: comments and layout do not change it."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON of the validated file and its templates: comments and layout do not count."""
+        # The templates' text counts too: an edited template is a new version of what orders do.
+        document = {**self.model_dump(mode="json"), "templates": self._templates} if self._templates else None
+        canonical = json.dumps(document or self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -172,12 +172,19 @@ class ApprovalStep(StepBase):
         min_length=1,
         description="Sent to the approvers when the approval starts and again on escalation.",
     )
+    allow_self_approval: bool = Field(
+        default=False,
+        strict=True,
+        description="Let whoever requested the order decide it too; by default someone else must (four eyes).",
+    )
 
     def describe(self) -> str:
         text = f"approval by {_describe_approvers(self.approvers)}{self._suffix()}; after {self.timeout}: "
         if self.on_timeout == OnTimeout.escalate and self.escalate_to is not None:
-            return text + f"escalate to {_describe_approvers(self.escalate_to)} (rejected after another {self.timeout})"
-        return text + ("approved" if self.on_timeout == OnTimeout.approve else "rejected")
+            text += f"escalate to {_describe_approvers(self.escalate_to)} (rejected after another {self.timeout})"
+        else:
+            text += "approved" if self.on_timeout == OnTimeout.approve else "rejected"
+        return text + ("; the requester may decide too" if self.allow_self_approval else "")
 
 
 class CreateLicenseStep(StepBase):
@@ -192,6 +199,8 @@ class AllocateStep(StepBase):
     to: AllocateTo = Field(description="`user` is the user named in the order; `as_ordered` follows the order.")
 
     def describe(self) -> str:
+        if self.to == AllocateTo.as_ordered:
+            return f"allocate the tickets as the order asks (requester, organization or user){self._suffix()}"
         return f"allocate the tickets to the {self.to.value.replace('_', ' ')}{self._suffix()}"
 
 
@@ -200,6 +209,8 @@ class VisibilityStep(StepBase):
     visible_to: VisibleTo
 
     def describe(self) -> str:
+        if self.visible_to == VisibleTo.as_ordered:
+            return f"make the tickets visible as the order asks (all members or admins only){self._suffix()}"
         return f"make the tickets visible to {self.visible_to.value.replace('_', ' ')}{self._suffix()}"
 
 

@@ -25,6 +25,7 @@ PRODUCT: dict[str, Any] = {
         }
     ],
     "modules": [{"code": "RENDER", "name": {"en": "Rendering"}, "default": True}],
+    "trial_days_field": "trial_days",
 }
 
 
@@ -36,6 +37,16 @@ async def test_vendor_admin_creates_and_reads_products(api: AsyncClient, vendor_
     product = (await api.get("/api/v1/products/PRO-CAD", headers=auth)).json()
     assert product["price"] == {"amount": "10.50", "currency": "EUR"}
     assert product["fields"][0]["default"] == 30
+    assert (product["trial_days_field"], product["duration"]) == ("trial_days", None)
+    limited = await api.patch("/api/v1/products/PRO-CAD", json={"kind": "time_limited"}, headers=auth)
+    assert limited.status_code == 422, limited.text  # a time-limited product needs its duration
+    limited = await api.patch(
+        "/api/v1/products/PRO-CAD",
+        json={"kind": "time_limited", "trial_days_field": None, "duration": "P6M"},
+        headers=auth,
+    )
+    assert limited.status_code == 200, limited.text
+    assert limited.json()["duration"] == "P6M"
     listed = (await api.get("/api/v1/products", headers=auth)).json()
     assert [p["code"] for p in listed["items"]] == ["PRO-CAD"]
     assert listed["next_cursor"] is None

@@ -116,10 +116,49 @@ async def test_approvers_decide_once_through_the_api(
         assert len(shown["licenses"]) == 11
         assert all(item["ticket"] is not None and "code" not in item["ticket"] for item in shown["licenses"])
         assert [entry["outcome"] for entry in shown["trail"]][:2] == ["started", "approved"]
-        # A member sees the licenses whose tickets it may see: allocated to the requester (a vendor admin), none.
+        assert shown["trail"][1]["comment"] == "fine"
+        # The requester, a vendor admin, is no member of C1: the tickets went to C1, visible to all its members.
         as_member = (await orders_api.get(path, headers=bearer(w.keys["customer_member"]))).json()
-        assert as_member["licenses"] == []
+        assert len(as_member["licenses"]) == 11
+        assert {item["ticket"]["allocated_user_id"] for item in as_member["licenses"]} == {None}
         licenses = await orders_api.get(
             "/api/v1/licenses", params={"order_id": order_id}, headers=bearer(w.keys["customer_admin"])
         )
         assert len(licenses.json()["items"]) == 11
+
+
+async def test_the_order_does_what_the_caller_asked_and_its_requester_cannot_approve_it(
+    orders_api: AsyncClient,
+    orders_temporal_settings: Settings,
+    rights_world: RightsWorld,
+    sessions: async_sessionmaker[AsyncSession],
+    dev_env: WorkflowEnvironment,
+) -> None:
+    w = rights_world
+    worker = build_worker(dev_env.client, orders_temporal_settings, sessions)
+    async with worker:
+        body = order_body(w, quantity=2, allocation="user", user_id=str(w.users["customer_member"]))
+        small = await post_order(orders_api, w, "customer_admin", {**body, "visibility": "admins_only"})
+        assert small.status_code == 202, small.text
+        big = await post_order(orders_api, w, "reseller_admin", order_body(w, "R1", quantity=11))
+        assert big.status_code == 202, big.text
+        small_path, big_path = f"{ORDERS}/{small.json()['id']}", f"{ORDERS}/{big.json()['id']}"
+
+        async def status_is(path: str, status: str) -> bool:
+            shown = (await orders_api.get(path, headers=bearer(w.keys["vendor_admin"]))).json()
+            return bool(shown["status"] == status)
+
+        await _until(lambda: status_is(small_path, "fulfilled"))
+        shown = (await orders_api.get(small_path, headers=bearer(w.keys["customer_admin"]))).json()
+        tickets = [item["ticket"] for item in shown["licenses"]]
+        assert [(t["allocated_user_id"], t["visibility"]) for t in tickets] == [
+            (str(w.users["customer_member"]), "admins_only")
+        ] * 2
+
+        await _until(lambda: status_is(big_path, "pending_approval"))
+        own = await orders_api.post(f"{big_path}/approve", headers=bearer(w.keys["reseller_admin"]))
+        assert own.status_code == 403, own.text
+        assert own.json()["code"] == "self-approval-not-allowed"
+        other = await orders_api.post(f"{big_path}/approve", headers=bearer(w.keys["vendor_admin"]))
+        assert other.status_code == 200, other.text
+        await _until(lambda: status_is(big_path, "fulfilled"))

@@ -73,7 +73,7 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
     result = await client.execute_workflow(
         SystemCheckWorkflow.run, SystemCheckInput(requested_by="e2e"), id="e2e-system-check", task_queue="tessera"
     )
-    assert result.product_count == 3
+    assert result.product_count == 4  # the products of config/catalog.yaml
     assert result.organization_count == 1
 
     await asyncio.to_thread(_stop_and_check_nothing_survives, stack)

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from tessera.models import Event, License, Ticket
+from tessera.orders.status import OrderStatus
 from tessera.settings import REPO_ROOT
 from tests.conftest import TEST_SECRET, RightsWorld
 from tests.workflows.order_harness import CREATE, place_order, process, start, workflow_input
-from workflows.order_models import OrderPhase
 
 QUANTITY = 60
 STEPS = process(
@@ -71,7 +71,7 @@ async def test_order_survives_a_killed_worker(
     finally:
         worker.kill()
         worker.wait(10)
-    assert state.status == OrderPhase.fulfilled
+    assert state.status == OrderStatus.fulfilled
     async with sessions() as session:
         licenses = await session.scalar(select(func.count()).select_from(License).where(License.order_id == order.id))
         tickets = await session.scalar(

@@ -230,3 +230,58 @@ def test_a_merged_product_reports_the_keys_that_were_sent() -> None:
         ("max_activations", "Input should be greater than or equal to 1"),
         ("fields.0.default", "Input should be a valid boolean, a valid integer, a valid string or a valid date"),
     ]
+
+
+# --- expiry settings ------------------------------------------------------------------------------------------
+
+DAYS = {"name": "test_length", "label": {"en": "Days"}, "type": "choice", "allowed": [7, 14]}
+TEXT = {"name": "note", "label": {"en": "Note"}, "type": "string"}
+
+
+def _product(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"code": "P", "group": "G", "name": {"en": "P"}, "kind": kind, "fields": [DAYS, TEXT], **extra}
+
+
+def test_each_kind_stores_what_its_expiry_is_computed_from() -> None:
+    trial = ProductSpec.model_validate(_product("trial", trial_days_field="test_length"))
+    assert trial.expiry_settings() == {"trial_days_field": "test_length"}
+    fixed_trial = ProductSpec.model_validate(_product("trial", duration="P30D"))
+    assert fixed_trial.expiry_settings() == {"duration": "P30D"}
+    assert ProductSpec.model_validate(_product("time_limited", duration="P1Y")).expiry_settings() == {"duration": "P1Y"}
+    assert ProductSpec.model_validate(_product("perpetual")).expiry_settings() is None
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        (_product("trial"), "", "a trial product needs its length: `trial_days_field`"),
+        (_product("time_limited"), "", "a time_limited product needs `duration`"),
+        (_product("trial", trial_days_field="days"), "trial_days_field", "no field 'days' among this product's"),
+        (_product("trial", trial_days_field="note"), "trial_days_field", "must hold a number of days"),
+        (_product("perpetual", trial_days_field="test_length"), "trial_days_field", "only trial products"),
+        (_product("perpetual", duration="P1Y"), "duration", "only time_limited and trial products"),
+        (_product("time_limited", duration="P0D"), "duration", "cannot run for zero time"),
+        (_product("time_limited", duration="a year"), "duration", "is not an ISO 8601 duration"),
+    ],
+)
+def test_bad_expiry_settings_name_their_key(data: dict[str, Any], field: str, message: str) -> None:
+    where, text = refusal(ProductSpec, data)
+    assert where == field
+    assert message in text
+
+
+def test_a_bad_expiry_setting_in_yaml_is_located() -> None:
+    text = "product_groups: [{code: G, name: {en: G}}]\nproducts:\n  - code: P\n    group: G\n    name: {en: P}\n"
+    text += "    kind: trial\n    trial_days_field: trial_days\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, "catalog.yaml").validate(CatalogFile)
+    (issue,) = caught.value.issues
+    assert (issue.file, issue.field, issue.line, issue.column) == ("catalog.yaml", "products.0.trial_days_field", 7, 5)
+    assert "no field 'trial_days'" in issue.message
+
+
+def test_the_shipped_catalog_gives_every_trial_and_time_limited_product_its_length() -> None:
+    catalog = read_catalog(REPO_ROOT / "config" / "catalog.yaml")
+    kinds = {product.kind.value: product.expiry_settings() for product in catalog.products}
+    assert kinds["trial"] == {"trial_days_field": "trial_days"}
+    assert kinds["time_limited"] == {"duration": "P1Y"}

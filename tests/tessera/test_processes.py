@@ -214,7 +214,7 @@ def test_cli_check_ok() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok: ")
-    assert "  3. allocate the tickets to the requester" in lines
+    assert "  3. allocate the tickets as the order asks (requester, organization or user)" in lines
     assert "override 'simulation needs vendor approval'" in result.stdout
 
 

@@ -103,6 +103,7 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         7,
         "escalate_to is only used with on_timeout: escalate",
     ),
+    ("self-approval not a yes/no", _approval('allow_self_approval: "yes"'), 6, 7, "Input should be a valid boolean"),
     (
         "escalate to the same approvers",
         _approval("on_timeout: escalate", extra="      escalate_to: group_admins\n"),

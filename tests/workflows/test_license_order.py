@@ -14,6 +14,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.orders import OrderActivities
 from tessera.models import Event, Grant, License, Order, Ticket
+from tessera.orders.status import OrderStatus
 from tessera.settings import Settings
 from tests.conftest import TEST_SECRET, RightsWorld
 from tests.workflows.order_harness import (
@@ -26,7 +27,7 @@ from tests.workflows.order_harness import (
     until_waiting,
     workflow_input,
 )
-from workflows.order_models import ApprovalDecision, DecisionResult, OrderPhase, OrderRef
+from workflows.order_models import ApprovalDecision, DecisionResult, OrderRef
 
 FULL = process(
     CREATE,
@@ -73,7 +74,7 @@ async def test_order_without_approval_runs_every_step(
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, FULL))
         state = await handle.result()
-    assert state.status == OrderPhase.fulfilled
+    assert state.status == OrderStatus.fulfilled
     assert [(e.step, e.outcome) for e in state.trail if e.outcome == "done"] == [
         ("create_license", "done"),
         ("allocate", "done"),
@@ -92,6 +93,8 @@ async def test_order_without_approval_runs_every_step(
         assert {t.visibility for t in tickets} == {"admins_only"}
         events = (await session.scalars(select(Event).where(Event.order_id == order.id))).all()
     assert sorted(e.kind for e in events) == ["notification", "webhook"]
+    published = next(e for e in events if e.kind == "webhook")
+    assert (published.name, published.payload["status"]) == ("order.fulfilled", "fulfilled")
     notification = next(e for e in events if e.kind == "notification")
     assert notification.recipients == ["customer.admin@example.com"]
     assert "3 \u00d7 PRO-CAD" in notification.subject
@@ -111,7 +114,7 @@ async def test_a_false_condition_skips_the_approval(
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, steps))
         state = await handle.result()
-    assert state.status == OrderPhase.fulfilled
+    assert state.status == OrderStatus.fulfilled
     assert state.trail[0].outcome == "skipped"
 
 
@@ -121,20 +124,23 @@ async def test_group_admin_approves(
     sessions: async_sessionmaker[AsyncSession],
     rights_world: RightsWorld,
 ) -> None:
-    order = await place_order(sessions, rights_world)
+    order = await place_order(sessions, rights_world, requester="customer_member")
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(
             time_skipping_env.client, queue, await workflow_input(sessions, order, process(APPROVAL, CREATE))
         )
         await until_waiting(handle)
         assert (await _order(sessions, order.id)).status == "pending_approval"
-        result = await handle.execute_update(
-            "approve", _decision(rights_world, "customer_admin"), result_type=DecisionResult
-        )
-        assert result.status in (OrderPhase.approved, OrderPhase.fulfilled)
+        decision = ApprovalDecision(user_id=str(rights_world.users["customer_admin"]), comment="budget agreed")
+        result = await handle.execute_update("approve", decision, result_type=DecisionResult)
+        assert result.status in (OrderStatus.approved, OrderStatus.fulfilled)
         state = await handle.result()
-    assert state.status == OrderPhase.fulfilled
-    assert any(e.outcome == "approved" for e in state.trail)
+    assert state.status == OrderStatus.fulfilled
+    approved = next(e for e in state.trail if e.outcome == "approved")
+    assert approved.comment == "budget agreed"
+    # The comment is kept in the order's trail in the database too, where the API reads it.
+    stored = await _order(sessions, order.id)
+    assert [e["comment"] for e in stored.trail if e["outcome"] == "approved"] == ["budget agreed"]
     assert await _count(sessions, License, order.id) == 3
 
 
@@ -144,12 +150,12 @@ async def test_non_approver_and_second_decision_are_refused(
     sessions: async_sessionmaker[AsyncSession],
     rights_world: RightsWorld,
 ) -> None:
-    order = await place_order(sessions, rights_world)
+    order = await place_order(sessions, rights_world, requester="customer_member")
     steps = process(APPROVAL, {"kind": "wait", "duration": "P1D"}, CREATE)
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, steps))
         await until_waiting(handle)
-        for outsider in ("customer_member", "sibling_admin"):
+        for outsider in ("reseller_member", "sibling_admin"):
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await handle.execute_update("approve", _decision(rights_world, outsider), result_type=DecisionResult)
             assert isinstance(refused.value.cause, ApplicationError)
@@ -160,7 +166,7 @@ async def test_non_approver_and_second_decision_are_refused(
         assert isinstance(twice.value.cause, ApplicationError)
         assert twice.value.cause.type == "not_waiting"
         state = await handle.result()
-    assert state.status == OrderPhase.fulfilled
+    assert state.status == OrderStatus.fulfilled
 
 
 async def test_rejection_creates_nothing_and_gives_the_quota_back(
@@ -178,14 +184,14 @@ async def test_rejection_creates_nothing_and_gives_the_quota_back(
         await until_waiting(handle)
         await handle.execute_update("reject", _decision(rights_world, "vendor_admin"), result_type=DecisionResult)
         state = await handle.result()
-    assert state.status == OrderPhase.rejected
+    assert state.status == OrderStatus.rejected
     assert (await _order(sessions, order.id)).status == "rejected"
     assert await _count(sessions, License, order.id) == 0
     assert await _quota_used(sessions, rights_world.grants["C1"]) == 0
 
 
 @pytest.mark.parametrize(
-    ("on_timeout", "outcome"), [("approve", OrderPhase.fulfilled), ("reject", OrderPhase.rejected)]
+    ("on_timeout", "outcome"), [("approve", OrderStatus.fulfilled), ("reject", OrderStatus.rejected)]
 )
 async def test_timeout_decides_as_configured(
     time_skipping_env: WorkflowEnvironment,
@@ -193,7 +199,7 @@ async def test_timeout_decides_as_configured(
     sessions: async_sessionmaker[AsyncSession],
     rights_world: RightsWorld,
     on_timeout: str,
-    outcome: OrderPhase,
+    outcome: OrderStatus,
 ) -> None:
     order = await place_order(sessions, rights_world)
     steps = process({**APPROVAL, "on_timeout": on_timeout}, CREATE)
@@ -223,7 +229,7 @@ async def test_escalation_hands_the_decision_to_the_next_approvers(
             )
         await handle.execute_update("approve", _decision(rights_world, "reseller_admin"), result_type=DecisionResult)
         state = await handle.result()
-    assert state.status == OrderPhase.fulfilled
+    assert state.status == OrderStatus.fulfilled
     assert [e.outcome for e in state.trail if e.kind == "approval"] == ["started", "timed_out", "escalated", "approved"]
     async with sessions() as session:
         notes = (await session.scalars(select(Event).where(Event.order_id == order.id))).all()
@@ -241,7 +247,7 @@ async def test_escalation_that_times_out_too_is_rejected(
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, steps))
         state = await handle.result()
-    assert state.status == OrderPhase.rejected
+    assert state.status == OrderStatus.rejected
     assert [e.outcome for e in state.trail if e.kind == "approval"] == [
         "started",
         "timed_out",
@@ -259,7 +265,7 @@ async def test_activities_called_twice_create_nothing_more(
     first = await environment.run(activities.create_licenses, OrderRef(order_id=str(order.id)))
     second = await environment.run(activities.create_licenses, OrderRef(order_id=str(order.id)))
     assert first == second
-    assert len(first.license_ids) == 3
+    assert first.created == 3
     assert await _count(sessions, Ticket, order.id) == 3
     await environment.run(activities.release_quota, OrderRef(order_id=str(order.id)))
     await environment.run(activities.release_quota, OrderRef(order_id=str(order.id)))

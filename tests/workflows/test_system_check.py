@@ -19,6 +19,9 @@ from tests.conftest import TEST_SECRET
 from workflows.system_check import SystemCheckInput, SystemCheckWorkflow
 from workflows.worker import build_worker
 
+SHIPPED_PRODUCTS = 4
+"""The products of config/catalog.yaml."""
+
 
 @pytest.fixture
 async def seeded(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -42,14 +45,14 @@ async def _run_check(env: WorkflowEnvironment, settings: Settings, sessions: asy
 async def test_check_on_time_skipping_server_reads_the_database(
     time_skipping_env: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    assert await _run_check(time_skipping_env, settings, sessions) == 3
+    assert await _run_check(time_skipping_env, settings, sessions) == SHIPPED_PRODUCTS
 
 
 @pytest.mark.usefixtures("seeded")
 async def test_check_on_dev_server(
     dev_env: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    assert await _run_check(dev_env, settings, sessions) == 3
+    assert await _run_check(dev_env, settings, sessions) == SHIPPED_PRODUCTS
 
 
 async def test_dev_server_has_tesseras_search_attributes(dev_env: WorkflowEnvironment) -> None:
