@@ -1,0 +1,34 @@
+"""Invitations: redeemed with the token from the link; no API key needed (the token is the credential)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Session, State
+from api.schemas.auth import InvitationRedeem, InvitationRedeemed
+from api.schemas.organizations import MembershipRead
+from tessera.auth.invitations import InvitationPolicy, redeem_invitation
+from tessera.models import Membership
+
+router = APIRouter(tags=["sign-in"])
+
+
+@router.post("/invitations/redeem", response_model=InvitationRedeemed)
+async def redeem_invitation_route(body: InvitationRedeem, session: Session, state: State) -> InvitationRedeemed:
+    """Accept an invitation: activate the account (setting its password if it has none) and the membership."""
+    user, invitation = await redeem_invitation(
+        session,
+        InvitationPolicy.from_settings(state.settings),
+        token=body.token,
+        email=body.email,
+        password=body.password,
+        name=body.name,
+    )
+    membership = (
+        await session.get(Membership, (user.id, invitation.organization_id)) if invitation.organization_id else None
+    )
+    return InvitationRedeemed(
+        user_id=user.id,
+        email=user.email,
+        membership=MembershipRead.model_validate(membership, from_attributes=True) if membership else None,
+    )
