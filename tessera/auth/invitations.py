@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,7 +81,9 @@ async def create_invitation(
     The message is kept out of every organization's event list: the link in it is the invitee's credential.
     """
     token = secrets.token_urlsafe(32)
+    now = utcnow()
     invitation = Invitation(
+        created_at=now,
         token_hash=token_hash(token),
         email=email,
         name=name,
@@ -90,7 +92,7 @@ async def create_invitation(
         role=role,
         invited_by_user_id=invited_by.user_id if invited_by else None,
         invited_by_api_key_id=invited_by.api_key_id if invited_by else None,
-        expires_at=utcnow() + policy.ttl,
+        expires_at=now + policy.ttl,
     )
     session.add(invitation)
     await session.flush()
@@ -150,7 +152,7 @@ async def redeem_invitation(
         raise InvitationExpired("this invitation has expired: ask the administrator for a new one")
     if invitation.email != email:
         raise InvitationForAnotherAddress()
-    user = await session.scalar(select(User).where(User.email == invitation.email))
+    user = await session.scalar(select(User).where(func.lower(User.email) == invitation.email))
     if user is None or user.password_hash is None:
         if password is None:
             raise InvalidInput("choose a password", issues=[FieldIssue("password", "required to activate the account")])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.apikeys import create_api_key
@@ -49,7 +49,7 @@ async def sign_in(
         raise InvalidInput(
             f"unknown scope {unknown[0]!r}", issues=[FieldIssue("scopes", f"known: {', '.join(sorted(SCOPES))}")]
         )
-    user = await session.scalar(select(User).where(User.email == account))
+    user = await session.scalar(select(User).where(func.lower(User.email) == account))
     limiter.attempt(account, client)
     stored = user.password_hash if user is not None else None
     if not await asyncio.to_thread(passwords.verify_password, stored, password):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import false, select
+from sqlalchemy import false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.auth.emails import normalize_email
@@ -26,7 +26,7 @@ async def list_users(
         query = query.where(User.email > after)
     if email is not None:
         try:
-            query = query.where(User.email == normalize_email(email))
+            query = query.where(func.lower(User.email) == normalize_email(email))
         except ValueError:
             query = query.where(false())
     rows = list((await session.scalars(query.limit(limit + 1))).all())
@@ -93,7 +93,7 @@ async def put_member(
         invitation, _token = await create_invitation(
             session,
             policy,
-            email=user.email,
+            email=user.email.lower(),
             organization_id=organization_id,
             role=role,
             name=user.name,
