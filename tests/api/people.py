@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import Event
+from api.app import create_app
+from tessera.auth.passwords import hash_password
+from tessera.models import Event, User
+from tessera.settings import Settings
 
 LINK = re.compile(r"/invitations/([A-Za-z0-9_-]+)")
 PASSWORD = "correct horse battery staple"
@@ -43,3 +48,22 @@ async def sign_in(api: AsyncClient, email: str, password: str = PASSWORD, **extr
     assert response.status_code == 201, response.text
     secret: str = response.json()["secret"]
     return secret
+
+
+@asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """An in-process client of an app built from `settings` (e.g. other limits, a rotated secret)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://tessera.test") as client:
+            yield client
+
+
+async def give_password(sessions: async_sessionmaker[AsyncSession], email: str, password: str = PASSWORD) -> None:
+    """Set a password directly, for tests about what happens after an invitation."""
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.email == email))
+        assert user is not None, email
+        user.password_hash = hash_password(password)
+        await session.commit()
