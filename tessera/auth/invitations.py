@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.auth import passwords
+from tessera.auth.emails import normalize_email
 from tessera.auth.errors import (
     InvitationExpired,
     InvitationForAnotherAddress,
@@ -127,6 +128,27 @@ async def create_invitation(
         payload={"invitation_id": str(invitation.id)},
     )
     return invitation, token
+
+
+async def invite_as_operator(
+    session: AsyncSession,
+    policy: InvitationPolicy,
+    *,
+    email: str,
+    organization_id: uuid.UUID | None,
+    role: Role,
+    name: str = "",
+) -> tuple[Invitation, str]:
+    """An invitation made from the command line, by whoever runs Tessera (and so may do anything)."""
+    if organization_id is not None and await session.get(Organization, organization_id) is None:
+        raise InvalidInput("no such organization", issues=[FieldIssue("organization", "no such organization")])
+    try:
+        address = normalize_email(email)
+    except ValueError as error:
+        raise InvalidInput(str(error), issues=[FieldIssue("email", str(error))]) from None
+    return await create_invitation(
+        session, policy, email=address, organization_id=organization_id, role=role, name=name
+    )
 
 
 async def redeem_invitation(
