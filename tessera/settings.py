@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -63,6 +64,15 @@ class Settings(BaseSettings):
         if url is None:
             return None
         return async_database_url(url)
+
+    @field_validator("sign_in_limit_account", "sign_in_limit_client")
+    @classmethod
+    def _readable_limits(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is no rate limit; write e.g. 5/minute;20/hour") from None
+        return value
 
     @property
     def resolved_database_url(self) -> str:
