@@ -7,18 +7,18 @@ from fastapi import APIRouter
 from api.deps import Session, State
 from api.schemas.auth import InvitationRedeem, InvitationRedeemed
 from api.schemas.organizations import MembershipRead
-from tessera.auth.invitations import InvitationPolicy, redeem_invitation
+from tessera.auth import invitations
 from tessera.models import Membership
 
 router = APIRouter(tags=["sign-in"])
 
 
 @router.post("/invitations/redeem", response_model=InvitationRedeemed)
-async def redeem_invitation_route(body: InvitationRedeem, session: Session, state: State) -> InvitationRedeemed:
+async def redeem_invitation(body: InvitationRedeem, session: Session, state: State) -> InvitationRedeemed:
     """Accept an invitation: activate the account (setting its password if it has none) and the membership."""
-    user, invitation = await redeem_invitation(
+    user, invitation = await invitations.redeem_invitation(
         session,
-        InvitationPolicy.from_settings(state.settings),
+        invitations.InvitationPolicy.from_settings(state.settings),
         token=body.token,
         email=body.email,
         password=body.password,

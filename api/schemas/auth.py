@@ -7,7 +7,6 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from api.schemas.api_keys import ApiKeyCreated
 from api.schemas.organizations import MembershipRead
 from tessera.models import Role
 from tessera.organizations.schema import Email
@@ -55,6 +54,3 @@ class SignIn(StrictModel):
     name: str = Field(default="signed in", min_length=1, max_length=200, description="Tells your keys apart.")
     scopes: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="e.g. tickets:read; * = all")
     expires_at: AwareDatetime | None = Field(default=None, description="Default: in 30 days; at most a year.")
-
-
-SignedIn = ApiKeyCreated

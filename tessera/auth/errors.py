@@ -10,7 +10,7 @@ class InvitationNotFound(NotFound):
     title = "Invitation not found"
 
 
-class InvitationRedeemed(Conflict):
+class InvitationAlreadyRedeemed(Conflict):
     code = "invitation-redeemed"
     title = "Invitation already redeemed"
 

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.auth import passwords
 from tessera.auth.emails import normalize_email
 from tessera.auth.errors import (
+    InvitationAlreadyRedeemed,
     InvitationExpired,
     InvitationForAnotherAddress,
     InvitationNotFound,
-    InvitationRedeemed,
 )
 from tessera.errors import Conflict, FieldIssue, InvalidInput
 from tessera.models import EventKind, Invitation, Membership, Organization, Role, User, utcnow
@@ -169,7 +169,7 @@ async def redeem_invitation(
     if invitation is None:
         raise InvitationNotFound("no such invitation: check the link, or ask for a new one")
     if invitation.redeemed_at is not None:
-        raise InvitationRedeemed("this invitation has been redeemed already: sign in instead")
+        raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
     if invitation.expires_at <= now:
         raise InvitationExpired("this invitation has expired: ask the administrator for a new one")
     if invitation.email != email:
@@ -186,12 +186,12 @@ async def redeem_invitation(
         )
     claimed = await session.execute(
         update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.redeemed_at.is_(None))
+        .where(Invitation.id == invitation.id, Invitation.redeemed_at.is_(None), Invitation.expires_at > now)
         .values(redeemed_at=now)
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise InvitationRedeemed("this invitation has been redeemed already: sign in instead")
+        raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
     if user is None:
         user = User(
             email=invitation.email,
