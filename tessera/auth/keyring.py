@@ -57,8 +57,10 @@ class KeyRing(bytes):
         return next((secret for secret in self.secrets if secret_version(secret) == version), None)
 
     def __repr__(self) -> str:
-        # Never print a secret, not even in a traceback.
+        # Never print a secret, not even in a traceback or an f-string.
         return f"KeyRing(version={self.version}, previous={len(self._previous)})"
+
+    __str__ = __repr__
 
 
 def as_ring(secret: bytes) -> KeyRing:

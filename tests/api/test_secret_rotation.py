@@ -79,6 +79,7 @@ def test_a_ring_is_the_newest_secret_wherever_bytes_are_expected() -> None:
     assert ring.secrets == (NEW_SECRET, TEST_SECRET)
     assert ring.by_version(secret_version(TEST_SECRET)) == TEST_SECRET
     assert NEW_SECRET.decode() not in repr(ring)
+    assert NEW_SECRET.decode() not in f"{ring}"
     code = codes.generate_code()
     # Made under the old secret, found and opened through the ring; new copies use the newest secret.
     ticket_id = uuid.uuid4()
