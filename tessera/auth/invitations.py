@@ -83,6 +83,19 @@ async def create_invitation(
     """
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    # Only the newest link for the same address and organization works, so a repeated invitation leaves no
+    # second valid credential behind; the older links answer as expired.
+    same_place = (
+        Invitation.organization_id.is_(None)
+        if organization_id is None
+        else Invitation.organization_id == organization_id
+    )
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.email == email, same_place, Invitation.redeemed_at.is_(None), Invitation.expires_at > now)
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
     invitation = Invitation(
         created_at=now,
         token_hash=token_hash(token),

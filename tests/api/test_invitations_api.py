@@ -74,6 +74,27 @@ async def test_an_invitation_works_once(api: AsyncClient, rights_world: RightsWo
     await sign_in(api, "once@example.com")
 
 
+async def test_inviting_again_leaves_only_the_newest_link_valid(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    admin = bearer(w.keys["customer_admin"])
+    await api.post("/api/v1/users", json=invite_body(w, "twice@example.com"), headers=admin)
+    first = await invitation_token(sessions, "twice@example.com")
+    await api.post("/api/v1/users", json=invite_body(w, "twice@example.com", role="admin"), headers=admin)
+    second = await invitation_token(sessions, "twice@example.com")
+    assert first != second
+    # An invitation elsewhere is another matter and stays valid.
+    await api.post("/api/v1/users", json=invite_body(w, "twice@example.com", "G1"), headers=admin)
+    body = {"email": "twice@example.com", "password": PASSWORD}
+    old = await api.post("/api/v1/invitations/redeem", json={**body, "token": first})
+    assert old.status_code == 410
+    new = await api.post("/api/v1/invitations/redeem", json={**body, "token": second})
+    assert new.status_code == 200
+    assert new.json()["membership"]["role"] == "admin"
+    await join(api, sessions, "twice@example.com", password=None)
+
+
 async def test_an_expired_invitation_is_refused(
     api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
 ) -> None:
