@@ -17,8 +17,8 @@ class StrictModel(BaseModel):
     """Unknown keys are errors, never silently dropped: a typo must not change what the system does.
 
     Text in any field (keys and values, at any depth) must not hold NUL, control characters other than tab and
-    line breaks, or bidirectional overrides and isolates: they hide what a text really says (a name that reads
-    differently than it compares) and break the systems the text is handed on to.
+    line breaks, bidirectional overrides and isolates, or lone surrogates: they hide what a text really says (a
+    name that reads differently than it compares) and break the systems the text is handed on to.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=False)
@@ -40,7 +40,8 @@ def unclean_character(text: str) -> str | None:
     for char in text:
         if char in _ALLOWED_CONTROLS:
             continue
-        if char in _BIDI_CONTROLS or unicodedata.category(char) == "Cc":
+        # Cs: a lone surrogate is no character at all, and no database or encoder accepts one.
+        if char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs"):
             return char
     return None
 
@@ -50,7 +51,9 @@ def check_clean_text(value: Any) -> None:
     if isinstance(value, str):
         bad = unclean_character(value)
         if bad is not None:
-            what = unicodedata.name(bad, "a control character")
+            what = unicodedata.name(
+                bad, "a control character" if unicodedata.category(bad) == "Cc" else "a lone surrogate"
+            )
             raise ValueError(f"must not contain U+{ord(bad):04X} ({what})")
     elif isinstance(value, dict):
         for key, item in value.items():

@@ -53,6 +53,14 @@ async def test_wrong_password_and_unknown_address_get_the_same_answer(api: Async
     # An account that never set a password (invited, not yet redeemed) is just as unknown.
     no_password = await api.post("/api/v1/auth/keys", json={"email": "m.c2@example.com", "password": PASSWORD})
     malformed = await api.post("/api/v1/auth/keys", json={"email": "not an address", "password": PASSWORD})
+    # Text that no encoder takes is refused as input, never a server error.
+    surrogate = await api.post(
+        "/api/v1/auth/keys",
+        content='{"email": "a@example.com", "password": "lone \\ud800 surrogate"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert surrogate.status_code == 422
+    assert surrogate.json()["errors"][0]["field"] == "password"
     answers = [wrong, unknown, no_password, malformed]
     assert {a.status_code for a in answers} == {401}
     assert len({str(_comparable(a.json())) for a in answers}) == 1
