@@ -164,6 +164,18 @@ async def invite_as_operator(
     )
 
 
+async def usable_invitation(session: AsyncSession, token: str) -> Invitation:
+    """The invitation with this token, or why it cannot be redeemed (unknown, redeemed, expired)."""
+    invitation = await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash(token)))
+    if invitation is None:
+        raise InvitationNotFound("no such invitation: check the link, or ask for a new one")
+    if invitation.redeemed_at is not None:
+        raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
+    if invitation.expires_at <= utcnow():
+        raise InvitationExpired("this invitation has expired: ask the administrator for a new one")
+    return invitation
+
+
 async def redeem_invitation(
     session: AsyncSession,
     policy: InvitationPolicy,
@@ -177,14 +189,8 @@ async def redeem_invitation(
 
     Exactly one of two concurrent redeems wins: the invitation is claimed by one conditional update.
     """
-    invitation = await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash(token)))
+    invitation = await usable_invitation(session, token)
     now = utcnow()
-    if invitation is None:
-        raise InvitationNotFound("no such invitation: check the link, or ask for a new one")
-    if invitation.redeemed_at is not None:
-        raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
-    if invitation.expires_at <= now:
-        raise InvitationExpired("this invitation has expired: ask the administrator for a new one")
     if invitation.email != email:
         raise InvitationForAnotherAddress()
     user = await session.scalar(select(User).where(func.lower(User.email) == invitation.email))
