@@ -9,8 +9,21 @@ from fastapi import FastAPI
 
 from api.deps import AppState
 from api.problems import install_problem_handlers
-from api.routes import api_keys, catalog, events, health, licenses, orders, organizations, tickets, users
+from api.routes import (
+    api_keys,
+    auth,
+    catalog,
+    events,
+    health,
+    invitations,
+    licenses,
+    orders,
+    organizations,
+    tickets,
+    users,
+)
 from tessera import __version__
+from tessera.auth.ratelimit import SignInLimiter
 from tessera.db import create_engine, create_session_factory
 from tessera.settings import Settings, get_settings
 from workflows.connection import connect_temporal
@@ -30,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             session_factory=create_session_factory(engine),
             temporal=temporal,
             secret_key=settings.resolved_secret_key(),
+            sign_in_limiter=SignInLimiter(settings.sign_in_limit_account, settings.sign_in_limit_client),
         )
         try:
             yield
@@ -48,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(organizations.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(api_keys.router, prefix=API_PREFIX)
+    app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(invitations.router, prefix=API_PREFIX)
+    app.include_router(invitations.page_router)
     app.include_router(tickets.router, prefix=API_PREFIX)
     app.include_router(orders.router, prefix=API_PREFIX)
     app.include_router(licenses.router, prefix=API_PREFIX)

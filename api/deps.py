@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from tessera.apikeys import authenticate
+from tessera.auth.ratelimit import SignInLimiter
 from tessera.errors import NotAuthenticated
 from tessera.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tessera.principal import Principal
@@ -27,6 +28,8 @@ class AppState:
     session_factory: async_sessionmaker[AsyncSession]
     temporal: Client
     secret_key: bytes
+    """The key ring (tessera.auth.keyring): the newest secret as bytes, the earlier ones for verifying."""
+    sign_in_limiter: SignInLimiter
 
 
 def app_state(request: Request) -> AppState:
@@ -88,6 +91,7 @@ OrganizationsReader = Annotated[Principal, Depends(scoped("organizations:read"))
 OrganizationsWriter = Annotated[Principal, Depends(scoped("organizations:write"))]
 UsersReader = Annotated[Principal, Depends(scoped("users:read"))]
 UsersWriter = Annotated[Principal, Depends(scoped("users:write"))]
+ApiKeysReader = Annotated[Principal, Depends(scoped("api-keys:read"))]
 ApiKeysWriter = Annotated[Principal, Depends(scoped("api-keys:write"))]
 TicketsReader = Annotated[Principal, Depends(scoped("tickets:read"))]
 TicketsWriter = Annotated[Principal, Depends(scoped("tickets:write"))]

@@ -74,6 +74,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def tessera_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TesseraError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int):
+            headers = {"Retry-After": str(retry_after)}
         return problem_response(
             request,
             status=exc.status,

@@ -1,4 +1,9 @@
-"""API keys: `tsk_` + 256 random bits, shown once, stored only as an HMAC-SHA256 under the deployment secret."""
+"""API keys: `tsk_` + 256 random bits, shown once, stored only as an HMAC-SHA256 under the deployment secret.
+
+Each hash records the version of the secret it was made with. After a rotation a key made under an earlier
+secret still authenticates, and its hash is rewritten under the newest secret the first time it is used, so
+`secret_version` shows which keys still depend on a retired secret.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.auth.keyring import as_ring
 from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated, NotFound
 from tessera.models import ApiKey, Membership, Organization, OrganizationKind, Role, utcnow
+from tessera.orders.reads import cursor_key, newest_first_after
+from tessera.pagination import PageOf, page_from
 from tessera.principal import Principal
 from tessera.rights import reach, scopes
 
@@ -22,7 +30,8 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def keyed_hash(secret_key: bytes, token: str) -> bytes:
-    return hmac.new(secret_key, token.encode(), hashlib.sha256).digest()
+    """The hash under one secret (a key ring hashes with its newest)."""
+    return hmac.new(bytes(secret_key), token.encode(), hashlib.sha256).digest()
 
 
 def new_token() -> str:
@@ -42,10 +51,12 @@ async def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never available again."""
     token = new_token()
+    ring = as_ring(secret_key)
     key = ApiKey(
         name=name,
         prefix=token[: len(KEY_PREFIX) + 6],
-        secret_hash=keyed_hash(secret_key, token),
+        secret_hash=keyed_hash(ring.current, token),
+        secret_version=ring.version,
         user_id=user_id,
         organization_id=organization_id,
         scopes=scopes or ["*"],
@@ -60,11 +71,15 @@ async def create_api_key(
 async def authenticate(session: AsyncSession, secret_key: bytes, token: str) -> Principal:
     """Resolve a bearer token to a principal, or raise NotAuthenticated without saying which check failed."""
     now = utcnow()
+    ring = as_ring(secret_key)
     key = None
     if token.startswith(KEY_PREFIX):
-        key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == keyed_hash(secret_key, token)))
+        hashes = [keyed_hash(secret, token) for secret in ring.secrets]
+        key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash.in_(hashes)))
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise NotAuthenticated("the API key is unknown, revoked or expired")
+    if key.secret_version != ring.version:
+        key.secret_hash, key.secret_version = keyed_hash(ring.current, token), ring.version
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
         key.last_used_at = now
     roles: dict[uuid.UUID, Role] = {}
@@ -101,12 +116,23 @@ async def issue_api_key(
 ) -> tuple[ApiKey, str]:
     """A key for the caller itself, or for the service account of an organization the caller administers.
 
-    Neither kind can exceed the caller: scopes are a subset of the issuing key's, and a service account acts as
+    Neither kind can exceed the caller: scopes are a subset of the issuing key's, a key issued by an expiring
+    key expires no later (without an expiry asked for, it gets the issuer's), and a service account acts as
     administrator of its own organization only, which lies within the issuer's administered subtree.
     """
     granted = scopes.check_new_scopes(principal, requested_scopes)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("the expiry lies in the past", issues=[FieldIssue("expires_at", "must be in the future")])
+    issuer = await session.get(ApiKey, principal.api_key_id)
+    limit = issuer.expires_at if issuer is not None else None
+    if limit is not None:
+        if expires_at is None:
+            expires_at = limit
+        elif expires_at > limit:
+            raise InvalidInput(
+                "a new key cannot outlive the key that issues it",
+                issues=[FieldIssue("expires_at", f"at the latest {limit.isoformat()}, when the issuing key expires")],
+            )
     if organization_id is not None:
         path = await reach.path_ids(session, organization_id)
         if not reach.sees_path(principal, path):
@@ -130,6 +156,23 @@ async def issue_api_key(
         expires_at=expires_at,
         created_by_user_id=principal.user_id,
     )
+
+
+async def list_api_keys(
+    session: AsyncSession, principal: Principal, *, organization_id: uuid.UUID | None, limit: int, cursor: str | None
+) -> PageOf[ApiKey]:
+    """The caller's own keys, or the service-account keys of an organization it administers; newest first."""
+    if organization_id is None and principal.user_id is None:
+        organization_id = principal.service_organization_id
+    if organization_id is not None:
+        await reach.administered_path(session, principal, organization_id, doing="list its service keys")
+        query = select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.user_id.is_(None))
+    else:
+        query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
+    query = query.where(newest_first_after(cursor, ApiKey.created_at, ApiKey.id))
+    query = query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    return page_from(rows, limit, key=lambda key: cursor_key(key.created_at, key.id))
 
 
 async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> None:

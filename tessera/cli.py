@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -232,6 +234,56 @@ def check() -> None:
     except Exception as error:
         raise _fail(error) from None
     typer.echo(result.model_dump_json(indent=2))
+
+
+users_app = typer.Typer(help="People: invitations into organizations.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+class InvitedRole(StrEnum):
+    admin = "admin"
+    member = "member"
+
+
+@users_app.command("invite")
+def users_invite(
+    email: Annotated[str, typer.Argument(help="The address to invite.")],
+    organization: Annotated[
+        str | None, typer.Option("--organization", help="Organization id to join; none: an account only.")
+    ] = None,
+    role: Annotated[InvitedRole, typer.Option(help="Role in the organization.")] = InvitedRole.member,
+    name: Annotated[str, typer.Option(help="The person's name, shown until they set their own.")] = "",
+) -> None:
+    """Invite someone: queues the message in the outbox and prints the one-time link (works once, expires)."""
+    settings = get_settings()
+    try:
+        organization_id = uuid.UUID(organization) if organization else None
+    except ValueError:
+        raise _fail(ValueError(f"--organization: {organization!r} is not an organization id")) from None
+    try:
+        link, expires_at = asyncio.run(_invite(settings, email, organization_id, role.value, name))
+    except TesseraError as error:
+        raise _fail(error) from None
+    typer.echo(f"invitation for {email} (valid until {expires_at}): {link}")
+
+
+async def _invite(
+    settings: Settings, email: str, organization_id: uuid.UUID | None, role: str, name: str
+) -> tuple[str, str]:
+    from tessera.auth.invitations import InvitationPolicy, invitation_link, invite_as_operator
+    from tessera.db import create_engine, create_session_factory, unit_of_work
+    from tessera.models import Role
+
+    policy = InvitationPolicy.from_settings(settings)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with unit_of_work(create_session_factory(engine)) as session:
+            invitation, token = await invite_as_operator(
+                session, policy, email=email, organization_id=organization_id, role=Role(role), name=name
+            )
+        return invitation_link(policy, token), invitation.expires_at.isoformat(timespec="minutes")
+    finally:
+        await engine.dispose()
 
 
 def main() -> None:

@@ -171,6 +171,9 @@ class User(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True, comment="stored lower-case")
     name: Mapped[str] = mapped_column(String(200))
     locale: Mapped[str] = mapped_column(String(35), default="en")
+    password_hash: Mapped[str | None] = mapped_column(
+        String(255), comment="Argon2id; empty until the user redeems an invitation"
+    )
 
 
 class Role(StrEnum):
@@ -233,6 +236,9 @@ class ApiKey(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(16))
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    secret_version: Mapped[str | None] = mapped_column(
+        String(16), comment="version of the deployment secret behind secret_hash; empty: from before versions"
+    )
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     organization_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
     scopes: Mapped[list[Any]] = mapped_column(default=list)
@@ -245,6 +251,29 @@ class ApiKey(TimestampMixin, Base):
     )
 
     __table_args__ = (CheckConstraint("user_id IS NOT NULL OR organization_id IS NOT NULL", name="has_owner"),)
+
+
+class Invitation(TimestampMixin, Base):
+    """A one-time link that lets the owner of an address set a password and accept a membership.
+
+    Only a SHA-256 of the token is stored (the token carries 256 random bits, so no key is needed); the user
+    row and the membership are written when the invitation is redeemed, never before.
+    """
+
+    __tablename__ = "invitation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True, comment="normalized, lower-case")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    locale: Mapped[str] = mapped_column(String(35), default="en")
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    invited_by_api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime]
+    redeemed_at: Mapped[datetime | None]
+    redeemed_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
 
 
 class GrantAction(StrEnum):

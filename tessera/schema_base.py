@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from tessera.durations import parse_duration
 from tessera.errors import FieldIssue, InvalidInput
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors, never silently dropped: a typo must not change what the system does."""
+    """Unknown keys are errors, never silently dropped: a typo must not change what the system does.
+
+    Text in any field (keys and values, at any depth) must not hold NUL, control characters other than tab and
+    line breaks, bidirectional overrides and isolates, or lone surrogates: they hide what a text really says (a
+    name that reads differently than it compares) and break the systems the text is handed on to.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_text(cls, value: Any) -> Any:
+        check_clean_text(value)
+        return value
+
+
+# Bidi embeddings, overrides and isolates; plain left-to-right / right-to-left marks are harmless and kept.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def unclean_character(text: str) -> str | None:
+    """The first character a text must not hold, or None."""
+    for char in text:
+        if char in _ALLOWED_CONTROLS:
+            continue
+        # Cs: a lone surrogate is no character at all, and no database or encoder accepts one.
+        if char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs"):
+            return char
+    return None
+
+
+def check_clean_text(value: Any) -> None:
+    """ValueError naming the character when `value`, or any text inside it, holds one that is refused."""
+    if isinstance(value, str):
+        bad = unclean_character(value)
+        if bad is not None:
+            what = unicodedata.name(
+                bad, "a control character" if unicodedata.category(bad) == "Cc" else "a lone surrogate"
+            )
+            raise ValueError(f"must not contain U+{ord(bad):04X} ({what})")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_clean_text(key)
+            check_clean_text(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            check_clean_text(item)
 
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", strict=True)]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tessera.auth.keyring import KeyRing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +38,22 @@ class Settings(BaseSettings):
         default=None,
         description="Key for keyed hashes and encrypted ticket copies; default: `<var_dir>/secret-key`.",
     )
+    previous_secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Earlier values of the secret key, comma-separated, newest first: what they hashed still "
+        "verifies after a rotation; new hashes use `secret_key`.",
+    )
+    invitation_ttl: timedelta = Field(
+        default=timedelta(days=7), gt=timedelta(0), description="How long an invitation link can be redeemed."
+    )
+    password_min_length: int = Field(default=12, ge=8, le=128, description="Shortest password accepted.")
+    sign_in_limit_account: str = Field(
+        default="5/minute;20/hour",
+        description="Sign-in attempts per e-mail address (`limits` notation); a success clears the count.",
+    )
+    sign_in_limit_client: str = Field(
+        default="30/minute;300/hour", description="Sign-in attempts per client address (`limits` notation)."
+    )
     log_level: str = "info"
     portal_url: str = Field(default="http://127.0.0.1:8000", description="Where people sign in; used in messages.")
 
@@ -45,6 +65,15 @@ class Settings(BaseSettings):
             return None
         return async_database_url(url)
 
+    @field_validator("sign_in_limit_account", "sign_in_limit_client")
+    @classmethod
+    def _readable_limits(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is no rate limit; write e.g. 5/minute;20/hour") from None
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -55,15 +84,18 @@ class Settings(BaseSettings):
     def catalog_file(self) -> Path:
         return self.config_dir / "catalog.yaml"
 
-    def resolved_secret_key(self) -> bytes:
-        """The deployment's secret; for the embedded setup it is created once under `var_dir`."""
+    def resolved_secret_key(self) -> KeyRing:
+        """The deployment's secrets, newest first; for the embedded setup the newest is created under `var_dir`."""
+        previous = []
+        if self.previous_secret_keys is not None:
+            previous = [part.strip().encode() for part in self.previous_secret_keys.get_secret_value().split(",")]
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
+            return KeyRing(self.secret_key.get_secret_value().encode(), previous)
         path = self.var_dir / "secret-key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_private_file(path, secrets.token_urlsafe(48))
-        return path.read_text().strip().encode()
+        return KeyRing(path.read_text().strip().encode(), previous)
 
 
 def async_database_url(url: str) -> str:

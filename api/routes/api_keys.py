@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
-from api.deps import ApiKeysWriter, Session, State
+from api.deps import ApiKeysReader, ApiKeysWriter, Cursor, Limit, Session, State
 from api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from api.schemas.common import Page
 from tessera import apikeys
 
 router = APIRouter(tags=["api keys"])
+
+
+@router.get("/api-keys", response_model=Page[ApiKeyRead])
+async def list_api_keys(
+    session: Session,
+    caller: ApiKeysReader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="The service-account keys of this administered organization.")
+    ] = None,
+) -> Page[ApiKeyRead]:
+    """List the caller's own keys, or an administered organization's service keys; never secrets or hashes."""
+    page = await apikeys.list_api_keys(session, caller, organization_id=organization_id, limit=limit, cursor=cursor)
+    return Page(
+        items=[ApiKeyRead.model_validate(k, from_attributes=True) for k in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)

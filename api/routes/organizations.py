@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import Cursor, Limit, OrganizationsReader, OrganizationsWriter, Session
+from api.deps import Cursor, Limit, OrganizationsReader, OrganizationsWriter, Session, State
+from api.schemas.auth import InvitationRead
 from api.schemas.common import Page
 from api.schemas.organizations import (
     GrantRead,
@@ -18,7 +19,8 @@ from api.schemas.organizations import (
     OrganizationRead,
     OrganizationUpdate,
 )
-from tessera.models import Grant, OrganizationKind
+from tessera.auth.invitations import InvitationPolicy
+from tessera.models import Grant, Invitation, OrganizationKind
 from tessera.organizations import service, users
 from tessera.rights import acting, grants, reach
 
@@ -84,19 +86,27 @@ async def delete_organization(organization_id: uuid.UUID, session: Session, call
     await service.delete_organization(session, caller, organization_id)
 
 
-@router.put("/organizations/{organization_id}/members/{user_id}", response_model=MembershipRead)
+@router.put(
+    "/organizations/{organization_id}/members/{user_id}",
+    response_model=MembershipRead | InvitationRead,
+    responses={202: {"model": InvitationRead, "description": "Not a member yet: invited, joins on redeeming."}},
+)
 async def put_member(
     organization_id: uuid.UUID,
     user_id: uuid.UUID,
     body: MembershipUpdate,
     session: Session,
+    state: State,
     caller: OrganizationsWriter,
     response: Response,
-) -> MembershipRead:
-    """Make a user a member or administrator of an organization the caller administers."""
-    membership, created = await users.put_member(session, caller, organization_id, user_id, body.role)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return MembershipRead.model_validate(membership, from_attributes=True)
+) -> MembershipRead | InvitationRead:
+    """Change a member's role in an administered organization, or invite a visible user to join it (202)."""
+    policy = InvitationPolicy.from_settings(state.settings)
+    result = await users.put_member(session, caller, organization_id, user_id, body.role, policy)
+    if isinstance(result, Invitation):
+        response.status_code = status.HTTP_202_ACCEPTED
+        return InvitationRead.model_validate(result, from_attributes=True)
+    return MembershipRead.model_validate(result, from_attributes=True)
 
 
 @router.delete("/organizations/{organization_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

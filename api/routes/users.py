@@ -1,15 +1,18 @@
-"""Users: the caller itself, and the members of the organizations it administers."""
+"""Users: the caller itself, and the members of the organizations it administers; people join by invitation."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import Caller, Cursor, Limit, Session, UsersReader, UsersWriter
+from api.deps import Caller, Cursor, Limit, Session, State, UsersReader, UsersWriter
+from api.schemas.auth import InvitationRead
 from api.schemas.common import Page
 from api.schemas.organizations import MembershipRead
 from api.schemas.users import MeRead, UserCreate, UserRead
+from tessera.auth.invitations import InvitationPolicy
 from tessera.models import User
 from tessera.organizations import users
 
@@ -31,10 +34,11 @@ async def list_users(
     )
 
 
-@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
-async def create_user(body: UserCreate, session: Session, caller: UsersWriter) -> UserRead:
-    """Create a user in an organization the caller administers (an existing address is invited instead)."""
-    return UserRead.model_validate(await users.create_user(session, caller, body), from_attributes=True)
+@router.post("/users", response_model=InvitationRead, status_code=status.HTTP_202_ACCEPTED)
+async def create_user(body: UserCreate, session: Session, state: State, caller: UsersWriter) -> InvitationRead:
+    """Invite an address into an organization the caller administers; it joins when the invitation is redeemed."""
+    invitation = await users.create_user(session, caller, body, InvitationPolicy.from_settings(state.settings))
+    return InvitationRead.model_validate(invitation, from_attributes=True)
 
 
 @router.get("/users/me", response_model=MeRead)
@@ -50,3 +54,9 @@ async def get_me(session: Session, caller: Caller) -> MeRead:
         vendor_admin=caller.vendor_admin,
         memberships=[MembershipRead.model_validate(m, from_attributes=True) for m in memberships],
     )
+
+
+@router.get("/users/{user_id}", response_model=UserRead)
+async def get_user(user_id: uuid.UUID, session: Session, caller: UsersReader) -> UserRead:
+    """One user: the caller itself or a member of an organization it administers."""
+    return UserRead.model_validate(await users.visible_user(session, caller, user_id), from_attributes=True)

@@ -13,7 +13,9 @@ from tessera.schema_base import StrictModel
 class ApiKeyCreate(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="e.g. tickets:read; * = all")
-    expires_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="Default: when the issuing key expires (never later); none if it never does."
+    )
     organization_id: uuid.UUID | None = Field(
         default=None, description="Issue a service-account key of this organization (e.g. for an ERP)."
     )
@@ -29,6 +31,8 @@ class ApiKeyRead(StrictModel):
     user_id: uuid.UUID | None
     organization_id: uuid.UUID | None
     expires_at: datetime | None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
     created_at: datetime
 
 

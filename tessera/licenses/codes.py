@@ -1,7 +1,8 @@
 """Ticket codes: 140 random bits in Crockford Base32, `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`.
 
 Stored as an HMAC-SHA256 (for lookup) and an AES-GCM copy (so entitled admins can show it again), both under
-keys derived from the deployment secret with HKDF, one key per purpose.
+keys derived from the deployment secret with HKDF, one key per purpose. New codes use the newest secret of the
+key ring; lookups and decryption try every secret of the ring, so codes survive a rotation of the secret.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import hmac
 import secrets
 import uuid
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tessera.auth.keyring import as_ring
 from tessera.errors import FieldIssue, InvalidInput
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -26,7 +29,9 @@ _NONCE = 12
 
 
 def _derive(secret_key: bytes, purpose: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tessera ticket codes", info=purpose).derive(secret_key)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tessera ticket codes", info=purpose).derive(
+        bytes(secret_key)
+    )
 
 
 def generate_code() -> str:
@@ -46,7 +51,13 @@ def normalize_code(code: str) -> str:
 
 
 def code_hash(secret_key: bytes, code: str) -> bytes:
+    """The lookup hash under the newest secret (the one stored for new tickets)."""
     return hmac.new(_derive(secret_key, b"hash v1"), normalize_code(code).encode(), hashlib.sha256).digest()
+
+
+def code_hashes(secret_key: bytes, code: str) -> list[bytes]:
+    """The lookup hash under every secret of the ring, newest first: a stored ticket matches one of them."""
+    return [code_hash(secret, code) for secret in as_ring(secret_key).secrets]
 
 
 def encrypt_code(secret_key: bytes, ticket_id: uuid.UUID, code: str) -> bytes:
@@ -56,5 +67,12 @@ def encrypt_code(secret_key: bytes, ticket_id: uuid.UUID, code: str) -> bytes:
 
 
 def decrypt_code(secret_key: bytes, ticket_id: uuid.UUID, blob: bytes) -> str:
-    aead = AESGCM(_derive(secret_key, b"encrypt v1"))
-    return aead.decrypt(blob[:_NONCE], blob[_NONCE:], ticket_id.bytes).decode()
+    """Open the copy with whichever secret of the ring made it; AES-GCM tells a wrong key by its tag."""
+    for secret in as_ring(secret_key).secrets:
+        try:
+            return (
+                AESGCM(_derive(secret, b"encrypt v1")).decrypt(blob[:_NONCE], blob[_NONCE:], ticket_id.bytes).decode()
+            )
+        except InvalidTag:
+            continue
+    raise InvalidTag("no secret of the key ring opens this ticket code")

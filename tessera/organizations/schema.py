@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from tessera.auth.emails import normalize_email
 from tessera.models import OrganizationKind, Role
 from tessera.schema_base import LanguageTag, StrictModel
 from tessera.timezones import check_timezone
 
-# Deliberately simple: deliverability is the mail server's business; this catches typos and pasted junk.
-_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
-
-
-def _check_email(value: str) -> str:
-    if len(value) > 320 or not _EMAIL.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
-    return value.lower()
-
-
-Email = Annotated[str, AfterValidator(_check_email)]
+Email = Annotated[str, AfterValidator(normalize_email)]
+"""An address in its canonical form (tessera.auth.emails); deliverability is the mail server's business."""
 TimeZone = Annotated[str, AfterValidator(check_timezone)]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. DE.")]
 

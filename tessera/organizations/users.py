@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.errors import Conflict, FieldIssue, InvalidInput, NotFound
-from tessera.models import Membership, Role, User
+from tessera.auth.emails import normalize_email
+from tessera.auth.invitations import InvitationPolicy, create_invitation
+from tessera.errors import FieldIssue, InvalidInput, NotFound
+from tessera.models import Invitation, Membership, Role, User
 from tessera.organizations.schema import UserSpec
 from tessera.pagination import PageOf, decode_cursor, page_from
 from tessera.principal import Principal
@@ -23,7 +25,10 @@ async def list_users(
     if after is not None:
         query = query.where(User.email > after)
     if email is not None:
-        query = query.where(User.email == email.lower())
+        try:
+            query = query.where(func.lower(User.email) == normalize_email(email))
+        except ValueError:
+            query = query.where(false())
     rows = list((await session.scalars(query.limit(limit + 1))).all())
     return page_from(rows, limit, key=lambda user: user.email)
 
@@ -40,47 +45,65 @@ async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[Memb
     return list(rows.all())
 
 
-async def create_user(session: AsyncSession, principal: Principal, spec: UserSpec) -> User:
-    """Create a user, or invite an existing one by e-mail into an organization the caller administers.
+async def create_user(
+    session: AsyncSession, principal: Principal, spec: UserSpec, policy: InvitationPolicy
+) -> Invitation:
+    """Invite an address into an organization the caller administers (vendor admins: also into none).
 
-    Inviting an existing address adds the membership instead of failing, so the answer does not tell an
-    administrator whether someone elsewhere already uses that address.
+    Nobody is enrolled without consent: the user row and the membership are written when the invitee redeems
+    the invitation. The answer is the invitation alone, the same for a known and an unknown address, so it
+    tells the caller nothing about accounts beyond its reach.
     """
     if spec.organization_id is None:
-        acting.require_vendor_admin(principal, doing="create users outside an organization")
+        acting.require_vendor_admin(principal, doing="invite users outside an organization")
     else:
         path = await reach.path_ids(session, spec.organization_id)
         if not reach.sees_path(principal, path):
             raise InvalidInput("no such organization", issues=[FieldIssue("organization_id", "no such organization")])
         await reach.administered_path(session, principal, spec.organization_id, doing="add members to it")
-    user = await session.scalar(select(User).where(User.email == spec.email))
-    if user is None:
-        user = User(email=spec.email, name=spec.name, locale=spec.locale)
-        session.add(user)
-        await session.flush()
-    elif spec.organization_id is None:
-        raise Conflict(f"a user with e-mail {spec.email} exists", issues=[FieldIssue("email", "already used")])
-    if spec.organization_id is not None and await session.get(Membership, (user.id, spec.organization_id)) is None:
-        session.add(Membership(user_id=user.id, organization_id=spec.organization_id, role=spec.role))
-        await session.flush()
-    return user
+    invitation, _token = await create_invitation(
+        session,
+        policy,
+        email=spec.email,
+        organization_id=spec.organization_id,
+        role=spec.role,
+        name=spec.name,
+        locale=spec.locale,
+        invited_by=principal,
+    )
+    return invitation
 
 
 async def put_member(
-    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role
-) -> tuple[Membership, bool]:
-    """Make a visible user a member of an administered organization with `role`; True when newly added."""
+    session: AsyncSession,
+    principal: Principal,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: Role,
+    policy: InvitationPolicy,
+) -> Membership | Invitation:
+    """Change the role of a member of an administered organization, or invite a visible user to become one.
+
+    A new membership always waits for the user's consent (an invitation), even for users the caller sees.
+    """
     await reach.administered_path(session, principal, organization_id, doing="manage its members")
-    await visible_user(session, principal, user_id)
+    user = await visible_user(session, principal, user_id)
     membership = await session.get(Membership, (user_id, organization_id))
-    created = membership is None
     if membership is None:
-        membership = Membership(user_id=user_id, organization_id=organization_id, role=role)
-        session.add(membership)
-    else:
-        membership.role = role
+        invitation, _token = await create_invitation(
+            session,
+            policy,
+            email=user.email.lower(),
+            organization_id=organization_id,
+            role=role,
+            name=user.name,
+            locale=user.locale,
+            invited_by=principal,
+        )
+        return invitation
+    membership.role = role
     await session.flush()
-    return membership, created
+    return membership
 
 
 async def remove_member(

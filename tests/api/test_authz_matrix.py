@@ -198,7 +198,7 @@ ROUTES: dict[str, Route] = {
     f"GET {V1}/users": Route(everyone(200)),
     f"POST {V1}/users": Route(
         NAMES_IN_BODY,
-        201,
+        202,
         lambda w, o: (
             "",
             {"email": f"invitee-{o}@example.com", "name": "I", "organization_id": str(w.orgs[ORG_OF[o or "own"]])},
@@ -206,6 +206,20 @@ ROUTES: dict[str, Route] = {
         per_object=True,
     ),
     f"GET {V1}/users/me": Route(everyone(200)),
+    # The member of each organization: visible to its administrators and to fellow members' admins above.
+    f"GET {V1}/users/{{user_id}}": Route(
+        OWNS_KEY, 200, lambda w, o: (f"{V1}/users/{w.users['m_' + ORG_OF[o or 'own']]}", None), per_object=True
+    ),
+    f"GET {V1}/api-keys": Route(everyone(200)),
+    # Invitations and sign-in need no key: a made-up token is not found, a wrong password is refused.
+    f"POST {V1}/invitations/redeem": Route(
+        None, 404, lambda _w, _o: ("", {"token": "x" * 43, "email": "nobody@example.com", "password": "p" * 16})
+    ),
+    "GET /invitations/{token}": Route(None, 404),
+    "POST /invitations/{token}": Route(None, 422),
+    f"POST {V1}/auth/keys": Route(
+        None, 401, lambda _w, _o: ("", {"email": "nobody@example.com", "password": "not the password"})
+    ),
     f"POST {V1}/api-keys": Route(
         NAMES_IN_BODY,
         201,

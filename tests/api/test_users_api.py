@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.api.people import join
 from tests.conftest import RightsWorld, bearer
 
 Count = Callable[[str], Awaitable[int]]
@@ -22,15 +24,24 @@ async def test_malformed_email_names_the_field_and_writes_nothing(
     assert (await row_count("user_account"), await row_count("membership")) == before
 
 
-async def test_an_admin_adds_a_user_who_then_sees_their_tickets(api: AsyncClient, rights_world: RightsWorld) -> None:
+async def test_an_admin_invites_a_user_who_joins_on_redeeming(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     w = rights_world
     admin = bearer(w.keys["customer_admin"])
     body = {"email": "New.Person@Example.com", "name": "New", "organization_id": str(w.orgs["G1"]), "role": "admin"}
     created = await api.post("/api/v1/users", json=body, headers=admin)
-    assert created.status_code == 201, created.text
+    assert created.status_code == 202, created.text
     assert created.json()["email"] == "new.person@example.com"
-    listed = (await api.get("/api/v1/users", params={"email": "new.person@example.com"}, headers=admin)).json()
-    assert [user["id"] for user in listed["items"]] == [created.json()["id"]]
+    # Until the invitation is redeemed there is nobody to see.
+    pending = (await api.get("/api/v1/users", params={"email": "new.person@example.com"}, headers=admin)).json()
+    assert pending["items"] == []
+    await join(api, sessions, "new.person@example.com")
+    listed = (await api.get("/api/v1/users", params={"email": "NEW.person@example.com"}, headers=admin)).json()
+    [user] = listed["items"]
+    assert (await api.get(f"/api/v1/users/{user['id']}", headers=admin)).json()["name"] == "New"
+    sibling = await api.get(f"/api/v1/users/{user['id']}", headers=bearer(w.keys["sibling_admin"]))
+    assert sibling.status_code == 404
     # Outside the customer admin's subtree the user is invisible.
     other = await api.get(
         "/api/v1/users", params={"email": "new.person@example.com"}, headers=bearer(w.keys["sibling_admin"])

@@ -1,0 +1,1 @@
+"""Sign-in: invitations, passwords, personal keys, rate limits, and the ring of deployment secrets."""
