@@ -6,8 +6,8 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from tessera.auth import common_passwords
 from tessera.auth.errors import WeakPassword
 
 MAX_LENGTH = 1024  # hashing cost grows with the input; nobody types more
@@ -16,7 +16,9 @@ _hasher = PasswordHasher()
 
 @cache
 def _common() -> frozenset[str]:
-    return frozenset(common_passwords.WORDS.split())
+    # zxcvbn's list of the 30,000 most common passwords (compiled from leaked password sets), kept current by
+    # that package rather than copied here.
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def check_new_password(password: str, *, email: str, min_length: int) -> None:
