@@ -68,12 +68,16 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 def scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting keys whose scopes cover `scope`; what they may touch is decided in the service."""
+    if scope not in scopes.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
 
     async def dependency(caller: Caller) -> Principal:
         scopes.require_scope(caller, scope)
         return caller
 
     dependency.__name__ = f"scope_{scope.replace(':', '_').replace('-', '_')}"
+    # Read by api/openapi.py, which writes each operation's scope into the OpenAPI document.
+    setattr(dependency, "required_scope", scope)  # noqa: B010
     return dependency
 
 

@@ -40,4 +40,4 @@ async def list_events(
         query = query.where(Event.kind == kind)
     query = query.where(newest_first_after(cursor, Event.created_at, Event.id))
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda event: f"{event.created_at.isoformat()}|{event.id}")
+    return page_from(rows, limit, key=lambda event: (event.created_at, event.id))
