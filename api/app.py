@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.deps import AppState
+from api.deps import AppState, known_query_only
 from api.docs import docs_router
 from api.middleware import RequestGate, SecurityHeaders
 from api.openapi import install_openapi
@@ -50,15 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(docs_router(app))
-    app.include_router(health.router)
-    app.include_router(catalog.router, prefix=API_PREFIX)
-    app.include_router(organizations.router, prefix=API_PREFIX)
-    app.include_router(users.router, prefix=API_PREFIX)
-    app.include_router(api_keys.router, prefix=API_PREFIX)
-    app.include_router(tickets.router, prefix=API_PREFIX)
-    app.include_router(orders.router, prefix=API_PREFIX)
-    app.include_router(licenses.router, prefix=API_PREFIX)
-    app.include_router(events.router, prefix=API_PREFIX)
+    strict_query = [Depends(known_query_only)]
+    app.include_router(health.router, dependencies=strict_query)
+    app.include_router(catalog.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(organizations.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(users.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(api_keys.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(tickets.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(orders.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(licenses.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(events.router, prefix=API_PREFIX, dependencies=strict_query)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)

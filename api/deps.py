@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from tessera.apikeys import authenticate
-from tessera.errors import NotAuthenticated
+from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated
 from tessera.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tessera.principal import Principal
 from tessera.rights import acting, scopes
@@ -99,3 +101,32 @@ TicketsWriter = Annotated[Principal, Depends(scoped("tickets:write"))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 DEFAULT_PAGE = DEFAULT_LIMIT
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+_known_queries: dict[int, frozenset[str]] = {}
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not take, as unknown JSON fields are: a typo must not be ignored."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _known_queries.get(id(route))
+    if known is None:
+        known = _known_queries[id(route)] = _query_names(route.dependant)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise InvalidInput(
+            f"unknown query parameter {unknown[0]!r}",
+            issues=[
+                FieldIssue(f"query.{name}", f"unknown query parameter; this route takes: {takes}") for name in unknown
+            ],
+        )

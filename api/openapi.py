@@ -21,7 +21,7 @@ from api.schemas.common import Problem
 from tessera.errors import FieldIssue
 
 DESCRIPTIONS = {
-    400: "The request is malformed.",
+    400: "The body could not be read as JSON text (e.g. it is not UTF-8), or a header is malformed.",
     401: "No API key, or one that is unknown, revoked or expired.",
     403: "The key lacks the scope, or the caller may see the object but not do this to it.",
     404: "No such object, or one outside the caller's reach (the two look the same).",
@@ -98,7 +98,7 @@ def _document(schema: dict[str, Any], scopes: dict[tuple[str, str], str]) -> Non
             if any(parameter.get("in") == "path" for parameter in parameters) or method in _WRITES:
                 statuses.add(404)
             if "requestBody" in operation:
-                statuses.add(413)
+                statuses |= {400, 413}
             for status in sorted(statuses):
                 entry = responses.setdefault(str(status), {})
                 if status == 422 or "content" not in entry:

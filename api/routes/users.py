@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import Caller, Cursor, Limit, Session, UsersReader, UsersWriter
+from api.openapi import problems
 from api.schemas.common import Page
 from api.schemas.organizations import MembershipRead
 from api.schemas.users import MeRead, UserCreate, UserRead
@@ -31,7 +32,12 @@ async def list_users(
     )
 
 
-@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/users",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(409, s409="A user with this e-mail address exists."),
+)
 async def create_user(body: UserCreate, session: Session, caller: UsersWriter) -> UserRead:
     """Create a user in an organization the caller administers (an existing address is invited instead)."""
     return UserRead.model_validate(await users.create_user(session, caller, body), from_attributes=True)

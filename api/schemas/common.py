@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,3 +38,17 @@ class Problem(BaseModel):
         default=None, description="Field by field, for invalid input; at most 50 (see `errors_omitted`)."
     )
     errors_omitted: int | None = Field(default=None, description="How many further field problems were not listed.")
+
+
+class HealthCheck(BaseModel):
+    ok: bool
+    error: str | None = Field(default=None, description="The kind of failure, when not ok.")
+    namespace: str | None = Field(default=None, description="Temporal only: the namespace used.")
+
+
+class HealthRead(BaseModel):
+    """What `GET /healthz` answers, with 200 when everything answers and 503 otherwise."""
+
+    status: Literal["ok", "unavailable"]
+    database: HealthCheck
+    temporal: HealthCheck
