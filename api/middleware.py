@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import current_principal
@@ -86,6 +86,26 @@ def requires_key(route: BaseRoute) -> bool:
     return False
 
 
+def api_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """(full path, route) of every API route, through included routers at any depth."""
+    for route in routes:
+        context = getattr(route, "include_context", None)
+        if context is not None:
+            yield from api_routes(route.original_router.routes, prefix + str(context.prefix))  # type: ignore[attr-defined]
+        elif isinstance(route, APIRoute):
+            yield prefix + route.path, route
+
+
+def keyed_routes(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[str], set[str]]]:
+    """(path pattern, methods) of every route that authenticates."""
+    found: list[tuple[re.Pattern[str], set[str]]] = []
+    for path, route in api_routes(routes):
+        if requires_key(route):
+            pattern, _format, _converters = compile_path(path)
+            found.append((pattern, set(route.methods or ())))
+    return found
+
+
 class RequestGate:
     """401 without a well-formed key, 413 beyond the size limit: decided before the body is read."""
 
@@ -93,16 +113,14 @@ class RequestGate:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self._routes = routes
-        self._keyed: list[BaseRoute] | None = None
-
-    def _keyed_routes(self) -> list[BaseRoute]:
-        # Computed on first use: routers are included after the middleware is configured.
-        if self._keyed is None:
-            self._keyed = [route for route in self._routes if requires_key(route)]
-        return self._keyed
+        self._keyed: list[tuple[re.Pattern[str], set[str]]] | None = None
 
     def _needs_key(self, scope: Scope) -> bool:
-        return any(route.matches(scope)[0] == Match.FULL for route in self._keyed_routes())
+        # Computed on first use: routers are included after the middleware is configured.
+        if self._keyed is None:
+            self._keyed = keyed_routes(self._routes)
+        path, method = str(scope["path"]), str(scope["method"])
+        return any(method in methods and pattern.match(path) for pattern, methods in self._keyed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

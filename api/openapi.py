@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
+from api.middleware import api_routes
 from api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from api.schemas.common import Problem
 from tessera.errors import FieldIssue
@@ -63,16 +63,14 @@ def _example(status: int, path: str) -> dict[str, Any]:
 
 def _scopes_by_operation(app: FastAPI) -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for path, route in api_routes(app.routes):
         todo = list(route.dependant.dependencies)
         while todo:
             dependant = todo.pop()
             scope = getattr(dependant.call, "required_scope", None)
             if isinstance(scope, str):
                 for method in route.methods or ():
-                    found[(route.path_format, method.lower())] = scope
+                    found[(path, method.lower())] = scope
             todo.extend(dependant.dependencies)
     return found
 
