@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi._compat.shared import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -103,30 +104,35 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 DEFAULT_PAGE = DEFAULT_LIMIT
 
 
-def _query_names(dependant: Dependant) -> frozenset[str]:
-    names = {param.alias for param in dependant.query_params}
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """Query parameters a route takes, each with whether it may repeat (list-typed)."""
+    names = {param.alias: field_annotation_is_sequence(param.field_info.annotation) for param in dependant.query_params}
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return frozenset(names)
+        names.update(_query_names(sub))
+    return names
 
 
-_known_queries: dict[int, frozenset[str]] = {}
+_known_queries: dict[int, dict[str, bool]] = {}
 
 
 async def known_query_only(request: Request) -> None:
-    """Refuse query parameters the route does not take, as unknown JSON fields are: a typo must not be ignored."""
+    """Refuse query parameters the route does not take, or repeated ones it takes once: nothing silently ignored."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     known = _known_queries.get(id(route))
     if known is None:
         known = _known_queries[id(route)] = _query_names(route.dependant)
-    unknown = sorted({name for name in request.query_params if name not in known})
-    if unknown:
-        takes = ", ".join(sorted(known)) or "none"
-        raise InvalidInput(
-            f"unknown query parameter {unknown[0]!r}",
-            issues=[
-                FieldIssue(f"query.{name}", f"unknown query parameter; this route takes: {takes}") for name in unknown
-            ],
-        )
+    takes = ", ".join(sorted(known)) or "none"
+    issues = [
+        FieldIssue(f"query.{name}", f"unknown query parameter; this route takes: {takes}")
+        for name in sorted(set(request.query_params))
+        if name not in known
+    ]
+    issues += [
+        FieldIssue(f"query.{name}", "given more than once; it takes one value")
+        for name, repeatable in sorted(known.items())
+        if not repeatable and len(request.query_params.getlist(name)) > 1
+    ]
+    if issues:
+        raise InvalidInput("; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5]), issues=issues)

@@ -85,6 +85,9 @@ async def test_query_parameters_are_named_query_and_unknown_ones_refused(
     response = await api.get(f"{V1}/orders", params={"limt": "5"}, headers=auth)
     assert response.status_code == 422
     assert [issue["field"] for issue in response.json()["errors"]] == ["query.limt"]
+    response = await api.get(f"{V1}/orders", params=[("limit", "5"), ("limit", "6")], headers=auth)
+    assert response.status_code == 422
+    assert [issue["field"] for issue in response.json()["errors"]] == ["query.limit"]
 
 
 # --- field values and the size of an order -------------------------------------------------------------------
@@ -267,7 +270,7 @@ async def test_a_streamed_body_is_cut_off_at_the_limit(gated: tuple[Any, AsyncCl
 
 
 async def test_bodies_within_the_limit_pass_the_gate(
-    tmp_path: Path, sqlite_url: str, sessions: async_sessionmaker[AsyncSession]
+    tmp_path: Path, database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     from tessera.bootstrap import ensure_vendor
     from tessera.catalog.schema import VendorSpec
@@ -275,7 +278,7 @@ async def test_bodies_within_the_limit_pass_the_gate(
     async with sessions() as session:
         booted = await ensure_vendor(session, b"test-secret-key-not-for-production", VendorSpec(name="V"))
         await session.commit()
-    app = small_app(tmp_path, sqlite_url, max_body_bytes=4096)
+    app = small_app(tmp_path, database_url, max_body_bytes=4096)
     async with (
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://tessera.test") as client,
