@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         description="Origins whose browser scripts may call the API (comma-separated); default: none.",
     )
 
+    worker_shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long a worker lets running activities finish before cancelling them.",
+    )
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
