@@ -373,3 +373,10 @@ async def test_the_openapi_document_describes_problems_and_real_success_codes(ap
                     scoped += 1
                     assert operation["x-required-scope"] in SCOPES, (method, path)
     assert scoped >= 25
+
+
+def test_routes_can_only_require_scopes_that_exist() -> None:
+    from api.deps import scoped
+
+    with pytest.raises(ValueError, match="unknown scope"):
+        scoped("licences:read")
