@@ -47,19 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(known_query_only)],
     )
     install_problem_handlers(app)
     app.include_router(docs_router(app))
-    strict_query = [Depends(known_query_only)]
-    app.include_router(health.router, dependencies=strict_query)
-    app.include_router(catalog.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(organizations.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(users.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(api_keys.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(tickets.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(orders.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(licenses.router, prefix=API_PREFIX, dependencies=strict_query)
-    app.include_router(events.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(health.router)
+    app.include_router(catalog.router, prefix=API_PREFIX)
+    app.include_router(organizations.router, prefix=API_PREFIX)
+    app.include_router(users.router, prefix=API_PREFIX)
+    app.include_router(api_keys.router, prefix=API_PREFIX)
+    app.include_router(tickets.router, prefix=API_PREFIX)
+    app.include_router(orders.router, prefix=API_PREFIX)
+    app.include_router(licenses.router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)

@@ -118,8 +118,8 @@ _known_queries: dict[int, dict[str, bool]] = {}
 async def known_query_only(request: Request) -> None:
     """Refuse query parameters the route does not take, or repeated ones it takes once: nothing silently ignored."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return  # the docs pages take what Swagger UI's OAuth redirect sends
     known = _known_queries.get(id(route))
     if known is None:
         known = _known_queries[id(route)] = _query_names(route.dependant)
