@@ -356,6 +356,8 @@ async def test_the_openapi_document_describes_problems_and_real_success_codes(ap
 
     document = (await api.get("/openapi.json")).json()
     assert "HTTPValidationError" not in document["components"]["schemas"]
+    key_scopes = document["components"]["schemas"]["ApiKeyCreate"]["properties"]["scopes"]["items"]["enum"]
+    assert set(key_scopes) == SCOPES
     grant = document["paths"][f"{V1}/organizations/{{organization_id}}/grants/{{product_group}}"]["put"]
     member = document["paths"][f"{V1}/organizations/{{organization_id}}/members/{{user_id}}"]["put"]
     assert {"200", "201"} <= set(grant["responses"]) & set(member["responses"])
