@@ -111,6 +111,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         issues = one_per_field(
             [FieldIssue(_field_of(e["loc"], exc.body), _validation_message(e)) for e in exc.errors()]
         )
+        content_type = request.headers.get("content-type", "")
+        if issues and issues[0].field == "(body)" and content_type and "json" not in content_type.lower():
+            # A form or text body is read as "not an object"; say what the API wants instead.
+            wanted = f"send the body as JSON (Content-Type: application/json), not {content_type}"
+            issues = [FieldIssue("(body)", wanted)]
         detail = "; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5])
         return problem_response(
             request, status=422, code="invalid-input", title="Invalid input", detail=detail, issues=issues

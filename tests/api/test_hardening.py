@@ -163,6 +163,15 @@ async def test_an_order_too_large_for_its_workflow_is_refused_with_nothing_reser
         assert grant.quota_used == 0
 
 
+async def test_a_body_that_is_not_json_is_named_as_such(api: AsyncClient, rights_world: RightsWorld) -> None:
+    auth = {**bearer(rights_world.keys["vendor_admin"]), "Content-Type": "text/plain"}
+    response = await api.post(f"{V1}/product-groups", content='{"code": "X", "name": {"en": "X"}}', headers=auth)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "(body)", "message": "send the body as JSON (Content-Type: application/json), not text/plain"}
+    ]
+
+
 async def test_problem_lists_are_capped(api: AsyncClient, rights_world: RightsWorld) -> None:
     w = rights_world
     body = order_body(w, modules=["!"] * 300)
@@ -337,6 +346,7 @@ async def test_the_docs_work_offline_under_their_csp(api: AsyncClient) -> None:
         assert response.status_code == 200
         html = response.text
         assert "cdn." not in html
+        assert "https://" not in html
         assert "fonts.googleapis" not in html
         csp = response.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp
