@@ -2,8 +2,8 @@
 
 Every operation gets the problem responses that follow from its shape, so a route added anywhere is
 documented without work of its own: 401 and 403 when it takes an API key (missing or invalid key, missing
-scope), 404 when it names an object in its path or changes something (an object out of reach is missing),
-413 when it takes a body, 422 when it takes any input. Codes particular to a route (409, 503, ...) are
+scope), 404 when it names an object in its path (an object out of reach is missing), 400 and 413 when it
+takes a body (not UTF-8 JSON; too large), 422 when it takes any input. Codes particular to a route (409, 503, ...) are
 declared on its decorator with `problems(...)`; every error response, declared or derived, is described
 as `application/problem+json` with the one Problem schema and an example.
 """
@@ -40,7 +40,6 @@ _CODES = {
     422: "invalid-input",
     503: "service-unavailable",
 }
-_WRITES = {"post", "put", "patch", "delete"}
 
 
 def problems(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
@@ -93,7 +92,7 @@ def _document(schema: dict[str, Any], scopes: dict[tuple[str, str], str]) -> Non
                 statuses.discard(422)
             if operation.get("security"):
                 statuses |= {401, 403}
-            if any(parameter.get("in") == "path" for parameter in parameters) or method in _WRITES:
+            if any(parameter.get("in") == "path" for parameter in parameters):
                 statuses.add(404)
             if "requestBody" in operation:
                 statuses |= {400, 413}

@@ -31,7 +31,11 @@ async def list_tickets(
     )
 
 
-@router.post("/tickets/lookup", response_model=TicketRead)
+@router.post(
+    "/tickets/lookup",
+    response_model=TicketRead,
+    responses=problems(404, s404="No ticket with this code that you may see."),
+)
 async def lookup_ticket(body: TicketLookup, session: Session, state: State, caller: TicketsReader) -> TicketRead:
     """Find a ticket by its code, sent in the body because codes are secrets."""
     ticket = await tickets.lookup_ticket(session, state.secret_key, caller, body.code)
