@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from api.deps import AppState
+from api.deps import AppState, known_query_only
+from api.docs import docs_router
+from api.middleware import RequestGate, SecurityHeaders
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
     api_keys,
@@ -55,8 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="License portal: catalog, organizations, orders, licenses, tickets, activations, subscriptions.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(known_query_only)],
     )
     install_problem_handlers(app)
+    app.include_router(docs_router(app))
     app.include_router(health.router)
     app.include_router(catalog.router, prefix=API_PREFIX)
     app.include_router(organizations.router, prefix=API_PREFIX)
@@ -69,4 +77,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router, prefix=API_PREFIX)
     app.include_router(licenses.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    install_openapi(app)
+    # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
+    app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Idempotent-Replayed"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
     return app

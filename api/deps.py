@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi._compat.shared import field_annotation_is_sequence
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from tessera.apikeys import authenticate
 from tessera.auth.ratelimit import SignInLimiter
-from tessera.errors import NotAuthenticated
+from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated
 from tessera.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tessera.principal import Principal
 from tessera.rights import acting, scopes
@@ -71,12 +74,16 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 def scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting keys whose scopes cover `scope`; what they may touch is decided in the service."""
+    if scope not in scopes.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
 
     async def dependency(caller: Caller) -> Principal:
         scopes.require_scope(caller, scope)
         return caller
 
     dependency.__name__ = f"scope_{scope.replace(':', '_').replace('-', '_')}"
+    # Read by api/openapi.py, which writes each operation's scope into the OpenAPI document.
+    setattr(dependency, "required_scope", scope)  # noqa: B010
     return dependency
 
 
@@ -99,3 +106,37 @@ TicketsWriter = Annotated[Principal, Depends(scoped("tickets:write"))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 DEFAULT_PAGE = DEFAULT_LIMIT
+
+
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """Query parameters a route takes, each with whether it may repeat (list-typed)."""
+    names = {param.alias: field_annotation_is_sequence(param.field_info.annotation) for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names.update(_query_names(sub))
+    return names
+
+
+_known_queries: dict[int, dict[str, bool]] = {}
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not take, or repeated ones it takes once: nothing silently ignored."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return  # the docs pages take what Swagger UI's OAuth redirect sends
+    known = _known_queries.get(id(route))
+    if known is None:
+        known = _known_queries[id(route)] = _query_names(route.dependant)
+    takes = ", ".join(sorted(known)) or "none"
+    issues = [
+        FieldIssue(f"query.{name}", f"unknown query parameter; this route takes: {takes}")
+        for name in sorted(set(request.query_params))
+        if name not in known
+    ]
+    issues += [
+        FieldIssue(f"query.{name}", "given more than once; it takes one value")
+        for name, repeatable in sorted(known.items())
+        if not repeatable and len(request.query_params.getlist(name)) > 1
+    ]
+    if issues:
+        raise InvalidInput("; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5]), issues=issues)

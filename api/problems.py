@@ -17,6 +17,8 @@ from tessera.schema_base import key_path, one_per_field
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+MAX_LISTED_ISSUES = 50
+"""Problem details list at most this many field problems; `errors_omitted` counts the rest."""
 _HTTP_CODES = {
     400: "bad-request",
     401: "not-authenticated",
@@ -24,10 +26,39 @@ _HTTP_CODES = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    413: "payload-too-large",
     415: "unsupported-media-type",
     422: "invalid-input",
     429: "too-many-requests",
+    500: "internal-error",
+    503: "service-unavailable",
 }
+
+
+def problem_body(
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    instance: str,
+    title: str | None = None,
+    issues: Sequence[FieldIssue] = (),
+) -> dict[str, Any]:
+    """The JSON of a problem; shared by the exception handlers and the middleware that answers early."""
+    body: dict[str, Any] = {
+        "type": f"urn:tessera:problem:{code}",
+        "title": title or code.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+    }
+    if issues:
+        # A body with a million bad entries must not come back a million times longer.
+        body["errors"] = [{"field": issue.field, "message": issue.message} for issue in issues[:MAX_LISTED_ISSUES]]
+        if len(issues) > MAX_LISTED_ISSUES:
+            body["errors_omitted"] = len(issues) - MAX_LISTED_ISSUES
+    return body
 
 
 def problem_response(
@@ -40,16 +71,7 @@ def problem_response(
     issues: Sequence[FieldIssue] = (),
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"urn:tessera:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "instance": request.url.path,
-    }
-    if issues:
-        body["errors"] = [{"field": issue.field, "message": issue.message} for issue in issues]
+    body = problem_body(status=status, code=code, title=title, detail=detail, instance=request.url.path, issues=issues)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -92,6 +114,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         issues = one_per_field(
             [FieldIssue(_field_of(e["loc"], exc.body), _validation_message(e)) for e in exc.errors()]
         )
+        content_type = request.headers.get("content-type", "")
+        if issues and issues[0].field == "(body)" and content_type and "json" not in content_type.lower():
+            # A form or text body is read as "not an object"; say what the API wants instead.
+            wanted = f"send the body as JSON (Content-Type: application/json), not {content_type}"
+            issues = [FieldIssue("(body)", wanted)]
         detail = "; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5])
         return problem_response(
             request, status=422, code="invalid-input", title="Invalid input", detail=detail, issues=issues

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.auth.keyring import as_ring
 from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated, NotFound
 from tessera.models import ApiKey, Membership, Organization, OrganizationKind, Role, utcnow
-from tessera.orders.reads import cursor_key, newest_first_after
+from tessera.orders.reads import newest_first_after
 from tessera.pagination import PageOf, page_from
 from tessera.principal import Principal
 from tessera.rights import reach, scopes
@@ -172,7 +172,7 @@ async def list_api_keys(
     query = query.where(newest_first_after(cursor, ApiKey.created_at, ApiKey.id))
     query = query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda key: cursor_key(key.created_at, key.id))
+    return page_from(rows, limit, key=lambda key: (key.created_at, key.id))
 
 
 async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> None:

@@ -2,6 +2,8 @@
 
 Children run in their own sessions so that Ctrl-C reaches only this supervisor, which then stops them in
 order (API, worker, Temporal); on Linux each child also gets SIGTERM if the supervisor itself is killed.
+Stopping has a deadline: each child's process group gets SIGTERM and a short grace, then SIGKILL, so a
+request or an activity that hangs (a locked database, an unreachable service) never keeps Ctrl-C waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from tessera.search_attributes import SEARCH_ATTRIBUTES
 from tessera.settings import Settings
 
 STARTUP_TIMEOUT_SECONDS = 90.0
-STOP_TIMEOUT_SECONDS = 15.0
+STOP_DEADLINE_SECONDS = 6.0
+"""Ctrl-C to everything stopped, at most (plus the moment SIGKILL takes)."""
+CHILD_GRACE_SECONDS = 2.0
+"""How long one child may take to stop by itself before its process group is killed."""
+WORKER_GRACE_SECONDS = 1.0
+"""`tessera dev`'s worker lets running activities finish this long, then cancels them."""
 
 
 class DevError(Exception):
@@ -136,16 +143,23 @@ def url_ok(url: str) -> bool:
         return False
 
 
-def stop_all(children: list[Child]) -> None:
-    """Stop children in reverse start order: each gets SIGTERM, then SIGKILL if it lingers."""
+def _signal_group(child: Child, signum: signal.Signals) -> None:
+    # Each child leads its own session and group: the group also holds whatever the child started itself.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.process.pid, signum)
+
+
+def stop_all(children: list[Child], deadline_seconds: float = STOP_DEADLINE_SECONDS) -> None:
+    """Stop children in reverse start order: SIGTERM to each group, a short grace, then SIGKILL; within a deadline."""
+    deadline = time.monotonic() + deadline_seconds
     for child in reversed(children):
         if child.process.poll() is None:
-            child.process.terminate()
-            try:
-                child.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+            _signal_group(child, signal.SIGTERM)
+            grace = max(0.2, min(CHILD_GRACE_SECONDS, deadline - time.monotonic()))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(grace)
+        _signal_group(child, signal.SIGKILL)
+        child.process.wait()
 
 
 def child_env(settings: Settings, var_dir: Path) -> dict[str, str]:
@@ -157,6 +171,7 @@ def child_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         TESSERA_TEMPORAL_ADDRESS=f"127.0.0.1:{settings.temporal_port}",
         TESSERA_API_PORT=str(settings.api_port),
         TESSERA_API_HOST="127.0.0.1",
+        TESSERA_WORKER_SHUTDOWN_GRACE_SECONDS=str(WORKER_GRACE_SECONDS),
     )
     return env
 

@@ -16,6 +16,11 @@ from tessera.schema_base import Identifier, LocalizedText, StrictModel
 
 FieldValue = bool | int | str | date
 
+MAX_TEXT_LENGTH = 1000
+"""The longest value a string field takes (a field's `max_length` may say less): values travel in workflow inputs."""
+MAX_FIELD_VALUES = 100
+"""The most field values one order or record may carry."""
+
 
 class FieldType(StrEnum):
     int = "int"
@@ -35,6 +40,12 @@ class FieldSpec(StrictModel):
     allowed: list[bool | int | str | date] | None = Field(default=None, validate_default=True)
     min: int | date | None = None
     max: int | date | None = None
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TEXT_LENGTH,
+        description=f"String fields: at most this many characters (≤ {MAX_TEXT_LENGTH}).",
+    )
     default: bool | int | str | date | None = None
 
     @field_validator("allowed")
@@ -67,6 +78,14 @@ class FieldSpec(StrictModel):
         if info.field_name == "max" and low is not None and type(low) is type(bound) and low > bound:  # type: ignore[operator]
             raise ValueError(f"max ({bound}) is smaller than min ({low})")
         return bound
+
+    @field_validator("max_length")
+    @classmethod
+    def _length_of_strings(cls, length: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("type")
+        if length is not None and kind is not None and kind != FieldType.string:
+            raise ValueError(f"only string fields have max_length; this field is {kind}")
+        return length
 
     @field_validator("default")
     @classmethod
@@ -111,6 +130,10 @@ def coerce_value(spec: FieldSpec, value: Any) -> FieldValue:
         shown = ", ".join(_show(item) for item in allowed)
         raise ValueError(f"{_show(value)} is not among the allowed values: {shown}")
     checked = _check_plain_type(spec.type, value)
+    if isinstance(checked, str):
+        longest = spec.max_length or MAX_TEXT_LENGTH
+        if len(checked) > longest:
+            raise ValueError(f"is {len(checked)} characters long; at most {longest} are allowed")
     if spec.allowed is not None and checked not in spec.allowed:
         shown = ", ".join(_show(item) for item in spec.allowed)
         raise ValueError(f"{_show(checked)} is not among the allowed values: {shown}")

@@ -7,10 +7,11 @@ import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tessera.auth.keyring import KeyRing
 
@@ -56,6 +57,27 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     portal_url: str = Field(default="http://127.0.0.1:8000", description="Where people sign in; used in messages.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the API reads; larger ones are refused (413)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins whose browser scripts may call the API (comma-separated); default: none.",
+    )
+
+    worker_shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long a worker lets running activities finish before cancelling them.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -57,6 +58,7 @@ def build_worker(client: Client, settings: Settings, session_factory: async_sess
         workflows=WORKFLOWS,
         activities=[system.check, *orders.all()],
         workflow_runner=WORKFLOW_RUNNER,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import ApiKeysReader, ApiKeysWriter, Cursor, Limit, Session, State
+from api.openapi import problems
 from api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from api.schemas.common import Page
 from tessera import apikeys
@@ -15,7 +16,11 @@ from tessera import apikeys
 router = APIRouter(tags=["api keys"])
 
 
-@router.get("/api-keys", response_model=Page[ApiKeyRead])
+@router.get(
+    "/api-keys",
+    response_model=Page[ApiKeyRead],
+    responses=problems(404, s404="The `organization_id` names no organization the caller administers."),
+)
 async def list_api_keys(
     session: Session,
     caller: ApiKeysReader,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import CatalogReader, CatalogWriter, Cursor, Limit, Session
+from api.openapi import problems
 from api.schemas.catalog import (
     ProductCreate,
     ProductGroupCreate,
@@ -38,7 +39,12 @@ async def list_product_groups(
     )
 
 
-@router.post("/product-groups", response_model=ProductGroupRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/product-groups",
+    response_model=ProductGroupRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(409, s409="A product group with this code exists."),
+)
 async def create_product_group(body: ProductGroupCreate, session: Session, _admin: CatalogWriter) -> ProductGroupRead:
     """Create a product group (vendor administrators only)."""
     group = await service.create_group(session, body)
@@ -58,7 +64,12 @@ async def list_products(
     return Page(items=[_product_read(p) for p in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/products", response_model=ProductRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/products",
+    response_model=ProductRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(409, s409="A product with this code exists."),
+)
 async def create_product(body: ProductCreate, session: Session, _admin: CatalogWriter) -> ProductRead:
     """Create a product (vendor administrators only); validated exactly like catalog.yaml."""
     return _product_read(await service.create_product(session, body))

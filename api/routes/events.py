@@ -28,8 +28,16 @@ async def list_events(
     order_id: Annotated[uuid.UUID | None, Query(description="Only the events of this order.")] = None,
     kind: Annotated[EventKind | None, Query(description="notification or webhook.")] = None,
 ) -> Page[EventRead]:
-    """List outbox events of the organizations the caller administers (vendor admins: all), newest first."""
+    """List outbox events of the organizations the caller administers (vendor admins: all), newest first.
+
+    Recipients are listed only where the caller may see those people; the others are counted.
+    """
     page = await events.list_events(session, caller, limit=limit, cursor=cursor, order_id=order_id, kind=kind)
-    return Page(
-        items=[EventRead.model_validate(e, from_attributes=True) for e in page.items], next_cursor=page.next_cursor
-    )
+    recipients = await events.visible_recipients(session, caller, page.items)
+    items = [
+        EventRead.model_validate(event, from_attributes=True).model_copy(
+            update={"recipients": recipients[event.id][0], "recipients_hidden": recipients[event.id][1]}
+        )
+        for event in page.items
+    ]
+    return Page(items=items, next_cursor=page.next_cursor)

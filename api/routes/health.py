@@ -11,13 +11,21 @@ from sqlalchemy import text
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api.deps import State
+from api.schemas.common import HealthRead
 
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    response_model=None,
+    responses={
+        200: {"model": HealthRead, "description": "The database and Temporal answer."},
+        503: {"model": HealthRead, "description": "The database or Temporal does not answer."},
+    },
+)
 async def healthz(state: State) -> JSONResponse:
     """Report whether the database and the Temporal server answer; 503 when either does not."""
     checks: dict[str, dict[str, Any]] = {}

@@ -10,6 +10,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from api.deps import AppState, Session, State
+from api.openapi import problems
 from api.schemas.auth import InvitationRedeem, InvitationRedeemed
 from api.schemas.organizations import MembershipRead
 from tessera.auth import invitations
@@ -21,7 +22,18 @@ API_PATH = "/api/v1"
 router = APIRouter(tags=["sign-in"])
 
 
-@router.post("/invitations/redeem", response_model=InvitationRedeemed)
+@router.post(
+    "/invitations/redeem",
+    response_model=InvitationRedeemed,
+    responses=problems(
+        404,
+        409,
+        410,
+        s404="No invitation with this token.",
+        s409="The invitation was redeemed already.",
+        s410="The invitation expired, or a newer one replaced it.",
+    ),
+)
 async def redeem_invitation(body: InvitationRedeem, session: Session, state: State) -> InvitationRedeemed:
     """Accept an invitation: activate the account (setting its password if it has none) and the membership."""
     user, invitation = await invitations.redeem_invitation(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from sqlalchemy import select
 
 from api.deps import Cursor, Limit, Session, State, scoped
+from api.openapi import problems
 from api.schemas.common import Page
 from api.schemas.orders import (
     DecisionCreate,
@@ -43,6 +44,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 DECIDED = {OrderStatus.fulfilled, OrderStatus.rejected, OrderStatus.failed}
+NOT_WAITING = "The order waits for no decision (decided already, or needs none)."
 
 
 def order_read(order: Order, product_code: str) -> OrderRead:
@@ -91,7 +93,12 @@ def _license(license: License, ticket: Ticket | None) -> OrderLicense:
     "/orders",
     response_model=OrderRead,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={503: {"description": "Stored, but Temporal was unreachable; repeat with the same key."}},
+    responses=problems(
+        409,
+        503,
+        s409="The external_ref belongs to an order the caller cannot see.",
+        s503="Stored, but Temporal was unreachable (repeat with the same key); or workflows.yaml is invalid.",
+    ),
 )
 async def create_order(
     body: OrderCreate,
@@ -171,7 +178,7 @@ async def _decide(
 Decision = Annotated[DecisionCreate | None, Body(description="An optional comment, kept in the order's trail.")]
 
 
-@router.post("/orders/{order_id}/approve", response_model=DecisionRead)
+@router.post("/orders/{order_id}/approve", response_model=DecisionRead, responses=problems(409, 503, s409=NOT_WAITING))
 async def approve_order(
     order_id: uuid.UUID, session: Session, state: State, caller: OrdersWriter, body: Decision = None
 ) -> DecisionRead:
@@ -179,7 +186,7 @@ async def approve_order(
     return await _decide(session, state, caller, order_id, body, approve=True)
 
 
-@router.post("/orders/{order_id}/reject", response_model=DecisionRead)
+@router.post("/orders/{order_id}/reject", response_model=DecisionRead, responses=problems(409, 503, s409=NOT_WAITING))
 async def reject_order(
     order_id: uuid.UUID, session: Session, state: State, caller: OrdersWriter, body: Decision = None
 ) -> DecisionRead:

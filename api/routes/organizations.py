@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import Cursor, Limit, OrganizationsReader, OrganizationsWriter, Session, State
+from api.openapi import problems
 from api.schemas.auth import InvitationRead
 from api.schemas.common import Page
 from api.schemas.organizations import (
@@ -71,7 +72,11 @@ async def get_organization(
     return OrganizationRead.model_validate(organization, from_attributes=True)
 
 
-@router.patch("/organizations/{organization_id}", response_model=OrganizationRead)
+@router.patch(
+    "/organizations/{organization_id}",
+    response_model=OrganizationRead,
+    responses=problems(409, s409="Moving is refused while licenses, orders or grants hang on the node."),
+)
 async def update_organization(
     organization_id: uuid.UUID, body: OrganizationUpdate, session: Session, caller: OrganizationsWriter
 ) -> OrganizationRead:
@@ -80,7 +85,11 @@ async def update_organization(
     return OrganizationRead.model_validate(organization, from_attributes=True)
 
 
-@router.delete("/organizations/{organization_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/organizations/{organization_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(409, s409="The organization has children, licenses or orders, or is the vendor."),
+)
 async def delete_organization(organization_id: uuid.UUID, session: Session, caller: OrganizationsWriter) -> None:
     """Delete an organization without children, licenses or orders (administrators above it only)."""
     await service.delete_organization(session, caller, organization_id)
@@ -142,7 +151,14 @@ async def get_grant(
     return await _grant_read(session, grant, product_group)
 
 
-@router.put("/organizations/{organization_id}/grants/{product_group}", response_model=GrantRead)
+@router.put(
+    "/organizations/{organization_id}/grants/{product_group}",
+    response_model=GrantRead,
+    responses={
+        201: {"model": GrantRead, "description": "The organization held no grant on the group before."},
+        **problems(409, s409="The change would leave delegated grants or created licenses above the new bounds."),
+    },
+)
 async def put_grant(
     organization_id: uuid.UUID,
     product_group: str,

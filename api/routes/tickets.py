@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Cursor, Limit, Session, State, TicketsReader, TicketsWriter
+from api.openapi import problems
 from api.schemas.common import Page
 from api.schemas.tickets import TicketCode, TicketLookup, TicketRead, TicketUpdate
 from tessera.licenses import tickets
@@ -30,7 +31,11 @@ async def list_tickets(
     )
 
 
-@router.post("/tickets/lookup", response_model=TicketRead)
+@router.post(
+    "/tickets/lookup",
+    response_model=TicketRead,
+    responses=problems(404, s404="No ticket with this code that you may see."),
+)
 async def lookup_ticket(body: TicketLookup, session: Session, state: State, caller: TicketsReader) -> TicketRead:
     """Find a ticket by its code, sent in the body because codes are secrets."""
     ticket = await tickets.lookup_ticket(session, state.secret_key, caller, body.code)
@@ -43,7 +48,7 @@ async def get_ticket(ticket_id: uuid.UUID, session: Session, caller: TicketsRead
     return TicketRead.model_validate(await tickets.visible_ticket(session, caller, ticket_id), from_attributes=True)
 
 
-@router.patch("/tickets/{ticket_id}", response_model=TicketRead)
+@router.patch("/tickets/{ticket_id}", response_model=TicketRead, responses=problems(409, s409="The ticket is revoked."))
 async def update_ticket(
     ticket_id: uuid.UUID, body: TicketUpdate, session: Session, caller: TicketsWriter
 ) -> TicketRead:

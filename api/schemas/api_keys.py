@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, WithJsonSchema
 
+from tessera.rights.scopes import SCOPES
 from tessera.schema_base import StrictModel
 
 
 class ApiKeyCreate(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="e.g. tickets:read; * = all")
+    scopes: list[Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(SCOPES)})]] = Field(
+        default_factory=lambda: ["*"], min_length=1, description="e.g. tickets:read; * = all"
+    )
     expires_at: AwareDatetime | None = Field(
         default=None, description="Default: when the issuing key expires (never later); none if it never does."
     )

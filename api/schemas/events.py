@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from tessera.models import EventKind
 from tessera.schema_base import StrictModel
@@ -20,7 +20,10 @@ class EventRead(StrictModel):
     name: str
     organization_id: uuid.UUID | None
     order_id: uuid.UUID | None
-    recipients: list[str]
+    recipients: list[str] = Field(
+        description="Addresses of the recipients the caller may see: users within its reach (vendor admins: all)."
+    )
+    recipients_hidden: int = Field(default=0, description="How many further recipients are not shown to the caller.")
     subject: str
     body: str
     payload: dict[str, Any]

@@ -15,7 +15,7 @@ from tessera.currency import MINOR_UNITS
 from tessera.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from tessera.fields import FieldSpec, unique_names
 from tessera.models import CatalogSetting, Product, ProductGroup
-from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.pagination import PageOf, after_text, page_from
 from tessera.schema_base import validate_input
 
 PathPart = str | int
@@ -193,7 +193,7 @@ def format_amount(amount: Decimal, currency: str) -> str:
 
 async def list_groups(session: AsyncSession, *, limit: int, cursor: str | None) -> PageOf[ProductGroup]:
     query = select(ProductGroup).order_by(ProductGroup.code).limit(limit + 1)
-    after = decode_cursor(cursor)
+    after = after_text(cursor)
     if after is not None:
         query = query.where(ProductGroup.code > after)
     return page_from(list((await session.scalars(query)).all()), limit, key=lambda g: g.code)
@@ -212,7 +212,7 @@ async def list_products(
     session: AsyncSession, *, limit: int, cursor: str | None, group: str | None = None
 ) -> PageOf[Product]:
     query = select(Product).options(joinedload(Product.group)).order_by(Product.code).limit(limit + 1)
-    after = decode_cursor(cursor)
+    after = after_text(cursor)
     if after is not None:
         query = query.where(Product.code > after)
     if group is not None:

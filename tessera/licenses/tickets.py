@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from tessera.licenses import codes
 from tessera.models import License, Membership, Permission, Product, Ticket, TicketStatus, User, Visibility
-from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.pagination import PageOf, after_id, page_from
 from tessera.principal import Principal
 from tessera.rights import acting, reach
 
@@ -51,14 +51,11 @@ async def list_tickets(
 ) -> PageOf[Ticket]:
     rule = reach.mine_filter(principal) if mine else reach.ticket_filter(principal)
     query = select(Ticket).where(rule).order_by(Ticket.id)
-    after = decode_cursor(cursor)
+    after = after_id(cursor)
     if after is not None:
-        try:
-            query = query.where(Ticket.id > uuid.UUID(after))
-        except ValueError:
-            raise InvalidInput("unknown cursor", issues=[FieldIssue("cursor", "not one this API returned")]) from None
+        query = query.where(Ticket.id > after)
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda ticket: str(ticket.id))
+    return page_from(rows, limit, key=lambda ticket: ticket.id)
 
 
 async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID) -> Ticket:

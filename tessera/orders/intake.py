@@ -34,6 +34,8 @@ from tessera.processes.schema import WorkflowsConfig
 from tessera.rights import acting, reach
 
 IDEMPOTENCY_FIELD = "header.Idempotency-Key"
+WORKFLOW_INPUT_LIMIT_BYTES = 1_900_000
+"""Temporal refuses payloads over 2 MB (its default blob size limit); this leaves room for the envelope."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ async def accept_order(
     # Resolve the steps before storing anything: an invalid workflows.yaml refuses the order outright.
     start = await order_start(session, order, workflows_config())
     order.process_version = start.process.version
+    check_workflow_input_size(start)
     session.add(order)
     try:
         await session.flush()
@@ -115,6 +118,23 @@ async def accept_order(
     if right.grant is not None:
         await reserve_quota(session, right.grant.id, request.quantity)
     return Accepted(order, start)
+
+
+def workflow_input_bytes(start: OrderStart) -> int:
+    """About what the order's workflow input weighs as Temporal receives it (JSON)."""
+    parts = (start.process.model_dump_json(), start.facts.model_dump_json(), start.summary, start.workflow_id)
+    return sum(len(part.encode()) for part in parts)
+
+
+def check_workflow_input_size(start: OrderStart) -> None:
+    """Refuse, before anything is stored or reserved, an order whose workflow Temporal could never start."""
+    size = workflow_input_bytes(start)
+    if size > WORKFLOW_INPUT_LIMIT_BYTES:
+        raise InvalidInput(
+            f"the order is too large to run: its workflow input would be {size} bytes, at most "
+            f"{WORKFLOW_INPUT_LIMIT_BYTES} are possible",
+            issues=[FieldIssue("fields", "shorten the field values (or the organization's custom fields)")],
+        )
 
 
 async def reserve_quota(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> None:

@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.errors import FieldIssue, InvalidInput, NotFound
+from tessera.errors import NotFound
 from tessera.models import License, LicenseStatus, Product, Ticket
-from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.pagination import PageOf, after_id, page_from
 from tessera.principal import Principal
 from tessera.rights import reach
 
@@ -44,16 +44,13 @@ async def list_licenses(
         query = query.where(License.status == status)
     if order_id is not None:
         query = query.where(License.order_id == order_id)
-    after = decode_cursor(cursor)
+    after = after_id(cursor)
     if after is not None:
-        try:
-            query = query.where(License.id > uuid.UUID(after))
-        except ValueError:
-            raise InvalidInput("unknown cursor", issues=[FieldIssue("cursor", "not one this API returned")]) from None
+        query = query.where(License.id > after)
     rows: list[tuple[License, str, Ticket | None]] = [
         (row[0], row[1], row[2]) for row in (await session.execute(query.limit(limit + 1))).all()
     ]
-    return page_from(rows, limit, key=lambda row: str(row[0].id))
+    return page_from(rows, limit, key=lambda row: row[0].id)
 
 
 async def visible_license(

@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.errors import FieldIssue, InvalidInput, NotFound
+from tessera.errors import NotFound
 from tessera.models import License, Order, OrderStatus, Organization, Product, Ticket
 from tessera.orders.licenses import license_filter
-from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.pagination import PageOf, after_instant, page_from
 from tessera.principal import Principal
 from tessera.rights import reach
 
@@ -27,19 +27,11 @@ def newest_first_after(
     cursor: str | None, created_at: SQLColumnExpression[datetime], key: SQLColumnExpression[uuid.UUID]
 ) -> ColumnElement[bool]:
     """Keyset pagination on (created_at, id), newest first; the cursor carries both."""
-    after = decode_cursor(cursor)
+    after = after_instant(cursor)
     if after is None:
         return true()
-    try:
-        at_text, _, id_text = after.partition("|")
-        at, last = datetime.fromisoformat(at_text), uuid.UUID(id_text)
-    except ValueError:
-        raise InvalidInput("unknown cursor", issues=[FieldIssue("cursor", "not one this API returned")]) from None
+    at, last = after
     return or_(created_at < at, and_(created_at == at, key < last))
-
-
-def cursor_key(created_at: datetime, key: uuid.UUID) -> str:
-    return f"{created_at.isoformat()}|{key}"
 
 
 async def list_orders(
@@ -64,7 +56,7 @@ async def list_orders(
         query = query.where(Order.organization_id.in_(reach.subtree_ids([organization_id])))
     query = query.where(newest_first_after(cursor, Order.created_at, Order.id))
     rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
-    return page_from(rows, limit, key=lambda row: cursor_key(row[0].created_at, row[0].id))
+    return page_from(rows, limit, key=lambda row: (row[0].created_at, row[0].id))
 
 
 async def visible_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> tuple[Order, str]:

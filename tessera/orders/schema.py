@@ -6,17 +6,20 @@ import hashlib
 import json
 import uuid
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
+from tessera.fields import MAX_FIELD_VALUES, MAX_TEXT_LENGTH
 from tessera.models import Visibility
 from tessera.schema_base import Code, StrictModel
 
 MAX_QUANTITY = 10_000
 """One order creates at most this many licenses; larger volumes are several orders (or a grant without limit)."""
 
-FieldInput = StrictBool | StrictInt | StrictStr
+FieldInput = StrictBool | StrictInt | Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH)]
 """A product field value as JSON carries it: dates are `YYYY-MM-DD` strings."""
+FieldName = Annotated[str, StringConstraints(max_length=64)]
 
 
 class Allocation(StrEnum):
@@ -31,8 +34,11 @@ class OrderRequest(StrictModel):
     organization_id: uuid.UUID = Field(description="The organization the licenses are for.")
     product: Code = Field(description="Product code, e.g. PRO-CAD.")
     quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True, description="Licenses (and tickets) to create.")
-    fields: dict[str, FieldInput] = Field(
-        default_factory=dict, description="Product field values by name; omitted fields take their defaults."
+    fields: dict[FieldName, FieldInput] = Field(
+        default_factory=dict,
+        max_length=MAX_FIELD_VALUES,
+        description="Product field values by name; omitted fields take their defaults. Strings: at most "
+        f"{MAX_TEXT_LENGTH} characters (or the field's max_length).",
     )
     modules: list[Code] | None = Field(
         default=None, description="Module codes to switch on; omitted: the product's default modules."

@@ -23,7 +23,7 @@ from tessera.models import (
     Ticket,
 )
 from tessera.organizations.schema import OrganizationSpec
-from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.pagination import PageOf, after_id, page_from
 from tessera.principal import Principal
 from tessera.rights import reach
 from tessera.schema_base import validate_input
@@ -92,9 +92,9 @@ async def list_organizations(
     erp_customer_no: str | None = None,
 ) -> PageOf[Organization]:
     query = select(Organization).where(reach.organization_filter(principal)).order_by(Organization.id)
-    after = decode_cursor(cursor)
+    after = after_id(cursor)
     if after is not None:
-        query = query.where(Organization.id > _cursor_id(after))
+        query = query.where(Organization.id > after)
     if parent_id is not None:
         query = query.where(Organization.parent_id == parent_id)
     if kind is not None:
@@ -102,14 +102,7 @@ async def list_organizations(
     if erp_customer_no is not None:
         query = query.where(Organization.erp_customer_no == erp_customer_no)
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda org: str(org.id))
-
-
-def _cursor_id(after: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(after)
-    except ValueError:
-        raise InvalidInput("unknown cursor", issues=[FieldIssue("cursor", "not one this API returned")]) from None
+    return page_from(rows, limit, key=lambda org: org.id)
 
 
 async def _parent_for(

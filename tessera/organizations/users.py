@@ -12,7 +12,7 @@ from tessera.auth.invitations import InvitationPolicy, create_invitation
 from tessera.errors import FieldIssue, InvalidInput, NotFound
 from tessera.models import Invitation, Membership, Role, User
 from tessera.organizations.schema import UserSpec
-from tessera.pagination import PageOf, decode_cursor, page_from
+from tessera.pagination import PageOf, after_text, page_from
 from tessera.principal import Principal
 from tessera.rights import acting, reach
 
@@ -21,7 +21,7 @@ async def list_users(
     session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None, email: str | None = None
 ) -> PageOf[User]:
     query = select(User).where(reach.user_filter(principal)).order_by(User.email)
-    after = decode_cursor(cursor)
+    after = after_text(cursor)
     if after is not None:
         query = query.where(User.email > after)
     if email is not None:

@@ -3,6 +3,10 @@
 The objects are seen from the customer administrator's seat: own = customer C1, subtree = its group G1,
 sibling = C2 (same reseller), foreign = C3 (another reseller's customer); for ticket and key routes, the
 ticket or service key of that organization. A route the app serves without an entry here fails the test.
+
+Bodies too: every `organization_id` anywhere in a successful read, and every item of every list, must lie
+within the caller's reach as computed here from the world's tree and memberships, independently of the
+authorization service. A list route without an entry in LISTS fails the test.
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from tessera.db import create_engine, create_session_factory
-from tessera.models import ApiKey, Grant, Membership
+from tessera.models import ApiKey, Event, EventKind, Grant, Membership
 from tessera.settings import REPO_ROOT, Settings
-from tests.conftest import TEST_SECRET, RightsWorld, _truncate_postgres, bearer, build_rights_world
+from tests.conftest import (
+    TEST_SECRET,
+    RightsWorld,
+    _truncate_postgres,
+    bearer,
+    build_rights_world,
+)
 
 PRINCIPALS = [
     "vendor_admin",
@@ -156,6 +166,7 @@ ROUTES: dict[str, Route] = {
     "GET /docs": Route(None),
     "GET /docs/oauth2-redirect": Route(None),
     "GET /redoc": Route(None),
+    "GET /docs/static/{name}": Route(None, request=lambda _w, _o: ("/docs/static/swagger-ui-bundle.js", None)),
     f"GET {V1}/product-groups": Route(everyone(200)),
     f"POST {V1}/product-groups": Route(vendor_only(409), request=lambda _w, _o: ("", GROUP)),
     f"GET {V1}/products": Route(everyone(200)),
@@ -358,6 +369,10 @@ async def test_cell(matrix: Matrix, route_key: str, principal: str, obj: str | N
     assert response.status_code == status, response.text
     if status >= 400 and route.expected is not None:
         assert response.headers["content-type"] == "application/problem+json"
+    if method == "GET" and status == 200 and principal in PRINCIPALS:
+        tree = await Tree.read(matrix.sessions)
+        outside = organization_ids(response.json()) - tree.reach(matrix.world.users[principal])
+        assert not outside, f"{route_key} shows organizations outside {principal}'s reach: {outside}"
     if route.restore is not None and response.status_code < 300 and obj is not None:
         async with matrix.sessions() as session:
             await route.restore(session, matrix.world, obj)
@@ -392,3 +407,151 @@ async def test_ticket_lists_hold_exactly_what_the_caller_may_see(matrix: Matrix,
     for params, expected in (({}, VISIBLE_TICKETS[principal]), ({"mine": "true"}, MINE[principal])):
         page = (await matrix.client.get(f"{V1}/tickets", params=params, headers=auth)).json()
         assert {names[uuid.UUID(item["id"])] for item in page["items"]} == expected, params
+
+
+# --- bodies: nothing outside the caller's reach ---------------------------------------------------------------
+
+
+def as_id(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The organization tree and memberships as stored now (cells create nodes and invite users)."""
+
+    parent: dict[uuid.UUID, uuid.UUID | None]
+    memberships: list[tuple[uuid.UUID, uuid.UUID, str]]  # user, organization, role
+
+    @staticmethod
+    async def read(sessions: async_sessionmaker[AsyncSession]) -> Tree:
+        async with sessions() as session:
+            orgs = (await session.execute(text("SELECT id, parent_id FROM organization"))).all()
+            members = (await session.execute(text("SELECT user_id, organization_id, role FROM membership"))).all()
+        return Tree(
+            parent={as_id(org): as_id(parent) if parent else None for org, parent in orgs},
+            memberships=[(as_id(user), as_id(org), str(role)) for user, org, role in members],
+        )
+
+    def subtree(self, root: uuid.UUID) -> set[uuid.UUID]:
+        found = {root}
+        while True:
+            below = {org for org, parent in self.parent.items() if parent in found} - found
+            if not below:
+                return found
+            found |= below
+
+    def administered(self, user: uuid.UUID) -> set[uuid.UUID]:
+        roots = [org for who, org, role in self.memberships if who == user and role == "admin"]
+        return set().union(*(self.subtree(root) for root in roots))
+
+    def reach(self, user: uuid.UUID) -> set[uuid.UUID]:
+        """Organizations a user may see: the subtrees it administers and the nodes it is a member of."""
+        return self.administered(user) | {org for who, org, _role in self.memberships if who == user}
+
+    def vendor_admins(self) -> set[uuid.UUID]:
+        roots = {org for org, parent in self.parent.items() if parent is None}
+        return {who for who, org, role in self.memberships if org in roots and role == "admin"}
+
+    def users_reached(self, user: uuid.UUID) -> set[uuid.UUID]:
+        """Users a user may see: itself and the members of every organization it administers."""
+        administered = self.administered(user)
+        return {user} | {who for who, org, _role in self.memberships if org in administered}
+
+
+def organization_ids(body: Any) -> set[uuid.UUID]:
+    """Every `organization_id` anywhere in a JSON body."""
+    found: set[uuid.UUID] = set()
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key == "organization_id" and isinstance(value, str):
+                found.add(uuid.UUID(value))
+            else:
+                found |= organization_ids(value)
+    elif isinstance(body, list):
+        for value in body:
+            found |= organization_ids(value)
+    return found
+
+
+ItemCheck = Callable[[Tree, uuid.UUID, dict[str, Any]], bool]
+
+
+def item_org_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    return uuid.UUID(item["organization_id"]) in tree.reach(user)
+
+
+def event_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    # Messages filed without an organization (invitations) are the vendor administrators' alone.
+    if item["organization_id"] is None:
+        return user in tree.vendor_admins()
+    return item_org_in_reach(tree, user, item)
+
+
+def own_key(_tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    # Without ?organization_id= the list holds the caller's own keys only.
+    return bool(item["user_id"] == str(user))
+
+
+def organization_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    return uuid.UUID(item["id"]) in tree.reach(user)
+
+
+def user_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    return uuid.UUID(item["id"]) in tree.users_reached(user)
+
+
+def catalog(_tree: Tree, _user: uuid.UUID, _item: dict[str, Any]) -> bool:
+    return True  # the catalog is the same for everyone
+
+
+LISTS: dict[str, ItemCheck] = {  # every GET list route: how to tell that an item is within the caller's reach
+    f"GET {V1}/product-groups": catalog,
+    f"GET {V1}/products": catalog,
+    f"GET {V1}/organizations": organization_in_reach,
+    f"GET {V1}/users": user_in_reach,
+    f"GET {V1}/tickets": item_org_in_reach,
+    f"GET {V1}/orders": item_org_in_reach,
+    f"GET {V1}/licenses": item_org_in_reach,
+    f"GET {V1}/events": event_in_reach,
+    f"GET {V1}/api-keys": own_key,
+}
+
+
+def test_every_list_route_is_checked_for_reach() -> None:
+    app = create_app(Settings(database_url="sqlite:///unused.db"))
+    lists = {
+        f"GET {path}"
+        for path, operations in app.openapi()["paths"].items()
+        if "get" in operations and "Page_" in str(operations["get"]["responses"].get("200", {}).get("content", {}))
+    }
+    assert lists == set(LISTS), f"missing: {lists - set(LISTS)}; stale: {set(LISTS) - lists}"
+
+
+@pytest.fixture(scope="module")
+async def world_events(matrix: Matrix) -> None:
+    """One event in each organization, so the outbox list has something to leak."""
+    async with matrix.sessions() as session:
+        for name, org in matrix.world.orgs.items():
+            session.add(
+                Event(key=f"matrix:{name}", kind=EventKind.webhook, name="order.fulfilled", organization_id=org)
+            )
+        await session.commit()
+
+
+@pytest.mark.usefixtures("world_events")
+@pytest.mark.parametrize("principal", PRINCIPALS)
+async def test_lists_hold_nothing_outside_the_callers_reach(matrix: Matrix, principal: str) -> None:
+    auth = bearer(matrix.world.keys[principal])
+    tree = await Tree.read(matrix.sessions)
+    user = matrix.world.users[principal]
+    for route_key, within in LISTS.items():
+        path = route_key.split(" ", 1)[1]
+        response = await matrix.client.get(path, params={"limit": 200}, headers=auth)
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        if principal == "vendor_admin":
+            assert items, f"{route_key} is empty even for the vendor admin: the check would prove nothing"
+        strays = [item for item in items if not within(tree, user, item)]
+        assert not strays, f"{route_key} shows {principal} items outside its reach: {strays}"
+        assert organization_ids(items) <= tree.reach(user), route_key

@@ -55,4 +55,44 @@ async def test_events_are_read_by_the_administrators_of_their_organization(
     ]
     bad = await api.get(EVENTS, params={"cursor": "garbage"}, headers=bearer(w.keys["vendor_admin"]))
     assert bad.status_code == 422
-    assert bad.json()["errors"][0]["field"] == "cursor"
+    assert bad.json()["errors"][0]["field"] == "query.cursor"
+
+
+async def test_recipients_are_shown_only_to_those_who_may_see_those_people(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    w = rights_world
+    # An approval request in C1 went to its admin, the reseller's admin, the vendor's admin and a fixed address.
+    everyone = [
+        "customer.admin@example.com",
+        "customer.member@example.com",
+        "reseller.admin@example.com",
+        "admin@vendor.example",
+        "licensing@vendor.example",
+    ]
+    async with sessions() as session:
+        session.add(
+            Event(
+                key="test:recipients",
+                kind=EventKind.notification,
+                name="approval.txt",
+                organization_id=w.orgs["C1"],
+                recipients=everyone,
+            )
+        )
+        await session.commit()
+
+    async def seen(who: str) -> tuple[list[str], int]:
+        response = await api.get(EVENTS, headers=bearer(w.keys[who]))
+        assert response.status_code == 200, response.text
+        (item,) = response.json()["items"]
+        return item["recipients"], item["recipients_hidden"]
+
+    assert await seen("vendor_admin") == (everyone, 0)
+    # The reseller's admin reaches C1's people and itself, not the vendor's.
+    assert await seen("reseller_admin") == (
+        ["customer.admin@example.com", "customer.member@example.com", "reseller.admin@example.com"],
+        2,
+    )
+    # C1's admin sees C1's people only: the approvers above it are counted, never named.
+    assert await seen("customer_admin") == (["customer.admin@example.com", "customer.member@example.com"], 3)

@@ -187,3 +187,18 @@ def test_an_int_value_is_accepted_exactly_within_its_bounds(low: int, high: int,
 def test_unique_names_points_at_each_repeat() -> None:
     fields = [spec("int"), spec("string").model_copy(update={"name": "g"}), spec("bool")]
     assert unique_names(fields) == [(2, "field name 'f' is used twice")]
+
+
+def test_string_values_are_bounded_by_max_length_or_the_global_limit() -> None:
+    from tessera.fields import MAX_TEXT_LENGTH
+
+    assert coerce_value(spec("string"), "x" * MAX_TEXT_LENGTH) == "x" * MAX_TEXT_LENGTH
+    with pytest.raises(ValueError, match=f"at most {MAX_TEXT_LENGTH}"):
+        coerce_value(spec("string"), "x" * (MAX_TEXT_LENGTH + 1))
+    short = spec("string", max_length=3)
+    assert coerce_value(short, "abc") == "abc"
+    with pytest.raises(ValueError, match="at most 3"):
+        coerce_value(short, "abcd")
+    assert refusal("string", max_length=3, default="abcd")[0] == "default"
+    assert refusal("string", max_length=MAX_TEXT_LENGTH + 1)[0] == "max_length"
+    assert refusal("int", max_length=3) == ("max_length", "only string fields have max_length; this field is int")
