@@ -1,6 +1,11 @@
 """Tickets: one per license, found by id within reach or by code, re-allocated by entitled administrators.
 
 Until orders land, `create_ticket` is how tickets come to be (tests call it; the order workflow will too).
+
+Leaving an organization takes its tickets away: what was allocated by name to someone who leaves goes back to
+the organization as `admins_only`, recorded in `ticket_event`, and is listed by `unallocated=True` for its
+admins to hand out again. Allocation to a person and their removal take turns on the membership, so a ticket
+is never allocated to someone whose membership was just removed.
 """
 
 from __future__ import annotations
@@ -8,15 +13,27 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from tessera.licenses import codes
-from tessera.models import License, Membership, Permission, Product, Ticket, TicketStatus, User, Visibility
+from tessera.models import (
+    License,
+    Membership,
+    Permission,
+    Product,
+    Ticket,
+    TicketAction,
+    TicketEvent,
+    TicketStatus,
+    User,
+    Visibility,
+)
 from tessera.pagination import PageOf, decode_cursor, page_from
 from tessera.principal import Principal
 from tessera.rights import acting, reach
+from tessera.rights.locks import is_sqlite, lock_rows
 
 
 async def create_ticket(
@@ -47,10 +64,18 @@ async def create_ticket(
 
 
 async def list_tickets(
-    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None, mine: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    mine: bool = False,
+    unallocated: bool = False,
 ) -> PageOf[Ticket]:
     rule = reach.mine_filter(principal) if mine else reach.ticket_filter(principal)
     query = select(Ticket).where(rule).order_by(Ticket.id)
+    if unallocated:
+        query = query.where(Ticket.allocated_user_id.is_(None))
     after = decode_cursor(cursor)
     if after is not None:
         try:
@@ -62,7 +87,11 @@ async def list_tickets(
 
 
 async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID) -> Ticket:
-    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, reach.ticket_filter(principal)))
+    ticket = await session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id, reach.ticket_filter(principal))
+        .execution_options(populate_existing=True)
+    )
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id}")
     return ticket
@@ -101,6 +130,7 @@ async def update_ticket(
     session: AsyncSession, principal: Principal, ticket_id: uuid.UUID, changes: dict[str, Any]
 ) -> Ticket:
     """Re-allocate to a user or an organization within the license's organization, or change visibility."""
+    await lock_rows(session, Ticket.__table__, [ticket_id])  # type: ignore[arg-type]
     ticket = await visible_ticket(session, principal, ticket_id)
     license, group_id = await _license_of(session, ticket)
     await _may_allocate(session, principal, group_id, ticket.organization_id)
@@ -120,12 +150,15 @@ async def update_ticket(
     if "allocated_user_id" in changes:
         user_id: uuid.UUID | None = changes["allocated_user_id"]
         if user_id is not None:
-            member = await session.scalar(
-                select(User.id)
-                .join(Membership, Membership.user_id == User.id)
+            query = (
+                select(Membership.user_id)
+                .join(User, Membership.user_id == User.id)
                 .where(User.id == user_id, Membership.organization_id.in_(within), reach.user_filter(principal))
-                .limit(1)
             )
+            if not is_sqlite(session):
+                # Held until commit: a removal of these memberships waits, and then takes the ticket back.
+                query = query.with_for_update(read=True, of=Membership)
+            member = (await session.execute(query)).first()
             if member is None:
                 raise InvalidInput(
                     "tickets are allocated to members of the license's organization",
@@ -146,3 +179,42 @@ async def reveal_code(session: AsyncSession, secret_key: bytes, principal: Princ
         _license, group_id = await _license_of(session, ticket)
         await _may_allocate(session, principal, group_id, ticket.organization_id)
     return codes.decrypt_code(secret_key, ticket.id, ticket.code_encrypted)
+
+
+async def return_tickets_of_leaver(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID
+) -> list[Ticket]:
+    """Give back to their organizations the tickets `user_id` held by name, now that they left `organization_id`.
+
+    The organization's own tickets always go back; those of organizations below it only once the user belongs
+    to none of them any more. Each goes back `admins_only` and is recorded. Call after the membership is gone.
+    """
+    subtree = reach.subtree_ids([organization_id])
+    still_below = await session.scalar(
+        select(exists().where(Membership.user_id == user_id, Membership.organization_id.in_(subtree)))
+    )
+    where = Ticket.organization_id == organization_id if still_below else Ticket.organization_id.in_(subtree)
+    held = (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.allocated_user_id == user_id, where)
+            .order_by(Ticket.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    for ticket in held:
+        ticket.allocated_user_id = None
+        ticket.visibility = Visibility.admins_only
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                organization_id=ticket.organization_id,
+                action=TicketAction.returned,
+                from_user_id=user_id,
+                actor_user_id=principal.user_id,
+                actor_api_key_id=principal.api_key_id,
+                reason="its holder left the organization",
+            )
+        )
+    await session.flush()
+    return list(held)

@@ -1,6 +1,8 @@
 """The organization tree: vendor → resellers → customers → groups and subgroups.
 
 Reads are scoped by reach (a foreign id is a 404); writes need an administrator of the node or above.
+Moves take turns: each locks the tree's root and only then reads the paths it checks, so two crossing moves
+(A below B, B below A) can never both pass the cycle check.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from tessera.models import (
     CatalogSetting,
     Grant,
     License,
+    Membership,
     Order,
     Organization,
     OrganizationKind,
     Ticket,
+    User,
 )
 from tessera.organizations.schema import OrganizationSpec
 from tessera.pagination import PageOf, decode_cursor, page_from
 from tessera.principal import Principal
 from tessera.rights import reach
+from tessera.rights.locks import lock_rows
 from tessera.schema_base import validate_input
 
 ALLOWED_PARENTS: dict[OrganizationKind, frozenset[OrganizationKind]] = {
@@ -105,6 +110,28 @@ async def list_organizations(
     return page_from(rows, limit, key=lambda org: str(org.id))
 
 
+async def list_members(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> PageOf[tuple[User, str]]:
+    """The members of an organization and their roles, by e-mail.
+
+    Administrators of the organization or above see them (they manage them); its plain members see the
+    organization but not who else belongs to it (403), as e-mail addresses are personal data.
+    """
+    await reach.administered_path(session, principal, organization_id, doing="list its members")
+    query = (
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == organization_id)
+        .order_by(User.email)
+    )
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(User.email > after)
+    rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
+    return page_from(rows, limit, key=lambda row: row[0].email)
+
+
 def _cursor_id(after: str) -> uuid.UUID:
     try:
         return uuid.UUID(after)
@@ -179,6 +206,8 @@ async def _move(
 ) -> None:
     if organization.parent_id is None or parent_id is None:
         raise InvalidInput("the vendor is the root of the tree", issues=[FieldIssue("parent_id", "cannot change")])
+    await lock_rows(session, Organization.__table__, [path[-1]])  # type: ignore[arg-type]
+    path = await reach.path_ids(session, organization.id)
     new_path = await reach.path_ids(session, parent_id)
     if organization.id in new_path:
         raise InvalidInput(

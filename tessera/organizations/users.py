@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import Conflict, FieldIssue, InvalidInput, NotFound
+from tessera.licenses import tickets
 from tessera.models import Membership, Role, User
 from tessera.organizations.schema import UserSpec
 from tessera.pagination import PageOf, decode_cursor, page_from
@@ -86,10 +87,13 @@ async def put_member(
 async def remove_member(
     session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
+    """End a membership; the tickets the user held by name there go back to the organization, in one transaction."""
     await reach.administered_path(session, principal, organization_id, doing="manage its members")
     await visible_user(session, principal, user_id)
-    membership = await session.get(Membership, (user_id, organization_id))
-    if membership is None:
+    removed = await session.execute(
+        delete(Membership).where(Membership.user_id == user_id, Membership.organization_id == organization_id)
+    )
+    if not removed.rowcount:  # type: ignore[attr-defined]
         raise NotFound("the user is not a member of this organization")
-    await session.delete(membership)
-    await session.flush()
+    # The DELETE holds the membership: an allocation to this user that was checking it has committed by now.
+    await tickets.return_tickets_of_leaver(session, principal, organization_id, user_id)

@@ -32,8 +32,9 @@ async def path_ids(session: AsyncSession, organization_id: uuid.UUID) -> list[uu
         .cte("path", recursive=True)
     )
     up = up.union_all(
+        # The depth bound only guards the query: moves keep the tree free of cycles.
         select(Organization.id, Organization.parent_id, (up.c.depth + 1).label("depth")).where(
-            Organization.id == up.c.parent_id
+            Organization.id == up.c.parent_id, up.c.depth < 64
         )
     )
     return list((await session.scalars(select(up.c.id).order_by(up.c.depth))).all())
