@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import NotFound
-from tessera.licenses.tickets import create_ticket
+from tessera.licenses.tickets import create_ticket, hand_to
 from tessera.models import (
     Grant,
     License,
@@ -122,8 +122,8 @@ async def allocate_order_tickets(session: AsyncSession, order_id: uuid.UUID, to:
     user_id = {"requester": order.requested_by_user_id, "user": order.allocate_to_user_id}.get(wish)
     tickets = await order_tickets(session, order_id)
     for ticket in tickets:
-        ticket.allocated_user_id = user_id
         ticket.organization_id = order.organization_id
+        await hand_to(session, ticket, user_id)
     await session.flush()
     return len(tickets)
 

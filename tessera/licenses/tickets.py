@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
@@ -54,13 +54,60 @@ async def create_ticket(
         code_hash=codes.code_hash(secret_key, code),
         code_encrypted=codes.encrypt_code(secret_key, ticket_id, code),
         organization_id=organization_id or license.organization_id,
-        allocated_user_id=allocated_user_id,
+        allocated_user_id=None,
         visibility=visibility,
         status=TicketStatus.available,
     )
     session.add(ticket)
     await session.flush()
+    await hand_to(session, ticket, allocated_user_id)
     return ticket, code
+
+
+async def _still_belongs(session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
+    """Whether the user is a member of the organization, of one above it (e.g. who ordered) or of one below it."""
+    # Asked once per ticket of an order: the answer holds for the transaction (the rows stay locked), so keep it.
+    transaction = session.get_transaction()
+    cached = session.info.get("tessera.tickets.belongs")
+    if cached is None or cached[0] is not transaction:
+        cached = session.info["tessera.tickets.belongs"] = (transaction, {})
+    known: dict[tuple[uuid.UUID, uuid.UUID], bool] = cached[1]
+    if (user_id, organization_id) in known:
+        return known[(user_id, organization_id)]
+    path = await reach.path_ids(session, organization_id)
+    query = select(Membership.user_id).where(
+        Membership.user_id == user_id,
+        or_(Membership.organization_id.in_(reach.subtree_ids([organization_id])), Membership.organization_id.in_(path)),
+    )
+    if not is_sqlite(session):
+        # Held until commit, so a removal of these memberships waits and then takes the ticket back.
+        query = query.with_for_update(read=True)
+    known[(user_id, organization_id)] = (await session.execute(query.limit(1))).first() is not None
+    return known[(user_id, organization_id)]
+
+
+async def hand_to(session: AsyncSession, ticket: Ticket, user_id: uuid.UUID | None) -> None:
+    """Allocate by name as an order asked — unless that person has left meanwhile: then to the organization.
+
+    The order workflow allocates long after the order was accepted; a holder who left in between must not
+    get the ticket, so it goes to the organization `admins_only`, recorded like a ticket returned on leaving.
+    """
+    if user_id is None or await _still_belongs(session, user_id, ticket.organization_id):
+        ticket.allocated_user_id = user_id
+        await session.flush()
+        return
+    ticket.allocated_user_id = None
+    ticket.visibility = Visibility.admins_only
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            organization_id=ticket.organization_id,
+            action=TicketAction.returned,
+            from_user_id=user_id,
+            reason="the person it was ordered for had left the organization",
+        )
+    )
+    await session.flush()
 
 
 async def list_tickets(

@@ -8,8 +8,9 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tessera.licenses import fulfilment
 from tessera.licenses.tickets import create_ticket
-from tessera.models import Membership, Ticket, TicketEvent
+from tessera.models import Membership, Order, Ticket, TicketEvent
 from tests.api.test_rights_concurrency import warm
 from tests.conftest import TEST_SECRET, RightsWorld, add_license, bearer
 
@@ -104,3 +105,36 @@ async def test_allocation_and_removal_at_once_never_leave_a_ticket_with_a_strang
             assert holder is None  # whichever came first, the ticket is back with the organization
             session.add(Membership(user_id=user, organization_id=w.orgs["C1"], role="member"))
             await session.commit()
+
+
+async def test_an_order_for_someone_who_left_meanwhile_goes_to_the_organization(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    w = rights_world
+    user = w.users["m_C1"]
+    async with sessions() as session:
+        order = Order(
+            organization_id=w.orgs["C1"],
+            product_id=w.product_id,
+            quantity=2,
+            allocation="user",
+            allocate_to_user_id=user,
+            visibility="all_members",
+            status="approved",
+        )
+        session.add(order)
+        await session.commit()
+    # Accepted while a member; removed before the workflow created and allocated the tickets.
+    admin = bearer(w.keys["customer_admin"])
+    assert (await api.delete(f"{V1}/organizations/{w.orgs['C1']}/members/{user}", headers=admin)).status_code == 204
+    async with sessions() as session:
+        await fulfilment.create_order_licenses(session, TEST_SECRET, order.id)
+        assert await fulfilment.allocate_order_tickets(session, order.id, "as_ordered") == 2
+        await session.commit()
+    async with sessions() as session:
+        tickets = await fulfilment.order_tickets(session, order.id)
+        events = (await session.scalars(select(TicketEvent).where(TicketEvent.from_user_id == user))).all()
+    assert [(t.allocated_user_id, t.visibility) for t in tickets] == [(None, "admins_only")] * 2
+    assert {e.ticket_id for e in events} == {t.id for t in tickets}
+    mine = (await api.get(f"{V1}/tickets", headers=bearer(w.keys["m_C1"]))).json()["items"]
+    assert mine == []
