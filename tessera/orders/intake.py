@@ -138,7 +138,7 @@ def external_ref_scope(path: list[uuid.UUID]) -> uuid.UUID:
 async def reserve_quota(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> None:
     """Count `quantity` against the grant: refused if it has too little left, or was withdrawn since the check.
 
-    What the grant delegated onwards is carved out of it (SPEC §1), so it counts as used here.
+    What the grant delegated onwards is carved out of it, so it counts as used here.
     """
     reservation = await quota.reserve(session, grant_id, quantity)
     if not reservation.live:

@@ -1,6 +1,6 @@
 """The acting rule: may this caller do permission P on product group G for organization T, and under which grant.
 
-SPEC §1: the caller must administer some A that is T or an ancestor of T, and the nearest organization on the
+The caller must administer some A that is T or an ancestor of T, and the nearest organization on the
 way from T up to A that holds a grant on G decides; its grant must carry P, be live all the way up its
 delegation chain and, for `create`, have quota left. Vendor administrators hold everything.
 

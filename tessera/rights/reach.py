@@ -1,4 +1,4 @@
-"""Reach: which organizations, users and tickets a caller may see (SPEC §1, visibility rule).
+"""Reach: which organizations, users and tickets a caller may see (the visibility rule).
 
 Admins reach the whole subtree of each organization they administer; members reach only the organizations
 they belong to. Everything else is outside reach and answered as missing.
@@ -118,7 +118,7 @@ def _activatable(principal: Principal) -> list[ColumnElement[bool]]:
 
 
 def ticket_filter(principal: Principal) -> ColumnElement[bool]:
-    """WHERE clause on `Ticket`: the visibility rule of SPEC §1."""
+    """WHERE clause on `Ticket`: the visibility rule (see the README, Rights)."""
     if principal.vendor_admin:
         return true()
     clauses = _activatable(principal)
