@@ -162,15 +162,18 @@ async def put_grant(
         await _check_bounds(session, delegator, values, grant.id if grant is not None else None)
     if grant is not None and live:
         await _check_shrink(session, grant, values)
+    elif grant is not None and values.quota is not None:
+        # Granted again after a withdrawal: what was created under it before still counts.
+        left = await quota.remaining_quota(session, grant.id, proposed=values.quota)
+        if left is not None and left < 0:
+            raise Conflict(
+                f"{grant.quota_used} licenses were created under this grant already",
+                issues=[FieldIssue("quota", f"must be at least {values.quota - left}")],
+            )
     permissions = sorted(p.value for p in values.permissions)
     if grant is None:
         grant = Grant(organization_id=organization_id, product_group_id=group.id, quota_used=0)
         session.add(grant)
-    if grant.quota_used and values.quota is not None and values.quota < grant.quota_used:
-        raise Conflict(
-            f"{grant.quota_used} licenses were created under this grant already",
-            issues=[FieldIssue("quota", f"must be at least {grant.quota_used}")],
-        )
     grant.permissions = permissions
     grant.quota = values.quota
     grant.delegable = values.delegable

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.apikeys import authenticate
-from tessera.errors import Forbidden, NotFound
+from tessera.errors import Conflict, Forbidden, NotFound
 from tessera.models import Grant, GrantEvent, Organization, Permission, utcnow
 from tessera.principal import Principal
 from tessera.rights import acting, grants, quota, reach
@@ -175,3 +175,18 @@ async def test_a_delegated_grant_never_carries_more_permissions(
     assert grant.parent_grant_id == w.grants["C1"]
     with pytest.raises(Forbidden):  # the customer admin did not delegate C1's grant: R1 did
         await grants.put_grant(session, customer, w.orgs["C1"], "CAD", values("create", quota=1))
+
+
+async def test_a_grant_granted_again_still_counts_what_was_created_under_it(
+    session: AsyncSession, rights_world: RightsWorld
+) -> None:
+    w = rights_world
+    assert (await quota.reserve(session, w.grants["C2"], 3)).reserved
+    reseller = await who(session, w, "reseller_admin")
+    await grants.withdraw_grant(session, reseller, w.orgs["C2"], "CAD")
+    with pytest.raises(Conflict) as refused:
+        await grants.put_grant(session, reseller, w.orgs["C2"], "CAD", values("create", quota=2))
+    assert (refused.value.issues[0].field, refused.value.issues[0].message) == ("quota", "must be at least 3")
+    grant, created = await grants.put_grant(session, reseller, w.orgs["C2"], "CAD", values("create", quota=3))
+    assert created
+    assert await quota.remaining_quota(session, grant.id) == 0
