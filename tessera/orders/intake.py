@@ -127,6 +127,12 @@ async def accept_order(
         return Accepted(earlier, None)
     if right.grant is not None:
         await reserve_quota(session, right.grant.id, request.quantity)
+    if await reach.path_ids(session, request.organization_id) != path:
+        # Moved while this was checked: the rights and the external_ref scope were those of its old place.
+        raise Conflict(
+            "the organization was moved while the order was checked; send the order again",
+            issues=[FieldIssue("organization_id", "moved just now; repeat the request")],
+        )
     return Accepted(order, start)
 
 

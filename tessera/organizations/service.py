@@ -2,7 +2,9 @@
 
 Reads are scoped by reach (a foreign id is a 404); writes need an administrator of the node or above.
 Moves take turns: each locks the tree's root and only then reads the paths it checks, so two crossing moves
-(A below B, B below A) can never both pass the cycle check.
+(A below B, B below A) can never both pass the cycle check. A move also waits for orders and grants being
+written in the subtree (and they for it), and those re-read their path afterwards: nothing is accepted on the
+strength of a place in the tree that has just changed.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tessera.organizations.schema import OrganizationSpec
 from tessera.pagination import PageOf, decode_cursor, page_from
 from tessera.principal import Principal
 from tessera.rights import reach
-from tessera.rights.locks import lock_rows
+from tessera.rights.locks import is_sqlite, lock_rows
 from tessera.schema_base import validate_input
 
 ALLOWED_PARENTS: dict[OrganizationKind, frozenset[OrganizationKind]] = {
@@ -207,6 +209,11 @@ async def _move(
     if organization.parent_id is None or parent_id is None:
         raise InvalidInput("the vendor is the root of the tree", issues=[FieldIssue("parent_id", "cannot change")])
     await lock_rows(session, Organization.__table__, [path[-1]])  # type: ignore[arg-type]
+    if not is_sqlite(session):
+        # Rows that point at the subtree (orders, grants, licenses) lock its organizations for key share while
+        # they are written: this waits for those in flight, so the check below sees them, and holds back new ones.
+        subtree = select(Organization.id).where(Organization.id.in_(reach.subtree_ids([organization.id])))
+        await session.execute(subtree.order_by(Organization.id).with_for_update())
     path = await reach.path_ids(session, organization.id)
     new_path = await reach.path_ids(session, parent_id)
     if organization.id in new_path:

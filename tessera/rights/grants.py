@@ -133,6 +133,7 @@ async def put_grant(
     path = await reach.visible_path(session, principal, organization_id)
     group = await product_group(session, group_code)
     await lock_rows(session, Organization.__table__, [organization_id])  # type: ignore[arg-type]
+    path = await reach.visible_path(session, principal, organization_id)  # again: a move may just have committed
     locked_root: uuid.UUID | None = None
     for _attempt in range(3):
         grant = await _grant_row(session, organization_id, group.id)

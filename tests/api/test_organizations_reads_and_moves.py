@@ -115,3 +115,34 @@ async def test_moving_below_its_own_subtree_names_parent_id(api: AsyncClient, ri
         response = await api.patch(f"{ORGS}/{top}", json={"parent_id": str(target)}, headers=vendor)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "parent_id"
+
+
+async def test_a_move_and_an_order_or_grant_below_it_never_both_succeed(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    w = rights_world
+    vendor = bearer(w.keys["vendor_admin"])
+    reseller = bearer(w.keys["reseller_admin"])
+    await warm(api, w, "vendor_admin", "reseller_admin")
+    outcomes: Counter[tuple[int, int]] = Counter()
+    for round_no in range(8):
+        target = await new_org(api, w, "R1", "customer", f"X{round_no}")
+        if round_no % 2:
+            write = api.put(
+                f"{ORGS}/{target}/grants/CAD", json={"permissions": ["create"], "quota": 1}, headers=reseller
+            )
+        else:
+            body = {"organization_id": str(target), "product": "PRO-CAD", "quantity": 1}
+            write = api.post("/api/v1/orders", json=body, headers={**reseller, "Idempotency-Key": str(uuid.uuid4())})
+        move, written = await asyncio.gather(
+            api.patch(f"{ORGS}/{target}", json={"parent_id": str(w.orgs["R2"])}, headers=vendor), write
+        )
+        moved = move.status_code == 200
+        accepted = written.status_code in (201, 503)  # 503: the order is stored (no Temporal here)
+        assert not (moved and accepted), (move.text, written.text)
+        assert moved or move.status_code == 409, move.text
+        outcomes[(move.status_code, written.status_code)] += 1
+        async with sessions() as session:
+            parent = await session.scalar(select(Organization.parent_id).where(Organization.id == target))
+        assert parent == (w.orgs["R2"] if moved else w.orgs["R1"])
+    await _walks_to_the_root(sessions)
