@@ -76,7 +76,7 @@ def test_existing_orders_get_the_scope_of_their_top_level_organization(fresh_url
             ),
             bind({"i": product, "g": product_group}),
         )
-        for order, org, ref in ((deep, group, "A"), (own, vendor, "A"), (unreferenced, reseller, None)):
+        for order, org, ref in ((deep, group, "A"), (own, vendor, "B"), (unreferenced, reseller, None)):
             db.execute(
                 sa.text(
                     "INSERT INTO order_ (id, organization_id, product_id, fields, modules, quantity, allocation, "
