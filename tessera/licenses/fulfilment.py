@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import NotFound
-from tessera.licenses.tickets import create_ticket, hand_to
+from tessera.licenses.tickets import create_ticket, hand_to, returned_ticket_ids
 from tessera.models import (
     Grant,
     License,
@@ -132,8 +132,10 @@ async def set_order_visibility(session: AsyncSession, order_id: uuid.UUID, visib
     order = await load_order(session, order_id)
     value = order.visibility if visible_to == "as_ordered" else visible_to
     tickets = await order_tickets(session, order_id)
+    kept_for_admins = await returned_ticket_ids(session, [ticket.id for ticket in tickets])
     for ticket in tickets:
-        ticket.visibility = value
+        if ticket.id not in kept_for_admins:
+            ticket.visibility = value
     await session.flush()
     return len(tickets)
 

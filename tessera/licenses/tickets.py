@@ -228,6 +228,18 @@ async def reveal_code(session: AsyncSession, secret_key: bytes, principal: Princ
     return codes.decrypt_code(secret_key, ticket.id, ticket.code_encrypted)
 
 
+async def returned_ticket_ids(session: AsyncSession, ticket_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `ticket_ids` given back to their organization because their holder left: they stay admins-only."""
+    if not ticket_ids:
+        return set()
+    rows = await session.scalars(
+        select(TicketEvent.ticket_id).where(
+            TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.action == TicketAction.returned
+        )
+    )
+    return set(rows.all())
+
+
 async def return_tickets_of_leaver(
     session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID
 ) -> list[Ticket]:

@@ -130,6 +130,8 @@ async def test_an_order_for_someone_who_left_meanwhile_goes_to_the_organization(
     async with sessions() as session:
         await fulfilment.create_order_licenses(session, TEST_SECRET, order.id)
         assert await fulfilment.allocate_order_tickets(session, order.id, "as_ordered") == 2
+        # The order asked for all_members; with its holder gone, the tickets stay with the admins.
+        assert await fulfilment.set_order_visibility(session, order.id, "as_ordered") == 2
         await session.commit()
     async with sessions() as session:
         tickets = await fulfilment.order_tickets(session, order.id)
