@@ -117,6 +117,7 @@ class Reservation:
     reserved: bool
     live: bool
     left: int | None
+    """What the grant has left, when the reservation was refused for quota."""
 
 
 async def reserve(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> Reservation:
@@ -134,8 +135,8 @@ async def reserve(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> 
         .values(quota_used=Grant.quota_used + quantity)
         .execution_options(synchronize_session=False)
     )
-    reserved = bool(result.rowcount)  # type: ignore[attr-defined]
-    # The ORM copy (if loaded) must not show the old count to whoever reads it next in this transaction.
-    grant = await session.get(Grant, grant_id, populate_existing=True)
-    left = await remaining_quota(session, grant_id) if grant is not None else 0
-    return Reservation(reserved=reserved, live=True, left=left)
+    if result.rowcount:  # type: ignore[attr-defined]
+        # The ORM copy (if loaded) must not show the old count to whoever reads it next in this transaction.
+        await session.get(Grant, grant_id, populate_existing=True)
+        return Reservation(reserved=True, live=True, left=None)
+    return Reservation(reserved=False, live=True, left=await remaining_quota(session, grant_id))
