@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
@@ -64,13 +64,16 @@ async def create_ticket(
     return ticket, code
 
 
+_BELONGS = "tessera.tickets.belongs"
+
+
 async def _still_belongs(session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
     """Whether the user is a member of the organization, of one above it (e.g. who ordered) or of one below it."""
     # Asked once per ticket of an order: the answer holds for the transaction (the rows stay locked), so keep it.
     transaction = session.get_transaction()
-    cached = session.info.get("tessera.tickets.belongs")
+    cached = session.info.get(_BELONGS)
     if cached is None or cached[0] is not transaction:
-        cached = session.info["tessera.tickets.belongs"] = (transaction, {})
+        cached = session.info[_BELONGS] = (transaction, {})
     known: dict[tuple[uuid.UUID, uuid.UUID], bool] = cached[1]
     if (user_id, organization_id) in known:
         return known[(user_id, organization_id)]
@@ -245,23 +248,30 @@ async def return_tickets_of_leaver(
 ) -> list[Ticket]:
     """Give back to their organizations the tickets `user_id` held by name, now that they left `organization_id`.
 
-    The organization's own tickets always go back; those of organizations below it only once the user belongs
-    to none of them any more. Each goes back `admins_only` and is recorded. Call after the membership is gone.
+    The organization's own tickets always go back. Those of organizations below and above it go back once the
+    user belongs to none of the organizations on that ticket's line any more (its own, those above it, those
+    below it). Each goes back `admins_only` and is recorded. Call after the membership is gone.
     """
-    subtree = reach.subtree_ids([organization_id])
-    still_below = await session.scalar(
-        select(exists().where(Membership.user_id == user_id, Membership.organization_id.in_(subtree)))
-    )
-    where = Ticket.organization_id == organization_id if still_below else Ticket.organization_id.in_(subtree)
+    session.info.pop(_BELONGS, None)  # memberships just changed
+    path = await reach.path_ids(session, organization_id)
     held = (
         await session.scalars(
             select(Ticket)
-            .where(Ticket.allocated_user_id == user_id, where)
+            .where(
+                Ticket.allocated_user_id == user_id,
+                or_(Ticket.organization_id.in_(reach.subtree_ids([organization_id])), Ticket.organization_id.in_(path)),
+            )
             .order_by(Ticket.id)
             .execution_options(populate_existing=True)
         )
     ).all()
-    for ticket in held:
+    returned = [
+        ticket
+        for ticket in held
+        if ticket.organization_id == organization_id
+        or not await _still_belongs(session, user_id, ticket.organization_id)
+    ]
+    for ticket in returned:
         ticket.allocated_user_id = None
         ticket.visibility = Visibility.admins_only
         session.add(
@@ -276,4 +286,4 @@ async def return_tickets_of_leaver(
             )
         )
     await session.flush()
-    return list(held)
+    return returned

@@ -84,6 +84,21 @@ async def test_tickets_below_stay_while_the_user_still_belongs_there(
     assert await holder("G1") is None
 
 
+async def test_a_ticket_above_held_through_a_group_goes_back_when_the_group_is_left(
+    api: AsyncClient, rights_world: RightsWorld
+) -> None:
+    w = rights_world
+    user = w.users["m_G1"]  # member of G1 only
+    admin = bearer(w.keys["customer_admin"])
+    ticket = w.tickets["own"]  # a ticket of C1, above G1: members of groups below may be given it by name
+    given = await api.patch(f"{V1}/tickets/{ticket}", json={"allocated_user_id": str(user)}, headers=admin)
+    assert given.status_code == 200, given.text
+    assert (await api.delete(f"{V1}/organizations/{w.orgs['G1']}/members/{user}", headers=admin)).status_code == 204
+    assert (await api.get(f"{V1}/tickets/{ticket}", headers=bearer(w.keys["m_G1"]))).status_code == 404
+    back = (await api.get(f"{V1}/tickets/{ticket}", headers=admin)).json()
+    assert (back["allocated_user_id"], back["visibility"]) == (None, "admins_only")
+
+
 async def test_allocation_and_removal_at_once_never_leave_a_ticket_with_a_stranger(
     api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
