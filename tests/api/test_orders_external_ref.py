@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 from httpx import AsyncClient
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import Grant, Order
 from tests.api.test_orders_api import order_body, post_order
-from tests.api.test_rights_concurrency import warm
+from tests.api.test_rights_concurrency import at_once, warm
 from tests.conftest import RightsWorld
 
 STORED = 503  # Temporal is not running here: an accepted order is stored and answered with 503 (repeat it)
@@ -47,7 +46,7 @@ async def test_concurrent_identical_references_in_one_scope_make_one_order(
     w = rights_world
     await warm(api, w, "reseller_admin", "customer_admin")
     who = ["reseller_admin", "customer_admin"] * 5  # new keys each time: only the reference makes them one
-    responses = await asyncio.gather(
+    responses = await at_once(
         *(post_order(api, w, name, order_body(w, "C1", quantity=2, external_ref="SO-1")) for name in who)
     )
     assert Counter(r.status_code for r in responses) == {STORED: 10}, [r.text for r in responses]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tessera.licenses import fulfilment
 from tessera.licenses.tickets import create_ticket
 from tessera.models import Membership, Order, Ticket, TicketEvent
-from tests.api.test_rights_concurrency import warm
+from tests.api.test_rights_concurrency import at_once, warm
 from tests.conftest import TEST_SECRET, RightsWorld, add_license, bearer
 
 V1 = "/api/v1"
@@ -109,7 +107,7 @@ async def test_allocation_and_removal_at_once_never_leave_a_ticket_with_a_strang
     ticket = w.tickets["own"]
     user = w.users["m_C1"]
     for _round in range(6):
-        allocate, remove = await asyncio.gather(
+        allocate, remove = await at_once(
             api.patch(f"{V1}/tickets/{ticket}", json={"allocated_user_id": str(user)}, headers=admin),
             api.delete(f"{V1}/organizations/{w.orgs['C1']}/members/{user}", headers=reseller),
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from typing import Any
@@ -12,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import Organization
-from tests.api.test_rights_concurrency import new_org, warm
+from tests.api.test_rights_concurrency import at_once, new_org, warm
 from tests.conftest import RightsWorld, bearer
 
 ORGS = "/api/v1/organizations"
@@ -94,7 +93,7 @@ async def test_crossing_moves_cannot_make_a_cycle(
     for round_no in range(5):
         a = await new_org(api, w, "R2", "group", f"A{round_no}")
         b = await new_org(api, w, "R2", "group", f"B{round_no}")
-        moves = await asyncio.gather(
+        moves = await at_once(
             api.patch(f"{ORGS}/{a}", json={"parent_id": str(b)}, headers=vendor),
             api.patch(f"{ORGS}/{b}", json={"parent_id": str(a)}, headers=vendor),
         )
@@ -134,7 +133,7 @@ async def test_a_move_and_an_order_or_grant_below_it_never_both_succeed(
         else:
             body = {"organization_id": str(target), "product": "PRO-CAD", "quantity": 1}
             write = api.post("/api/v1/orders", json=body, headers={**reseller, "Idempotency-Key": str(uuid.uuid4())})
-        move, written = await asyncio.gather(
+        move, written = await at_once(
             api.patch(f"{ORGS}/{target}", json={"parent_id": str(w.orgs["R2"])}, headers=vendor), write
         )
         moved = move.status_code == 200

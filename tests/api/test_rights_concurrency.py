@@ -10,8 +10,9 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from httpx import AsyncClient, Response
 from sqlalchemy import func, select, update
@@ -21,6 +22,7 @@ from tessera.models import Grant, GrantEvent, Order
 from tests.conftest import RightsWorld, bearer
 
 V1 = "/api/v1"
+T = TypeVar("T")
 ACCEPTED = {202, 503}  # stored; 503 only says Temporal is not running in these tests
 
 
@@ -33,6 +35,14 @@ async def new_org(api: AsyncClient, world: RightsWorld, parent: str | uuid.UUID,
     )
     assert response.status_code == 201, response.text
     return uuid.UUID(response.json()["id"])
+
+
+AT_ONCE_SECONDS = 120
+
+
+async def at_once(*awaitables: Awaitable[T]) -> list[T]:
+    """All at once and bounded in time: a lock never released fails the test instead of hanging it."""
+    return list(await asyncio.wait_for(asyncio.gather(*awaitables), AT_ONCE_SECONDS))
 
 
 async def warm(api: AsyncClient, world: RightsWorld, *names: str) -> None:
@@ -95,7 +105,7 @@ async def test_parallel_delegations_never_overdraw_the_delegating_grant(
     targets = [await new_org(api, w, "R1", "customer", f"N{i}") for i in range(10)]
     await warm(api, w, "reseller_admin")
     reseller = bearer(w.keys["reseller_admin"])
-    responses = await asyncio.gather(
+    responses = await at_once(
         *(api.put(grant_url(t), json={"permissions": ["create"], "quota": 10}, headers=reseller) for t in targets)
     )
     assert Counter(r.status_code for r in responses) == {201: 1, 403: 9}, [r.text for r in responses]
@@ -121,7 +131,7 @@ async def test_concurrent_creates_of_one_grant_make_it_once(
     for who in ("reseller_admin", "vendor_admin"):  # delegated from R1; a vendor's root grant
         target = await new_org(api, w, "R1", "customer", f"Same-{who}")
         body = {"permissions": ["allocate", "create"], "quota": 3, "delegable": False}
-        responses = await asyncio.gather(
+        responses = await at_once(
             *(api.put(grant_url(target), json=body, headers=bearer(w.keys[who])) for _ in range(10))
         )
         assert Counter(r.status_code for r in responses) == {201: 1, 200: 9}, [r.text for r in responses]
@@ -214,7 +224,7 @@ async def test_fifty_mixed_writes_on_one_grant_chain_keep_every_invariant(
         op.response = await api.request(op.method, op.url, json=op.body, headers=headers)
         op.end = time.monotonic()
 
-    await asyncio.gather(*(run(op, delay) for op, delay in zip(ops, delays, strict=True)))
+    await at_once(*(run(op, delay) for op, delay in zip(ops, delays, strict=True)))
     statuses = Counter((op.kind, op.response.status_code if op.response else 0) for op in ops)
     assert all(status in {200, 201, 204, 403, 409, 422, 503} for _kind, status in statuses), statuses
     assert statuses[("withdraw", 204)] == 3, statuses

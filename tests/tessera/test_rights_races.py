@@ -110,7 +110,9 @@ async def test_concurrent_reservations_and_delegations_share_one_remainder(
             await session.commit()
             return True
 
-    results = await asyncio.gather(*(delegate(t) for t in targets), *(order() for _ in range(10)))
+    results = await asyncio.wait_for(
+        asyncio.gather(*(delegate(t) for t in targets), *(order() for _ in range(10))), timeout=120
+    )
     assert sum(results) == 8  # 85 left: eight tens, whoever asks
     async with sessions() as session:
         assert await quota.remaining_quota(session, w.grants["R1"]) == 5
