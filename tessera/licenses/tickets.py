@@ -21,6 +21,7 @@ from tessera.licenses import codes
 from tessera.models import (
     License,
     Membership,
+    Organization,
     Permission,
     Product,
     Ticket,
@@ -59,8 +60,8 @@ async def create_ticket(
         status=TicketStatus.available,
     )
     session.add(ticket)
-    await session.flush()
     await hand_to(session, ticket, allocated_user_id)
+    await session.flush()
     return ticket, code
 
 
@@ -82,7 +83,9 @@ async def _still_belongs(session: AsyncSession, user_id: uuid.UUID, organization
         Membership.user_id == user_id,
         or_(Membership.organization_id.in_(reach.subtree_ids([organization_id])), Membership.organization_id.in_(path)),
     )
-    if not is_sqlite(session):
+    if is_sqlite(session):
+        await lock_rows(session, Organization.__table__, [organization_id])  # type: ignore[arg-type]
+    else:
         # Held until commit, so a removal of these memberships waits and then takes the ticket back.
         query = query.with_for_update(read=True)
     known[(user_id, organization_id)] = (await session.execute(query.limit(1))).first() is not None
@@ -94,10 +97,10 @@ async def hand_to(session: AsyncSession, ticket: Ticket, user_id: uuid.UUID | No
 
     The order workflow allocates long after the order was accepted; a holder who left in between must not
     get the ticket, so it goes to the organization `admins_only`, recorded like a ticket returned on leaving.
+    The caller flushes.
     """
     if user_id is None or await _still_belongs(session, user_id, ticket.organization_id):
         ticket.allocated_user_id = user_id
-        await session.flush()
         return
     ticket.allocated_user_id = None
     ticket.visibility = Visibility.admins_only
@@ -110,7 +113,6 @@ async def hand_to(session: AsyncSession, ticket: Ticket, user_id: uuid.UUID | No
             reason="the person it was ordered for had left the organization",
         )
     )
-    await session.flush()
 
 
 async def list_tickets(
