@@ -320,7 +320,11 @@ class Order(TimestampMixin, Base):
     allocation: Mapped[str] = mapped_column(String(16))
     allocate_to_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     visibility: Mapped[str] = mapped_column(String(16))
-    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    external_ref_scope_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organization.id"),
+        comment="the top-level organization below the vendor whose ERP namespace external_ref belongs to",
+    )
     status: Mapped[str] = mapped_column(String(24), index=True)
     workflow_id: Mapped[str | None] = mapped_column(String(200))
     grant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grant_.id", ondelete="SET NULL"))
@@ -337,6 +341,8 @@ class Order(TimestampMixin, Base):
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         # An idempotency key is scoped to whoever sent it, so two callers never collide.
         UniqueConstraint("requested_by_api_key_id", "idempotency_key"),
+        # An ERP's references are unique within its reseller's (or direct customer's) subtree, not worldwide.
+        UniqueConstraint("external_ref_scope_id", "external_ref"),
     )
 
 
@@ -391,6 +397,30 @@ class Ticket(TimestampMixin, Base):
 
 
 Index("ix_order_organization_created", Order.organization_id, Order.created_at)
+
+
+class TicketAction(StrEnum):
+    returned = "returned"
+    """Allocated by name to someone who left the organization: back to the organization, for its admins."""
+
+
+class TicketEvent(Base):
+    """Audit trail of tickets' allocations changed by the system, e.g. when their holder left the organization.
+
+    Plain id columns without foreign keys, like `grant_event`, so the history outlives what it names.
+    """
+
+    __tablename__ = "ticket_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    from_user_id: Mapped[uuid.UUID | None] = mapped_column(comment="who held it by name before")
+    actor_user_id: Mapped[uuid.UUID | None]
+    actor_api_key_id: Mapped[uuid.UUID | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
 
 
 # --- outbox ------------------------------------------------------------------------------------------------

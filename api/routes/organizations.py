@@ -14,6 +14,7 @@ from api.schemas.common import Page
 from api.schemas.organizations import (
     GrantRead,
     GrantUpdate,
+    MemberRead,
     MembershipRead,
     MembershipUpdate,
     OrganizationCreate,
@@ -23,7 +24,7 @@ from api.schemas.organizations import (
 from tessera.auth.invitations import InvitationPolicy
 from tessera.models import Grant, Invitation, OrganizationKind
 from tessera.organizations import service, users
-from tessera.rights import acting, grants, reach
+from tessera.rights import grants, quota, reach
 
 router = APIRouter(tags=["organizations"])
 
@@ -122,11 +123,15 @@ async def put_member(
 async def delete_member(
     organization_id: uuid.UUID, user_id: uuid.UUID, session: Session, caller: OrganizationsWriter
 ) -> None:
-    """Remove a user from an organization the caller administers."""
+    """Remove a user from an organization the caller administers; its tickets held by them go back to it."""
     await users.remove_member(session, caller, organization_id, user_id)
 
 
 async def _grant_read(session: Session, grant: Grant, group_code: str) -> GrantRead:
+    return _grant_fields(grant, group_code, await quota.remaining_quota(session, grant.id))
+
+
+def _grant_fields(grant: Grant, group_code: str, remaining: int | None) -> GrantRead:
     return GrantRead(
         id=grant.id,
         organization_id=grant.organization_id,
@@ -134,11 +139,35 @@ async def _grant_read(session: Session, grant: Grant, group_code: str) -> GrantR
         permissions=grant.permissions,
         quota=grant.quota,
         quota_used=grant.quota_used,
-        quota_remaining=await acting.remaining_quota(session, grant),
+        quota_remaining=remaining,
         delegable=grant.delegable,
         delegated_from=grant.parent_grant_id,
         granted_by_user_id=grant.granted_by_user_id,
         updated_at=grant.updated_at,
+    )
+
+
+@router.get("/organizations/{organization_id}/members", response_model=Page[MemberRead])
+async def list_members(
+    organization_id: uuid.UUID, session: Session, caller: OrganizationsReader, limit: Limit = 50, cursor: Cursor = None
+) -> Page[MemberRead]:
+    """List the members of an organization with their roles (administrators of it or above)."""
+    page = await service.list_members(session, caller, organization_id, limit=limit, cursor=cursor)
+    return Page(
+        items=[MemberRead(user_id=user.id, email=user.email, name=user.name, role=role) for user, role in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/organizations/{organization_id}/grants", response_model=Page[GrantRead])
+async def list_grants(
+    organization_id: uuid.UUID, session: Session, caller: OrganizationsReader, limit: Limit = 50, cursor: Cursor = None
+) -> Page[GrantRead]:
+    """List the live grants of an organization, each with its remaining quota."""
+    page = await grants.list_grants(session, caller, organization_id, limit=limit, cursor=cursor)
+    return Page(
+        items=[_grant_fields(item.grant, item.product_group, item.remaining) for item in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

@@ -23,9 +23,12 @@ async def list_tickets(
     limit: Limit = 50,
     cursor: Cursor = None,
     mine: Annotated[bool, Query(description="Only tickets the caller can activate itself.")] = False,
+    unallocated: Annotated[
+        bool, Query(description="Only tickets allocated to no one by name, e.g. given back by someone who left.")
+    ] = False,
 ) -> Page[TicketRead]:
     """List the tickets the caller may see, or with `mine=true` those it can activate."""
-    page = await tickets.list_tickets(session, caller, limit=limit, cursor=cursor, mine=mine)
+    page = await tickets.list_tickets(session, caller, limit=limit, cursor=cursor, mine=mine, unallocated=unallocated)
     return Page(
         items=[TicketRead.model_validate(t, from_attributes=True) for t in page.items], next_cursor=page.next_cursor
     )

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 
 from tessera.models import OrganizationKind, Permission, Role
 from tessera.organizations.schema import CountryCode, OrganizationSpec, TimeZone
+from tessera.rights.quota import QUOTA_MAX
 from tessera.schema_base import LanguageTag, StrictModel
 
 
@@ -53,11 +54,20 @@ class MembershipRead(StrictModel):
     role: Role
 
 
+class MemberRead(StrictModel):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+
+
 class GrantUpdate(StrictModel):
     """The whole grant: permissions on the product group, an optional quota of licenses, and delegability."""
 
     permissions: list[Permission] = Field(min_length=1)
-    quota: int | None = Field(default=None, ge=0, description="Licenses that may be created; none = unlimited.")
+    quota: int | None = Field(
+        default=None, ge=0, le=QUOTA_MAX, description="Licenses that may be created; none = unlimited."
+    )
     delegable: bool = False
 
 

@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import NotFound
-from tessera.licenses import codes
+from tessera.licenses import codes, tickets
 from tessera.licenses.expiry import license_expiry
 from tessera.models import (
     Grant,
@@ -83,6 +83,11 @@ async def create_order_license_chunk(
     now = utcnow()
     expires_at = license_expiry(product.code, product.kind, product.expiry, order.fields, now)
     allocated_user = await ordered_user(session, order)
+    visibility = order.visibility
+    left = await tickets.holder_has_left(session, allocated_user, order.organization_id)
+    if left:
+        # Ordered for someone who has left since: the tickets go to the organization, for its admins.
+        visibility = Visibility.admins_only
     licenses = [
         License(
             id=new_id(),
@@ -101,8 +106,13 @@ async def create_order_license_chunk(
     session.add_all(licenses)
     await session.flush()
     # The codes are not kept here: entitled admins show them again from their encrypted copy.
-    session.add_all([_ticket(secret_key, license, allocated_user, order.visibility) for license in licenses])
+    holder = None if left else allocated_user
+    created = [_ticket(secret_key, license, holder, visibility) for license in licenses]
+    session.add_all(created)
     await session.flush()
+    if left and allocated_user is not None:
+        created_ids = select(Ticket.id).where(Ticket.id.in_([ticket.id for ticket in created]))
+        await tickets.record_returned(session, created_ids, allocated_user, reason=tickets.LEFT_BEFORE)
     return last
 
 
@@ -158,26 +168,40 @@ async def allocate_order_tickets(session: AsyncSession, order_id: uuid.UUID, to:
     """Allocate every ticket of the order: `requester`, `organization`, `user` (from the order), `as_ordered`."""
     order = await load_order(session, order_id)
     user_id = await ordered_user(session, order, order.allocation if to == "as_ordered" else to)
+    values: dict[str, Any] = {"allocated_user_id": user_id, "organization_id": order.organization_id}
+    left = await tickets.holder_has_left(session, user_id, order.organization_id)
+    if left:
+        values = {"allocated_user_id": None, "organization_id": order.organization_id, "visibility": "admins_only"}
     # One UPDATE, not one per ticket: an order may have thousands.
     result = await session.execute(
         update(Ticket)
         .where(Ticket.license_id.in_(select(License.id).where(License.order_id == order_id)))
-        .values(allocated_user_id=user_id, organization_id=order.organization_id)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
+    if left and user_id is not None:
+        await tickets.record_returned(session, _order_ticket_ids(order_id), user_id, reason=tickets.LEFT_BEFORE)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def set_order_visibility(session: AsyncSession, order_id: uuid.UUID, visible_to: str) -> int:
     order = await load_order(session, order_id)
     value = order.visibility if visible_to == "as_ordered" else visible_to
+    # Tickets given back because their holder left stay admins-only, whatever the order asked.
     result = await session.execute(
         update(Ticket)
-        .where(Ticket.license_id.in_(select(License.id).where(License.order_id == order_id)))
+        .where(
+            Ticket.license_id.in_(select(License.id).where(License.order_id == order_id)),
+            Ticket.id.not_in(tickets.returned_ticket_ids_query()),
+        )
         .values(visibility=value)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _order_ticket_ids(order_id: uuid.UUID) -> Select[uuid.UUID]:
+    return select(Ticket.id).join(License, License.id == Ticket.license_id).where(License.order_id == order_id)
 
 
 async def revoke_order_licenses(session: AsyncSession, order_id: uuid.UUID) -> list[uuid.UUID]:

@@ -1,6 +1,11 @@
 """Tickets: one per license, found by id within reach or by code, re-allocated by entitled administrators.
 
 Until orders land, `create_ticket` is how tickets come to be (tests call it; the order workflow will too).
+
+Leaving an organization takes its tickets away: what was allocated by name to someone who leaves goes back to
+the organization as `admins_only`, recorded in `ticket_event`, and is listed by `unallocated=True` for its
+admins to hand out again. Allocation to a person and their removal take turns on the membership, so a ticket
+is never allocated to someone whose membership was just removed.
 """
 
 from __future__ import annotations
@@ -8,15 +13,28 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from tessera.licenses import codes
-from tessera.models import License, Membership, Permission, Product, Ticket, TicketStatus, User, Visibility
+from tessera.models import (
+    License,
+    Membership,
+    Organization,
+    Permission,
+    Product,
+    Ticket,
+    TicketAction,
+    TicketEvent,
+    TicketStatus,
+    User,
+    Visibility,
+)
 from tessera.pagination import PageOf, after_id, page_from
 from tessera.principal import Principal
 from tessera.rights import acting, reach
+from tessera.rights.locks import is_sqlite, lock_rows
 
 
 async def create_ticket(
@@ -37,20 +55,80 @@ async def create_ticket(
         code_hash=codes.code_hash(secret_key, code),
         code_encrypted=codes.encrypt_code(secret_key, ticket_id, code),
         organization_id=organization_id or license.organization_id,
-        allocated_user_id=allocated_user_id,
+        allocated_user_id=None,
         visibility=visibility,
         status=TicketStatus.available,
     )
     session.add(ticket)
+    await hand_to(session, ticket, allocated_user_id)
     await session.flush()
     return ticket, code
 
 
+_BELONGS = "tessera.tickets.belongs"
+LEFT_BEFORE = "the person it was ordered for had left the organization"
+
+
+async def _still_belongs(session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
+    """Whether the user is a member of the organization, of one above it (e.g. who ordered) or of one below it."""
+    # Asked once per ticket of an order: the answer holds for the transaction (the rows stay locked), so keep it.
+    transaction = session.get_transaction()
+    cached = session.info.get(_BELONGS)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[_BELONGS] = (transaction, {})
+    known: dict[tuple[uuid.UUID, uuid.UUID], bool] = cached[1]
+    if (user_id, organization_id) in known:
+        return known[(user_id, organization_id)]
+    path = await reach.path_ids(session, organization_id)
+    query = select(Membership.user_id).where(
+        Membership.user_id == user_id,
+        or_(Membership.organization_id.in_(reach.subtree_ids([organization_id])), Membership.organization_id.in_(path)),
+    )
+    if is_sqlite(session):
+        await lock_rows(session, Organization.__table__, [organization_id])  # type: ignore[arg-type]
+    else:
+        # Held until commit, so a removal of these memberships waits and then takes the ticket back.
+        query = query.with_for_update(read=True)
+    known[(user_id, organization_id)] = (await session.execute(query.limit(1))).first() is not None
+    return known[(user_id, organization_id)]
+
+
+async def hand_to(session: AsyncSession, ticket: Ticket, user_id: uuid.UUID | None) -> None:
+    """Allocate by name as an order asked — unless that person has left meanwhile: then to the organization.
+
+    The order workflow allocates long after the order was accepted; a holder who left in between must not
+    get the ticket, so it goes to the organization `admins_only`, recorded like a ticket returned on leaving.
+    The caller flushes.
+    """
+    if user_id is None or await _still_belongs(session, user_id, ticket.organization_id):
+        ticket.allocated_user_id = user_id
+        return
+    ticket.allocated_user_id = None
+    ticket.visibility = Visibility.admins_only
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            organization_id=ticket.organization_id,
+            action=TicketAction.returned,
+            from_user_id=user_id,
+            reason=LEFT_BEFORE,
+        )
+    )
+
+
 async def list_tickets(
-    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None, mine: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    mine: bool = False,
+    unallocated: bool = False,
 ) -> PageOf[Ticket]:
     rule = reach.mine_filter(principal) if mine else reach.ticket_filter(principal)
     query = select(Ticket).where(rule).order_by(Ticket.id)
+    if unallocated:
+        query = query.where(Ticket.allocated_user_id.is_(None))
     after = after_id(cursor)
     if after is not None:
         query = query.where(Ticket.id > after)
@@ -59,7 +137,11 @@ async def list_tickets(
 
 
 async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID) -> Ticket:
-    ticket = await session.scalar(select(Ticket).where(Ticket.id == ticket_id, reach.ticket_filter(principal)))
+    ticket = await session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id, reach.ticket_filter(principal))
+        .execution_options(populate_existing=True)
+    )
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id}")
     return ticket
@@ -98,6 +180,7 @@ async def update_ticket(
     session: AsyncSession, principal: Principal, ticket_id: uuid.UUID, changes: dict[str, Any]
 ) -> Ticket:
     """Re-allocate to a user or an organization within the license's organization, or change visibility."""
+    await lock_rows(session, Ticket.__table__, [ticket_id])  # type: ignore[arg-type]
     ticket = await visible_ticket(session, principal, ticket_id)
     license, group_id = await _license_of(session, ticket)
     await _may_allocate(session, principal, group_id, ticket.organization_id)
@@ -117,12 +200,15 @@ async def update_ticket(
     if "allocated_user_id" in changes:
         user_id: uuid.UUID | None = changes["allocated_user_id"]
         if user_id is not None:
-            member = await session.scalar(
-                select(User.id)
-                .join(Membership, Membership.user_id == User.id)
+            query = (
+                select(Membership.user_id)
+                .join(User, Membership.user_id == User.id)
                 .where(User.id == user_id, Membership.organization_id.in_(within), reach.user_filter(principal))
-                .limit(1)
             )
+            if not is_sqlite(session):
+                # Held until commit: a removal of these memberships waits, and then takes the ticket back.
+                query = query.with_for_update(read=True, of=Membership)
+            member = (await session.execute(query)).first()
             if member is None:
                 raise InvalidInput(
                     "tickets are allocated to members of the license's organization",
@@ -143,3 +229,83 @@ async def reveal_code(session: AsyncSession, secret_key: bytes, principal: Princ
         _license, group_id = await _license_of(session, ticket)
         await _may_allocate(session, principal, group_id, ticket.organization_id)
     return codes.decrypt_code(secret_key, ticket.id, ticket.code_encrypted)
+
+
+def returned_ticket_ids_query() -> Select[uuid.UUID]:
+    """Tickets given back to their organization because their holder left: they stay admins-only."""
+    return select(TicketEvent.ticket_id).where(TicketEvent.action == TicketAction.returned)
+
+
+async def holder_has_left(session: AsyncSession, user_id: uuid.UUID | None, organization_id: uuid.UUID) -> bool:
+    """Whether tickets meant for `user_id` by name must go to the organization instead: the person left it."""
+    return user_id is not None and not await _still_belongs(session, user_id, organization_id)
+
+
+async def record_returned(
+    session: AsyncSession, ticket_ids: Select[uuid.UUID], user_id: uuid.UUID, *, reason: str
+) -> None:
+    """Record, once per ticket, that the tickets selected went to their organization instead of `user_id`."""
+    missing = (
+        await session.execute(
+            select(Ticket.id, Ticket.organization_id).where(
+                Ticket.id.in_(ticket_ids), Ticket.id.not_in(returned_ticket_ids_query())
+            )
+        )
+    ).all()
+    session.add_all(
+        TicketEvent(
+            ticket_id=ticket_id,
+            organization_id=organization_id,
+            action=TicketAction.returned,
+            from_user_id=user_id,
+            reason=reason,
+        )
+        for ticket_id, organization_id in missing
+    )
+    await session.flush()
+
+
+async def return_tickets_of_leaver(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID
+) -> list[Ticket]:
+    """Give back to their organizations the tickets `user_id` held by name, now that they left `organization_id`.
+
+    The organization's own tickets always go back. Those of organizations below and above it go back once the
+    user belongs to none of the organizations on that ticket's line any more (its own, those above it, those
+    below it). Each goes back `admins_only` and is recorded. Call after the membership is gone.
+    """
+    session.info.pop(_BELONGS, None)  # memberships just changed
+    path = await reach.path_ids(session, organization_id)
+    held = (
+        await session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.allocated_user_id == user_id,
+                or_(Ticket.organization_id.in_(reach.subtree_ids([organization_id])), Ticket.organization_id.in_(path)),
+            )
+            .order_by(Ticket.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    returned = [
+        ticket
+        for ticket in held
+        if ticket.organization_id == organization_id
+        or not await _still_belongs(session, user_id, ticket.organization_id)
+    ]
+    for ticket in returned:
+        ticket.allocated_user_id = None
+        ticket.visibility = Visibility.admins_only
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                organization_id=ticket.organization_id,
+                action=TicketAction.returned,
+                from_user_id=user_id,
+                actor_user_id=principal.user_id,
+                actor_api_key_id=principal.api_key_id,
+                reason="its holder left the organization",
+            )
+        )
+    await session.flush()
+    return returned

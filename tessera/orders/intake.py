@@ -6,8 +6,14 @@ it created; with another body it is refused. A known `external_ref` answers with
 race, the unique constraints decide: the loser's transaction fails, is rolled back, and it answers with the
 winner's order — so concurrent retries never create a second order or reserve quota twice.
 
-Quota is reserved here, in the order's own transaction, by one conditional UPDATE on the grant, so concurrent
-orders can never together exceed it; the workflow gives back what it did not create on rejection or failure.
+`external_ref` is unique per *scope*: the top-level organization below the vendor (the reseller, or a direct
+customer) that the order's organization belongs to. An ERP is that organization's, and its references are
+unique within it; two resellers' ERPs are free to use the same numbers, and neither learns of the other's.
+
+Quota is reserved here, in the order's own transaction, under the lock of the grant's delegation tree and by
+one conditional UPDATE (`tessera.rights.quota`), so concurrent orders and delegations can never together
+exceed it, and a grant withdrawn since the rights check is not used; the workflow gives back what it did not
+create on rejection or failure.
 """
 
 from __future__ import annotations
@@ -16,22 +22,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from tessera.errors import Conflict, FieldIssue, InvalidInput
+from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput
 from tessera.fields import FieldSpec, FieldValue, coerce_value
-from tessera.models import Grant, Membership, Order, OrderStatus, Permission, Product, User, new_id
+from tessera.models import Membership, Order, OrderStatus, Permission, Product, User, new_id
 from tessera.orders.errors import QuotaExceeded
 from tessera.orders.launch import OrderStart, order_start
 from tessera.orders.schema import Allocation, OrderRequest
 from tessera.principal import Principal
 from tessera.processes.schema import WorkflowsConfig
-from tessera.rights import acting, reach
+from tessera.rights import acting, quota, reach
 
 IDEMPOTENCY_FIELD = "header.Idempotency-Key"
 WORKFLOW_INPUT_LIMIT_BYTES = 1_900_000
@@ -60,7 +65,7 @@ async def accept_order(
 ) -> Accepted:
     """Store a new order (flushed, not committed) or find the one this request repeats."""
     fingerprint = request.fingerprint()
-    earlier = await _earlier_order(session, principal, request, idempotency_key, fingerprint)
+    earlier = await _same_key_order(session, principal, idempotency_key, fingerprint)
     if earlier is not None:
         return Accepted(earlier, None)
     path = await reach.path_ids(session, request.organization_id)
@@ -68,6 +73,11 @@ async def accept_order(
         raise InvalidInput(
             "no such organization", issues=[FieldIssue("organization_id", "no organization with this id")]
         )
+    # Only now, with the organization known to be within reach, may a reference be looked up in its scope.
+    scope = external_ref_scope(path)
+    earlier = await _same_ref_order(session, principal, request, scope)
+    if earlier is not None:
+        return Accepted(earlier, None)
     product = await session.scalar(select(Product).where(Product.code == request.product))
     if product is None:
         raise InvalidInput(
@@ -93,6 +103,7 @@ async def accept_order(
         allocate_to_user_id=request.user_id if request.allocation == Allocation.user else None,
         visibility=request.visibility.value,
         external_ref=request.external_ref,
+        external_ref_scope_id=scope if request.external_ref is not None else None,
         status=OrderStatus.accepted,
         grant_id=right.grant.id if right.grant is not None else None,
         requested_by_user_id=principal.user_id,
@@ -111,12 +122,20 @@ async def accept_order(
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        earlier = await _earlier_order(session, principal, request, idempotency_key, fingerprint)
+        earlier = await _same_key_order(session, principal, idempotency_key, fingerprint)
+        if earlier is None:
+            earlier = await _same_ref_order(session, principal, request, scope)
         if earlier is None:
             raise
         return Accepted(earlier, None)
     if right.grant is not None:
         await reserve_quota(session, right.grant.id, request.quantity)
+    if await reach.path_ids(session, request.organization_id) != path:
+        # Moved while this was checked: the rights and the external_ref scope were those of its old place.
+        raise Conflict(
+            "the organization was moved while the order was checked; send the order again",
+            issues=[FieldIssue("organization_id", "moved just now; repeat the request")],
+        )
     return Accepted(order, start)
 
 
@@ -137,61 +156,60 @@ def check_workflow_input_size(start: OrderStart) -> None:
         )
 
 
-async def reserve_quota(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> None:
-    """Count `quantity` against the grant in one conditional UPDATE: concurrent orders cannot overdraw it.
+def external_ref_scope(path: list[uuid.UUID]) -> uuid.UUID:
+    """The organization right below the vendor on `path` (itself first), or the vendor for its own orders."""
+    return path[-2] if len(path) >= 2 else path[-1]
 
-    What the grant delegated onwards is carved out of it (SPEC §1), so it counts as used here.
+
+async def reserve_quota(session: AsyncSession, grant_id: uuid.UUID, quantity: int) -> None:
+    """Count `quantity` against the grant: refused if it has too little left, or was withdrawn since the check.
+
+    What the grant delegated onwards is carved out of it, so it counts as used here.
     """
-    child = aliased(Grant)
-    delegated = (
-        select(func.coalesce(func.sum(child.quota), 0))
-        .where(child.parent_grant_id == grant_id, child.withdrawn_at.is_(None))
-        .scalar_subquery()
-    )
-    result = cast(
-        CursorResult[Any],
-        await session.execute(
-            update(Grant)
-            .where(
-                Grant.id == grant_id,
-                or_(Grant.quota.is_(None), Grant.quota_used + quantity + delegated <= Grant.quota),
-            )
-            .values(quota_used=Grant.quota_used + quantity)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    if result.rowcount == 0:
-        grant = await session.get(Grant, grant_id, populate_existing=True)
-        left = await acting.remaining_quota(session, grant) if grant is not None else 0
+    reservation = await quota.reserve(session, grant_id, quantity)
+    if not reservation.live:
+        raise Forbidden(
+            "the grant that covers this organization was withdrawn",
+            issues=[FieldIssue("organization_id", "no live grant covers this organization any more")],
+        )
+    if not reservation.reserved:
+        left = max(reservation.left or 0, 0)
         raise QuotaExceeded(
-            f"the grant's quota allows {max(left or 0, 0)} more licenses, not {quantity}",
-            issues=[FieldIssue("quantity", f"at most {max(left or 0, 0)} under the grant's quota")],
+            f"the grant's quota allows {left} more licenses, not {quantity}",
+            issues=[FieldIssue("quantity", f"at most {left} under the grant's quota")],
         )
 
 
-async def _earlier_order(
-    session: AsyncSession, principal: Principal, request: OrderRequest, idempotency_key: str, fingerprint: str
+async def _same_key_order(
+    session: AsyncSession, principal: Principal, idempotency_key: str, fingerprint: str
 ) -> Order | None:
-    """The order this request repeats: same key (same body required), or a known external_ref."""
+    """The order this request repeats by its Idempotency-Key (the same body required)."""
     same_key = await session.scalar(
         select(Order).where(
             Order.requested_by_api_key_id == principal.api_key_id, Order.idempotency_key == idempotency_key
         )
     )
-    if same_key is not None:
-        if same_key.request_hash != fingerprint:
-            raise InvalidInput(
-                "this Idempotency-Key was used with another body",
-                issues=[FieldIssue(IDEMPOTENCY_FIELD, "already used for a different order; use a new key")],
-            )
-        return same_key
+    if same_key is not None and same_key.request_hash != fingerprint:
+        raise InvalidInput(
+            "this Idempotency-Key was used with another body",
+            issues=[FieldIssue(IDEMPOTENCY_FIELD, "already used for a different order; use a new key")],
+        )
+    return same_key
+
+
+async def _same_ref_order(
+    session: AsyncSession, principal: Principal, request: OrderRequest, scope: uuid.UUID
+) -> Order | None:
+    """The order with this external_ref in the same scope, if any."""
     if request.external_ref is None:
         return None
-    known = await session.scalar(select(Order).where(Order.external_ref == request.external_ref))
+    known = await session.scalar(
+        select(Order).where(Order.external_ref_scope_id == scope, Order.external_ref == request.external_ref)
+    )
     if known is None:
         return None
     if not reach.sees_path(principal, await reach.path_ids(session, known.organization_id)):
-        # Unique across the deployment; naming the order would tell a stranger about someone else's business.
+        # Same scope, someone else's order (e.g. a sibling customer's): taken, but which order is not said.
         raise Conflict(
             "this external_ref belongs to an order you cannot see",
             issues=[FieldIssue("external_ref", "already used by another order")],

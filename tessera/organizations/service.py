@@ -1,6 +1,10 @@
 """The organization tree: vendor → resellers → customers → groups and subgroups.
 
 Reads are scoped by reach (a foreign id is a 404); writes need an administrator of the node or above.
+Moves take turns: each locks the tree's root and only then reads the paths it checks, so two crossing moves
+(A below B, B below A) can never both pass the cycle check. A move also waits for orders and grants being
+written in the subtree (and they for it), and those re-read their path afterwards: nothing is accepted on the
+strength of a place in the tree that has just changed.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ from tessera.models import (
     CatalogSetting,
     Grant,
     License,
+    Membership,
     Order,
     Organization,
     OrganizationKind,
     Ticket,
+    User,
 )
 from tessera.organizations.schema import OrganizationSpec
-from tessera.pagination import PageOf, after_id, page_from
+from tessera.pagination import PageOf, after_id, after_text, page_from
 from tessera.principal import Principal
 from tessera.rights import reach
+from tessera.rights.locks import is_sqlite, lock_rows
 from tessera.schema_base import validate_input
 
 ALLOWED_PARENTS: dict[OrganizationKind, frozenset[OrganizationKind]] = {
@@ -105,6 +112,28 @@ async def list_organizations(
     return page_from(rows, limit, key=lambda org: org.id)
 
 
+async def list_members(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> PageOf[tuple[User, str]]:
+    """The members of an organization and their roles, by e-mail.
+
+    Administrators of the organization or above see them (they manage them); its plain members see the
+    organization but not who else belongs to it (403), as e-mail addresses are personal data.
+    """
+    await reach.administered_path(session, principal, organization_id, doing="list its members")
+    query = (
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == organization_id)
+        .order_by(User.email)
+    )
+    after = after_text(cursor)
+    if after is not None:
+        query = query.where(User.email > after)
+    rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
+    return page_from(rows, limit, key=lambda row: row[0].email)
+
+
 async def _parent_for(
     session: AsyncSession, principal: Principal, kind: OrganizationKind, parent_id: uuid.UUID | None
 ) -> list[uuid.UUID]:
@@ -172,6 +201,13 @@ async def _move(
 ) -> None:
     if organization.parent_id is None or parent_id is None:
         raise InvalidInput("the vendor is the root of the tree", issues=[FieldIssue("parent_id", "cannot change")])
+    await lock_rows(session, Organization.__table__, [path[-1]])  # type: ignore[arg-type]
+    if not is_sqlite(session):
+        # Rows that point at the subtree (orders, grants, licenses) lock its organizations for key share while
+        # they are written: this waits for those in flight, so the check below sees them, and holds back new ones.
+        subtree = select(Organization.id).where(Organization.id.in_(reach.subtree_ids([organization.id])))
+        await session.execute(subtree.order_by(Organization.id).with_for_update())
+    path = await reach.path_ids(session, organization.id)
     new_path = await reach.path_ids(session, parent_id)
     if organization.id in new_path:
         raise InvalidInput(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import false, func, select
+from sqlalchemy import delete, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.auth.emails import normalize_email
 from tessera.auth.invitations import InvitationPolicy, create_invitation
 from tessera.errors import FieldIssue, InvalidInput, NotFound
+from tessera.licenses import tickets
 from tessera.models import Invitation, Membership, Role, User
 from tessera.organizations.schema import UserSpec
 from tessera.pagination import PageOf, after_text, page_from
@@ -109,10 +110,13 @@ async def put_member(
 async def remove_member(
     session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
+    """End a membership; the tickets the user held by name there go back to the organization, in one transaction."""
     await reach.administered_path(session, principal, organization_id, doing="manage its members")
     await visible_user(session, principal, user_id)
-    membership = await session.get(Membership, (user_id, organization_id))
-    if membership is None:
+    removed = await session.execute(
+        delete(Membership).where(Membership.user_id == user_id, Membership.organization_id == organization_id)
+    )
+    if not removed.rowcount:  # type: ignore[attr-defined]
         raise NotFound("the user is not a member of this organization")
-    await session.delete(membership)
-    await session.flush()
+    # The DELETE holds the membership: an allocation to this user that was checking it has committed by now.
+    await tickets.return_tickets_of_leaver(session, principal, organization_id, user_id)

@@ -1,8 +1,11 @@
 """The acting rule: may this caller do permission P on product group G for organization T, and under which grant.
 
-SPEC §1: the caller must administer some A that is T or an ancestor of T, and the nearest organization on the
+The caller must administer some A that is T or an ancestor of T, and the nearest organization on the
 way from T up to A that holds a grant on G decides; its grant must carry P, be live all the way up its
 delegation chain and, for `create`, have quota left. Vendor administrators hold everything.
+
+This is the check made when a request arrives; whatever writes on its strength (an order's reservation)
+re-checks under the lock of `tessera.rights.quota`, so a grant withdrawn meanwhile is never used.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.errors import Conflict, Forbidden
+from tessera.errors import Forbidden
 from tessera.models import Grant, Permission
 from tessera.principal import Principal
-from tessera.rights import reach
+from tessera.rights import quota, reach
 
 
 @dataclass(frozen=True)
@@ -36,44 +39,21 @@ async def live_grants(
     session: AsyncSession, organization_ids: list[uuid.UUID], product_group_id: uuid.UUID
 ) -> dict[uuid.UUID, Grant]:
     rows = await session.scalars(
-        select(Grant).where(
+        select(Grant)
+        .where(
             Grant.organization_id.in_(organization_ids),
             Grant.product_group_id == product_group_id,
             Grant.withdrawn_at.is_(None),
         )
+        # Read again under a lock, so the copies in the session must be replaced, not reused.
+        .execution_options(populate_existing=True)
     )
     return {grant.organization_id: grant for grant in rows.all()}
 
 
 async def chain_is_live(session: AsyncSession, grant: Grant) -> bool:
     """A delegated grant is usable only while every grant it came from is; withdrawal cascades, this re-checks."""
-    current: Grant | None = grant
-    seen: set[uuid.UUID] = set()
-    while current is not None:
-        if current.withdrawn_at is not None or current.id in seen:
-            return False
-        seen.add(current.id)
-        if current.parent_grant_id is None:
-            return True
-        current = await session.get(Grant, current.parent_grant_id)
-    return False
-
-
-async def delegated_quota(session: AsyncSession, grant: Grant, *, excluding: uuid.UUID | None = None) -> int:
-    """Quota carved out of `grant` by the live grants delegated from it."""
-    query = select(func.coalesce(func.sum(Grant.quota), 0)).where(
-        Grant.parent_grant_id == grant.id, Grant.withdrawn_at.is_(None)
-    )
-    if excluding is not None:
-        query = query.where(Grant.id != excluding)
-    return int(await session.scalar(query) or 0)
-
-
-async def remaining_quota(session: AsyncSession, grant: Grant, *, excluding: uuid.UUID | None = None) -> int | None:
-    """What `grant` may still create or delegate: quota - used - delegated; None when unlimited."""
-    if grant.quota is None:
-        return None
-    return grant.quota - grant.quota_used - await delegated_quota(session, grant, excluding=excluding)
+    return quota.is_live(await quota.chain(session, grant.id))
 
 
 async def authorize(
@@ -102,16 +82,7 @@ async def authorize(
     if not await chain_is_live(session, grant):
         raise Forbidden("the grant that covers this organization was withdrawn")
     if permission == Permission.create:
-        left = await remaining_quota(session, grant)
+        left = await quota.remaining_quota(session, grant.id)
         if left is not None and left < quantity:
             raise Forbidden(f"the grant's quota allows {max(left, 0)} more, not {quantity}")
     return ActingRight(organization_id=organization_id, grant=grant)
-
-
-async def consume_quota(session: AsyncSession, grant: Grant, quantity: int) -> None:
-    """Count `quantity` licenses created under `grant`; the order workflow calls this in its unit of work."""
-    left = await remaining_quota(session, grant)
-    if left is not None and left < quantity:
-        raise Conflict(f"the grant's quota allows {max(left, 0)} more, not {quantity}")
-    grant.quota_used += quantity
-    await session.flush()

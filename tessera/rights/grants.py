@@ -3,6 +3,10 @@
 Who may write a grant: a vendor administrator; or, for a delegated grant, an administrator of the organization
 holding the grant it is delegated from (or of an ancestor of it). A new grant by anyone else is delegated from
 the nearest grant above the target, which must be delegable, and never exceeds it.
+
+Races: a write first locks the target organization (so a new grant is created once, however many requests
+race to create it) and then the root of the delegation tree it belongs to (`tessera.rights.quota`); every
+check below reads under those locks.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
-from tessera.models import Grant, GrantAction, GrantEvent, Permission, ProductGroup, utcnow
+from tessera.models import Grant, GrantAction, GrantEvent, Organization, Permission, ProductGroup, utcnow
+from tessera.pagination import PageOf, after_text, page_from
 from tessera.principal import Principal
-from tessera.rights import acting, reach
+from tessera.rights import acting, quota, reach
+from tessera.rights.locks import lock_rows
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,9 @@ async def product_group(session: AsyncSession, code: str) -> ProductGroup:
 
 async def _grant_row(session: AsyncSession, organization_id: uuid.UUID, group_id: uuid.UUID) -> Grant | None:
     return await session.scalar(
-        select(Grant).where(Grant.organization_id == organization_id, Grant.product_group_id == group_id)
+        select(Grant)
+        .where(Grant.organization_id == organization_id, Grant.product_group_id == group_id)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -109,7 +117,7 @@ async def _check_bounds(
     issues = []
     if beyond:
         issues.append(FieldIssue("permissions", f"the delegating grant does not include {', '.join(beyond)}"))
-    left = await acting.remaining_quota(session, delegator, excluding=excluding)
+    left = await quota.remaining_quota(session, delegator.id, excluding=excluding)
     if left is not None and values.quota is None:
         issues.append(FieldIssue("quota", f"the delegating grant has a quota: give one of at most {max(left, 0)}"))
     elif left is not None and values.quota is not None and values.quota > left:
@@ -124,27 +132,49 @@ async def put_grant(
     """Grant or change rights of an organization on a product group; True when newly granted."""
     path = await reach.visible_path(session, principal, organization_id)
     group = await product_group(session, group_code)
+    await lock_rows(session, Organization.__table__, [organization_id])  # type: ignore[arg-type]
+    path = await reach.visible_path(session, principal, organization_id)  # again: a move may just have committed
+    locked_root: uuid.UUID | None = None
+    for _attempt in range(3):
+        grant = await _grant_row(session, organization_id, group.id)
+        live = grant is not None and grant.withdrawn_at is None
+        if grant is not None and live:
+            if not await _may_manage(session, principal, grant):
+                raise Forbidden("only whoever holds the grant this one was delegated from may change it")
+            anchor: Grant | None = grant
+        else:
+            anchor = await _delegator_for_new(session, principal, path, group.id)
+        if anchor is None:
+            break  # a vendor administrator's new root grant: the organization's lock is enough
+        links = await quota.lock_tree(session, anchor.id)
+        if links and links[-1].id == locked_root:
+            break
+        # Locked now, but what was read before the lock may be stale: read again, until it names this tree.
+        locked_root = links[-1].id if links else None
     grant = await _grant_row(session, organization_id, group.id)
     live = grant is not None and grant.withdrawn_at is None
     if grant is not None and live:
-        if not await _may_manage(session, principal, grant):
-            raise Forbidden("only whoever holds the grant this one was delegated from may change it")
-        delegator = await session.get(Grant, grant.parent_grant_id) if grant.parent_grant_id else None
+        delegator = (
+            await session.get(Grant, grant.parent_grant_id, populate_existing=True) if grant.parent_grant_id else None
+        )
     else:
         delegator = await _delegator_for_new(session, principal, path, group.id)
     if delegator is not None:
         await _check_bounds(session, delegator, values, grant.id if grant is not None else None)
     if grant is not None and live:
         await _check_shrink(session, grant, values)
+    elif grant is not None and values.quota is not None:
+        # Granted again after a withdrawal: what was created under it before still counts.
+        left = await quota.remaining_quota(session, grant.id, proposed=values.quota)
+        if left is not None and left < 0:
+            raise Conflict(
+                f"{grant.quota_used} licenses were created under this grant already",
+                issues=[FieldIssue("quota", f"must be at least {values.quota - left}")],
+            )
     permissions = sorted(p.value for p in values.permissions)
     if grant is None:
         grant = Grant(organization_id=organization_id, product_group_id=group.id, quota_used=0)
         session.add(grant)
-    if grant.quota_used and values.quota is not None and values.quota < grant.quota_used:
-        raise Conflict(
-            f"{grant.quota_used} licenses were created under this grant already",
-            issues=[FieldIssue("quota", f"must be at least {grant.quota_used}")],
-        )
     grant.permissions = permissions
     grant.quota = values.quota
     grant.delegable = values.delegable
@@ -158,32 +188,38 @@ async def put_grant(
     return grant, not live
 
 
+async def _live_children(session: AsyncSession, grant: Grant) -> list[Grant]:
+    rows = await session.scalars(
+        select(Grant)
+        .where(Grant.parent_grant_id == grant.id, Grant.withdrawn_at.is_(None))
+        .order_by(Grant.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
+
+
 async def _check_shrink(session: AsyncSession, grant: Grant, values: GrantValues) -> None:
     """Lowering a quota below what was used and delegated would take licenses back: refused."""
     if values.quota is None:
         return
-    children = (
-        await session.scalars(select(Grant).where(Grant.parent_grant_id == grant.id, Grant.withdrawn_at.is_(None)))
-    ).all()
+    children = await _live_children(session, grant)
     if values.delegable and any(child.quota is None for child in children):
         raise Conflict(
             "a grant delegated from this one has no quota",
             issues=[FieldIssue("quota", "limit or withdraw the delegated grants first")],
         )
-    needed = grant.quota_used + sum(child.quota or 0 for child in children if values.delegable)
-    if values.quota < needed:
+    # Not delegable any more: what it delegated is withdrawn below, so it no longer counts.
+    left = await quota.remaining_quota(session, grant.id, proposed=values.quota, delegating=values.delegable)
+    if left is not None and left < 0:
         raise Conflict(
             "the quota would fall below what is used and delegated",
-            issues=[FieldIssue("quota", f"must be at least {needed}")],
+            issues=[FieldIssue("quota", f"must be at least {values.quota - left}")],
         )
 
 
 async def _trim_delegated(session: AsyncSession, principal: Principal, grant: Grant) -> None:
     """Delegated grants never exceed their source: narrow them, or withdraw them when nothing is left."""
-    children = (
-        await session.scalars(select(Grant).where(Grant.parent_grant_id == grant.id, Grant.withdrawn_at.is_(None)))
-    ).all()
-    for child in children:
+    for child in await _live_children(session, grant):
         kept = sorted(set(child.permissions) & set(grant.permissions))
         if not grant.delegable or not kept:
             await _withdraw(session, principal, child, reason="the grant it was delegated from was narrowed")
@@ -200,11 +236,7 @@ async def _withdraw(session: AsyncSession, principal: Principal, grant: Grant, *
         current = pending.pop()
         current.withdrawn_at = now
         _audit(session, principal, current, GrantAction.withdrawn, reason if current is grant else _CASCADE)
-        pending += (
-            await session.scalars(
-                select(Grant).where(Grant.parent_grant_id == current.id, Grant.withdrawn_at.is_(None))
-            )
-        ).all()
+        pending += await _live_children(session, current)
     await session.flush()
 
 
@@ -216,6 +248,35 @@ async def withdraw_grant(
 ) -> None:
     """Withdraw a grant and, with it, everything delegated from it."""
     grant, _group = await get_grant(session, principal, organization_id, group_code)
+    await quota.lock_tree(session, grant.id)
+    # Read again under the lock: a concurrent withdrawal may have taken it already.
+    grant, _group = await get_grant(session, principal, organization_id, group_code)
     if not await _may_manage(session, principal, grant):
         raise Forbidden("only whoever holds the grant this one was delegated from may withdraw it")
     await _withdraw(session, principal, grant, reason=None)
+
+
+@dataclass(frozen=True)
+class GrantListing:
+    grant: Grant
+    product_group: str
+    remaining: int | None
+
+
+async def list_grants(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> PageOf[GrantListing]:
+    """The live grants of a visible organization, by product group code, each with its remaining quota."""
+    await reach.visible_path(session, principal, organization_id)
+    query = (
+        select(Grant, ProductGroup.code, quota.remaining_of())
+        .join(ProductGroup, ProductGroup.id == Grant.product_group_id)
+        .where(Grant.organization_id == organization_id, Grant.withdrawn_at.is_(None))
+        .order_by(ProductGroup.code)
+    )
+    after = after_text(cursor)
+    if after is not None:
+        query = query.where(ProductGroup.code > after)
+    rows = (await session.execute(query.limit(limit + 1))).all()
+    listed = [GrantListing(row[0], row[1], None if row[2] is None else int(row[2])) for row in rows]
+    return page_from(listed, limit, key=lambda item: item.product_group)

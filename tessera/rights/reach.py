@@ -1,4 +1,4 @@
-"""Reach: which organizations, users and tickets a caller may see (SPEC §1, visibility rule).
+"""Reach: which organizations, users and tickets a caller may see (the visibility rule).
 
 Admins reach the whole subtree of each organization they administer; members reach only the organizations
 they belong to. Everything else is outside reach and answered as missing.
@@ -32,8 +32,9 @@ async def path_ids(session: AsyncSession, organization_id: uuid.UUID) -> list[uu
         .cte("path", recursive=True)
     )
     up = up.union_all(
+        # The depth bound only guards the query: moves keep the tree free of cycles.
         select(Organization.id, Organization.parent_id, (up.c.depth + 1).label("depth")).where(
-            Organization.id == up.c.parent_id
+            Organization.id == up.c.parent_id, up.c.depth < 64
         )
     )
     return list((await session.scalars(select(up.c.id).order_by(up.c.depth))).all())
@@ -117,7 +118,7 @@ def _activatable(principal: Principal) -> list[ColumnElement[bool]]:
 
 
 def ticket_filter(principal: Principal) -> ColumnElement[bool]:
-    """WHERE clause on `Ticket`: the visibility rule of SPEC §1."""
+    """WHERE clause on `Ticket`: the visibility rule (see the README, Rights)."""
     if principal.vendor_admin:
         return true()
     clauses = _activatable(principal)

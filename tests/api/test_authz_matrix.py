@@ -194,6 +194,11 @@ ROUTES: dict[str, Route] = {
     f"DELETE {V1}/organizations/{{organization_id}}/members/{{user_id}}": Route(
         ADMINISTERS, 204, member_path(), per_object=True, restore=_restore_member
     ),
+    # Members are listed to administrators of the organization or above; plain members see the node, not them.
+    f"GET {V1}/organizations/{{organization_id}}/members": Route(
+        ADMINISTERS, 200, org_path("/members"), per_object=True
+    ),
+    f"GET {V1}/organizations/{{organization_id}}/grants": Route(SEES, 200, org_path("/grants"), per_object=True),
     f"GET {V1}/organizations/{{organization_id}}/grants/{{product_group}}": Route(
         SEES, 200, org_path("/grants/CAD"), per_object=True
     ),

@@ -7,10 +7,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.apikeys import authenticate
-from tessera.errors import Forbidden, NotFound
+from tessera.errors import Conflict, Forbidden, NotFound
 from tessera.models import Grant, GrantEvent, Organization, Permission, utcnow
 from tessera.principal import Principal
-from tessera.rights import acting, grants, reach
+from tessera.rights import acting, grants, quota, reach
 from tessera.rights.grants import GrantValues
 from tests.conftest import TEST_SECRET, RightsWorld
 
@@ -88,7 +88,7 @@ async def test_a_reseller_delegates_at_most_its_remainder(session: AsyncSession,
     await session.flush()
     r1 = await session.get(Grant, w.grants["R1"])
     assert r1 is not None
-    assert await acting.remaining_quota(session, r1) == 100 - 10 - 5
+    assert await quota.remaining_quota(session, r1.id) == 100 - 10 - 5
     with pytest.raises(Forbidden) as refused:
         await grants.put_grant(session, reseller, c4.id, "CAD", values("create", quota=86))
     assert refused.value.issues[0].field == "quota"
@@ -98,7 +98,7 @@ async def test_a_reseller_delegates_at_most_its_remainder(session: AsyncSession,
     grant, created = await grants.put_grant(session, reseller, c4.id, "CAD", values("create", quota=85))
     assert created
     assert grant.parent_grant_id == r1.id
-    assert await acting.remaining_quota(session, r1) == 0
+    assert await quota.remaining_quota(session, r1.id) == 0
     # Changing the same grant does not count its own quota twice.
     await grants.put_grant(session, reseller, c4.id, "CAD", values("create", quota=85))
     # Another customer's admin does not even see C4.
@@ -153,9 +153,7 @@ async def test_narrowing_a_grant_narrows_what_was_delegated(session: AsyncSessio
 
 async def test_quota_is_spent_by_creation(session: AsyncSession, rights_world: RightsWorld) -> None:
     w = rights_world
-    c2 = await session.get(Grant, w.grants["C2"])
-    assert c2 is not None
-    await acting.consume_quota(session, c2, 5)
+    assert (await quota.reserve(session, w.grants["C2"], 5)).reserved
     with pytest.raises(Forbidden, match="quota"):
         await acting.authorize(
             session, await who(session, w, "sibling_admin"), Permission.create, w.group_id, w.orgs["C2"]
@@ -177,3 +175,18 @@ async def test_a_delegated_grant_never_carries_more_permissions(
     assert grant.parent_grant_id == w.grants["C1"]
     with pytest.raises(Forbidden):  # the customer admin did not delegate C1's grant: R1 did
         await grants.put_grant(session, customer, w.orgs["C1"], "CAD", values("create", quota=1))
+
+
+async def test_a_grant_granted_again_still_counts_what_was_created_under_it(
+    session: AsyncSession, rights_world: RightsWorld
+) -> None:
+    w = rights_world
+    assert (await quota.reserve(session, w.grants["C2"], 3)).reserved
+    reseller = await who(session, w, "reseller_admin")
+    await grants.withdraw_grant(session, reseller, w.orgs["C2"], "CAD")
+    with pytest.raises(Conflict) as refused:
+        await grants.put_grant(session, reseller, w.orgs["C2"], "CAD", values("create", quota=2))
+    assert (refused.value.issues[0].field, refused.value.issues[0].message) == ("quota", "must be at least 3")
+    grant, created = await grants.put_grant(session, reseller, w.orgs["C2"], "CAD", values("create", quota=3))
+    assert created
+    assert await quota.remaining_quota(session, grant.id) == 0
