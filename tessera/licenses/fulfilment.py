@@ -188,7 +188,7 @@ async def set_order_visibility(session: AsyncSession, order_id: uuid.UUID, visib
     order = await load_order(session, order_id)
     value = order.visibility if visible_to == "as_ordered" else visible_to
     # Tickets given back because their holder left stay admins-only, whatever the order asked.
-    result = await session.execute(
+    await session.execute(
         update(Ticket)
         .where(
             Ticket.license_id.in_(select(License.id).where(License.order_id == order_id)),
@@ -197,7 +197,7 @@ async def set_order_visibility(session: AsyncSession, order_id: uuid.UUID, visib
         .values(visibility=value)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return await count_order_licenses(session, order_id)
 
 
 def _order_ticket_ids(order_id: uuid.UUID) -> Select[uuid.UUID]:

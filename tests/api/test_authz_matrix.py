@@ -506,6 +506,10 @@ def user_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
     return uuid.UUID(item["id"]) in tree.users_reached(user)
 
 
+def member_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    return uuid.UUID(item["user_id"]) in tree.users_reached(user)
+
+
 def catalog(_tree: Tree, _user: uuid.UUID, _item: dict[str, Any]) -> bool:
     return True  # the catalog is the same for everyone
 
@@ -520,6 +524,8 @@ LISTS: dict[str, ItemCheck] = {  # every GET list route: how to tell that an ite
     f"GET {V1}/licenses": item_org_in_reach,
     f"GET {V1}/events": event_in_reach,
     f"GET {V1}/api-keys": own_key,
+    f"GET {V1}/organizations/{{organization_id}}/members": member_in_reach,
+    f"GET {V1}/organizations/{{organization_id}}/grants": item_org_in_reach,
 }
 
 
@@ -551,10 +557,20 @@ async def test_lists_hold_nothing_outside_the_callers_reach(matrix: Matrix, prin
     tree = await Tree.read(matrix.sessions)
     user = matrix.world.users[principal]
     for route_key, within in LISTS.items():
-        path = route_key.split(" ", 1)[1]
-        response = await matrix.client.get(path, params={"limit": 200}, headers=auth)
-        assert response.status_code == 200, response.text
-        items = response.json()["items"]
+        template = route_key.split(" ", 1)[1]
+        # A list below an organization is asked of every organization: out of reach it must not answer at all.
+        paths = (
+            [template.replace("{organization_id}", str(org)) for org in matrix.world.orgs.values()]
+            if "{organization_id}" in template
+            else [template]
+        )
+        items = []
+        for path in paths:
+            response = await matrix.client.get(path, params={"limit": 200}, headers=auth)
+            if path != template and response.status_code in (403, 404):
+                continue
+            assert response.status_code == 200, (path, response.text)
+            items += response.json()["items"]
         if principal == "vendor_admin":
             assert items, f"{route_key} is empty even for the vendor admin: the check would prove nothing"
         strays = [item for item in items if not within(tree, user, item)]
