@@ -1,6 +1,6 @@
 """Typed parameters asked at license creation (product fields) and on customer records (customer fields).
 
-One schema for both, as the SPEC asks; `coerce_value` checks a value given later (by an order or an API
+One schema for both (docs/domain.md); `coerce_value` checks a value given later (by an order or an API
 caller) against its specification.
 """
 

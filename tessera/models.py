@@ -1,4 +1,4 @@
-"""Tables for SPEC §1, one metadata for Alembic.
+"""Tables of the domain (docs/domain.md), one metadata for Alembic.
 
 Conventions: UUID primary keys (safe to expose, no enumeration), timezone-aware UTC timestamps on every
 database, money as `Numeric`, relationships `lazy="raise"` so every load is explicit.

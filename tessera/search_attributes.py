@@ -1,4 +1,4 @@
-"""Custom search attributes every Tessera workflow sets (SPEC §2): ids and codes only, never personal data."""
+"""Custom search attributes every Tessera workflow sets: ids and codes only, never personal data."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from tessera.auth.keyring import as_ring
 from tessera.errors import FieldIssue, InvalidInput
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_CHARS = 28  # 28 x 5 = 140 bits: above the 128 the SPEC asks for, and seven groups of four to type
+CODE_CHARS = 28  # 28 x 5 = 140 bits: above the 128 a bearer credential needs, and seven groups of four to type
 GROUP = 4
 # Crockford's decoding: people mistype these, and the code still means the same.
 _READ_AS = str.maketrans({"I": "1", "L": "1", "O": "0"})

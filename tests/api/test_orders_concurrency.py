@@ -1,4 +1,4 @@
-"""The issue's two races, fired through the ASGI app with real workflow starts: the database decides."""
+"""Two races of order intake, fired through the ASGI app with real workflow starts: the database decides."""
 
 from __future__ import annotations
 
