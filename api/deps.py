@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Query, Request
-from fastapi._compat.shared import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from tessera.apikeys import authenticate
 from tessera.auth.ratelimit import SignInLimiter
+from tessera.db import unit_of_work
 from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated
 from tessera.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tessera.principal import Principal
@@ -44,14 +45,9 @@ State = Annotated[AppState, Depends(app_state)]
 
 
 async def session_dependency(state: State) -> AsyncIterator[AsyncSession]:
-    """One session per request; committed when the route returns, rolled back when it raises."""
-    async with state.session_factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    """One session per request: the same unit of work as an activity's, committed when the route returns."""
+    async with unit_of_work(state.session_factory) as session:
+        yield session
 
 
 Session = Annotated[AsyncSession, Depends(session_dependency)]
@@ -108,9 +104,17 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 DEFAULT_PAGE = DEFAULT_LIMIT
 
 
+def _repeats(annotation: Any) -> bool:
+    """Whether a query parameter of this type takes several values (`list[str] | None` does)."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_repeats(member) for member in get_args(annotation))
+    return origin in (list, set, frozenset, tuple) or annotation in (list, set, frozenset, tuple)
+
+
 def _query_names(dependant: Dependant) -> dict[str, bool]:
     """Query parameters a route takes, each with whether it may repeat (list-typed)."""
-    names = {param.alias: field_annotation_is_sequence(param.field_info.annotation) for param in dependant.query_params}
+    names = {param.alias: _repeats(param.field_info.annotation) for param in dependant.query_params}
     for sub in dependant.dependencies:
         names.update(_query_names(sub))
     return names

@@ -58,7 +58,7 @@ R = TypeVar("R", bound=BaseModel)
 # licenses.create commits and heartbeats every chunk of lines, so a long order is bounded by this generous total
 # while a dead worker is still noticed within HEARTBEAT_TIMEOUT and its retry resumes after the last chunk.
 ACTIVITY_TIMEOUT = timedelta(minutes=30)
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 LOCAL_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 

@@ -103,16 +103,29 @@ async def hand_to(session: AsyncSession, ticket: Ticket, user_id: uuid.UUID | No
     if user_id is None or await _still_belongs(session, user_id, ticket.organization_id):
         ticket.allocated_user_id = user_id
         return
+    _give_back(session, ticket, user_id, LEFT_BEFORE)
+
+
+def _give_back(
+    session: AsyncSession, ticket: Ticket, user_id: uuid.UUID, reason: str, by: Principal | None = None
+) -> None:
+    """The ticket goes to its organization, for its admins, instead of `user_id`; recorded."""
     ticket.allocated_user_id = None
     ticket.visibility = Visibility.admins_only
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            organization_id=ticket.organization_id,
-            action=TicketAction.returned,
-            from_user_id=user_id,
-            reason=LEFT_BEFORE,
-        )
+    session.add(_returned_event(ticket.id, ticket.organization_id, user_id, reason, by))
+
+
+def _returned_event(
+    ticket_id: uuid.UUID, organization_id: uuid.UUID, user_id: uuid.UUID, reason: str, by: Principal | None = None
+) -> TicketEvent:
+    return TicketEvent(
+        ticket_id=ticket_id,
+        organization_id=organization_id,
+        action=TicketAction.returned,
+        from_user_id=user_id,
+        actor_user_id=by.user_id if by else None,
+        actor_api_key_id=by.api_key_id if by else None,
+        reason=reason,
     )
 
 
@@ -252,16 +265,7 @@ async def record_returned(
             )
         )
     ).all()
-    session.add_all(
-        TicketEvent(
-            ticket_id=ticket_id,
-            organization_id=organization_id,
-            action=TicketAction.returned,
-            from_user_id=user_id,
-            reason=reason,
-        )
-        for ticket_id, organization_id in missing
-    )
+    session.add_all(_returned_event(ticket_id, org_id, user_id, reason) for ticket_id, org_id in missing)
     await session.flush()
 
 
@@ -294,18 +298,6 @@ async def return_tickets_of_leaver(
         or not await _still_belongs(session, user_id, ticket.organization_id)
     ]
     for ticket in returned:
-        ticket.allocated_user_id = None
-        ticket.visibility = Visibility.admins_only
-        session.add(
-            TicketEvent(
-                ticket_id=ticket.id,
-                organization_id=ticket.organization_id,
-                action=TicketAction.returned,
-                from_user_id=user_id,
-                actor_user_id=principal.user_id,
-                actor_api_key_id=principal.api_key_id,
-                reason="its holder left the organization",
-            )
-        )
+        _give_back(session, ticket, user_id, "its holder left the organization", principal)
     await session.flush()
     return returned

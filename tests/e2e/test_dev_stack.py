@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tessera.devstack import port_answers
+from tessera.devstack import find_binary, port_answers
 from tessera.search_attributes import SEARCH_ATTRIBUTES
 from tessera.settings import REPO_ROOT
 from tests.e2e.stack import DevStack, alive, descendants
@@ -75,6 +76,18 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
     )
     assert result.product_count == 4  # the products of config/catalog.yaml
     assert result.organization_count == 1
+    # The README's queries for operators run as written with the bundled CLI (an unknown attribute is an error).
+    temporal = [find_binary("temporal"), "workflow", "list", "--address", f"127.0.0.1:{stack.temporal_port}"]
+    for query in (
+        "WorkflowType = 'LicenseOrderWorkflow' AND TesseraStatus = 'pending_approval'",
+        f"TesseraCustomer = '{uuid.uuid4()}'",
+        "WorkflowId = 'e2e-system-check'",
+    ):
+        listed = await asyncio.to_thread(
+            subprocess.run, [*temporal, "--query", query], capture_output=True, text=True, timeout=30
+        )
+        assert listed.returncode == 0, (query, listed.stderr)
+    assert "e2e-system-check" in listed.stdout
 
     await asyncio.to_thread(_stop_and_check_nothing_survives, stack)
 
