@@ -44,7 +44,14 @@ def table(plan: TermPlan, terms: Sequence[Term]) -> str:
     if plan.has_stub:
         extended = ", extended to the following boundary (cutoff)" if plan.first_term_extended else ""
         notes.append(f"term 1 starts with a partial term of {plan.stub_days} day(s){extended}")
-    return "\n".join([*notes, "", header, *lines])
+    late = [str(term.number) for term in terms if term.last_day_to_cancel < term.first_day]
+    warnings = []
+    if late:
+        numbers = ", ".join(late)
+        warnings.append(
+            f"term {numbers}: the last day to cancel is before the term starts; its renewal is committed at once"
+        )
+    return "\n".join([*notes, "", header, *lines, *warnings])
 
 
 def as_json(plan: TermPlan, terms: Sequence[Term]) -> str:
