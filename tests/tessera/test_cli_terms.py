@@ -158,3 +158,13 @@ def test_the_table_warns_when_a_deadline_falls_before_its_term() -> None:
     code, out, _ = run(*args, "--cutoff-days", "90", "--count", "2")
     assert code == 0
     assert "before the term starts" not in out
+
+
+def test_the_readme_example_is_what_the_command_prints() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Subscription terms") :]
+    command = section[section.index("tessera terms ") : section.index("```", section.index("tessera terms "))]
+    args = command.replace("\\\n", " ").split()[2:]
+    code, out, _ = run(*args)
+    assert code == 0
+    assert f"```\n{out}```" in section
