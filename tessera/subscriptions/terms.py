@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from functools import cached_property
+from functools import cache, cached_property
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -23,6 +23,12 @@ from tessera.subscriptions.calendar import local_midnight, months_back_month_end
 from tessera.timezones import check_timezone
 
 MAX_TERM_NUMBER = 100_000
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    # Checking a name lists the zone database from disk (milliseconds); plans are made far more often than that.
+    return ZoneInfo(check_timezone(name))
 
 
 class Term(BaseModel):
@@ -62,7 +68,7 @@ class TermPlan:
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_zone", ZoneInfo(check_timezone(self.timezone)))
+        object.__setattr__(self, "_zone", _zone(self.timezone))
         if (self.price is None) != (self.currency is None):
             raise ValueError("a price needs its currency and a currency its price")
         if self.currency is not None:

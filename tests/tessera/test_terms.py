@@ -297,6 +297,10 @@ def test_a_gap_that_is_not_at_midnight_or_a_repeated_midnight() -> None:
     apia = ZoneInfo("Pacific/Apia")
     assert local_midnight(date(2011, 12, 30), apia) == local_midnight(date(2011, 12, 31), apia)
     assert local_midnight(date(2011, 12, 30), apia) == datetime(2011, 12, 30, 10, tzinfo=UTC)
+    # Toronto, 1919-03-30: clocks went from 23:30 straight to 00:30, so 31 March began at 00:30 (04:30 UTC).
+    toronto = ZoneInfo("America/Toronto")
+    assert local_midnight(date(1919, 3, 31), toronto) == datetime(1919, 3, 31, 4, 30, tzinfo=UTC)
+    assert local_midnight(date(1919, 3, 31), toronto).astimezone(toronto).minute == 30
     # Cuba, 2023-11-05: clocks went back from 01:00 to 00:00, so midnight happened twice; the day starts at the first.
     assert local_midnight(date(2023, 11, 5), ZoneInfo("America/Havana")) == datetime(2023, 11, 5, 4, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ import calendar
 import itertools
 from datetime import UTC, date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ ZONES = [
     "Australia/Lord_Howe",
     "Asia/Kathmandu",
     "Pacific/Chatham",
+    "America/Toronto",
 ]
 # Month-based notice periods shorter than every month-based term they are paired with, and day periods shorter
 # than the shortest possible term, keep every deadline inside its term (see `_deadline_inside_term`).
@@ -93,8 +95,12 @@ def test_terms_tile_exactly_and_the_listing_equals_direct_computation(
         assert later.first_day == earlier.valid_through + timedelta(days=1)
         assert later.starts_at == earlier.ends_at
         assert later.number == earlier.number + 1
+    local = ZoneInfo(zone)
     for term in listed:
         _check_instants(term)
+        # The first instant of the first local day: the second before it belongs to an earlier day.
+        assert (term.starts_at - timedelta(seconds=1)).astimezone(local).date() < term.first_day
+        assert term.starts_at.astimezone(local).date() >= term.first_day
         assert term.first_day <= term.valid_through
         assert term.starts_at < term.ends_at or zone == "Pacific/Apia"
         assert term.cancel_deadline_at <= term.ends_at
