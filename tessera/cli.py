@@ -197,15 +197,15 @@ def terms(
     start: Annotated[
         str, typer.Option(help="First day (YYYY-MM-DD): the anchor date for anniversary terms, else the start.")
     ],
-    term: Annotated[str | None, typer.Option(help="Term length, ISO 8601: P1Y, P1M, P90D, … [default: P1Y]")] = None,
-    notice: Annotated[str | None, typer.Option(help="Notice period, ISO 8601: P3M, P30D, … [default: P1M]")] = None,
+    term: Annotated[str | None, typer.Option(help="Term length, ISO 8601: P1Y, P1M, P90D, …; default P1Y.")] = None,
+    notice: Annotated[str | None, typer.Option(help="Notice period, ISO 8601: P3M, P30D, …; default P1M.")] = None,
     count: Annotated[int, typer.Option(min=1, max=600, help="How many terms to list (1-600).")] = 5,
     align: Annotated[
-        str | None, typer.Option(help="anniversary | calendar_year | fiscal_year [default: anniversary]")
+        str | None, typer.Option(help="anniversary | calendar_year | fiscal_year; default anniversary.")
     ] = None,
     fiscal_start: Annotated[str | None, typer.Option(help="Fiscal year start as MM-DD (day 1-28).")] = None,
     first_term: Annotated[
-        str | None, typer.Option(help="Partial first term: prorate | free | full [default: prorate]")
+        str | None, typer.Option(help="Partial first term: prorate | free | full; default prorate.")
     ] = None,
     cutoff_days: Annotated[
         int | None, typer.Option(help="A start this many days or fewer before a boundary runs to the next one.")
@@ -308,7 +308,10 @@ def terms(
         price=None if price_spec is None else Decimal(price_spec.amount),
         currency=None if price_spec is None else price_spec.currency,
     )
-    listed = list(plan.terms(count))
+    try:
+        listed = list(plan.terms(count))
+    except ValueError as error:
+        raise bad("--count", str(error)) from None
     typer.echo(as_json(plan, listed) if output == TermsFormat.json else table(plan, listed))
 
 

@@ -152,17 +152,22 @@ class TermPlan:
         """Term `number` (1 is the first), computed directly."""
         if not 1 <= number <= MAX_TERM_NUMBER:
             raise ValueError(f"a term number is between 1 and {MAX_TERM_NUMBER} (got {number})")
-        first_day, end_day = self._bounds(number)
-        valid_through = end_day - timedelta(days=1)
-        last_day = self.last_day_to_cancel(valid_through)
+        try:
+            first_day, end_day = self._bounds(number)
+            valid_through = end_day - timedelta(days=1)
+            last_day = self.last_day_to_cancel(valid_through)
+            starts_at, ends_at = local_midnight(first_day, self._zone), local_midnight(end_day, self._zone)
+            deadline_at = local_midnight(last_day + timedelta(days=1), self._zone)
+        except (OverflowError, ValueError):
+            raise ValueError(f"term {number} would end after the year 9999") from None
         return Term(
             number=number,
             first_day=first_day,
             valid_through=valid_through,
-            starts_at=local_midnight(first_day, self._zone),
-            ends_at=local_midnight(end_day, self._zone),
+            starts_at=starts_at,
+            ends_at=ends_at,
             last_day_to_cancel=last_day,
-            cancel_deadline_at=local_midnight(last_day + timedelta(days=1), self._zone),
+            cancel_deadline_at=deadline_at,
             price=self.term_price(number),
             currency=self.currency,
         )

@@ -133,6 +133,7 @@ def test_a_broken_catalog_file_is_reported_with_its_file(tmp_path: Path) -> None
         (["--start", "2026-01-01", "--price", "3", "--currency", "XXX"], "--currency", "ISO 4217"),
         (["--start", "2026-01-01", "--catalog", "x.yaml"], "--catalog", "only used with --product"),
         (["--start", "2026-01-01", "--format", "xml"], "--format", ""),
+        (["--start", "9990-01-01", "--count", "20"], "--count", "after the year 9999"),
     ],
 )
 def test_bad_options_are_named(args: list[str], option: str, words: str) -> None:

@@ -74,6 +74,8 @@ def test_term_numbers_and_plan_inputs_are_checked() -> None:
     subject = plan(date(2026, 1, 1))
     with pytest.raises(ValueError, match="term number"):
         subject.term(0)
+    with pytest.raises(ValueError, match="after the year 9999"):
+        subject.term(8000)
     with pytest.raises(ValueError, match="currency"):
         TermPlan(SubscriptionTerms(), date(2026, 1, 1), price=Decimal("10"))
     with pytest.raises(ValueError, match="IANA"):
