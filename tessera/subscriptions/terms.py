@@ -69,6 +69,8 @@ class TermPlan:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", _zone(self.timezone))
+        # The settings model is mutable; the cached boundaries must not go stale if the caller's copy changes.
+        object.__setattr__(self, "settings", self.settings.model_copy(deep=True))
         if (self.price is None) != (self.currency is None):
             raise ValueError("a price needs its currency and a currency its price")
         if self.currency is not None:

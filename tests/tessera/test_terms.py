@@ -10,7 +10,7 @@ import pytest
 
 from tessera.catalog.schema import MonthDay, SubscriptionTerms
 from tessera.subscriptions.calendar import add_months, local_midnight, months_back_month_end
-from tessera.subscriptions.terms import TermPlan
+from tessera.subscriptions.terms import Term, TermPlan
 
 
 def plan(
@@ -321,3 +321,17 @@ def test_the_cancel_deadline_is_the_end_of_the_last_day_in_local_time() -> None:
     term = plan(date(2026, 1, 1), "Asia/Tokyo", notice_period="P1M").term(1)
     assert term.last_day_to_cancel == date(2026, 11, 30)
     assert term.cancel_deadline_at == datetime(2026, 11, 30, 15, tzinfo=UTC)  # 2026-12-01 00:00 in Tokyo
+
+
+def test_a_term_survives_a_json_round_trip_as_a_workflow_carries_it() -> None:
+    term = plan(date(2026, 12, 31), "Europe/Berlin", price="1200.00", currency="EUR", alignment="calendar_year").term(1)
+    copy = Term.model_validate_json(term.model_dump_json())
+    assert copy == term
+    assert (copy.price, copy.ends_at) == (Decimal("3.29"), datetime(2026, 12, 31, 23, tzinfo=UTC))
+
+
+def test_a_plan_keeps_the_settings_it_was_made_with() -> None:
+    settings = SubscriptionTerms(term="P1Y")
+    subject = TermPlan(settings, date(2026, 1, 1))
+    settings.term = "P1M"
+    assert subject.term(1).valid_through == date(2026, 12, 31)
