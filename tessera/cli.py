@@ -7,12 +7,15 @@ import logging
 import uuid
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tessera.errors import ConfigError, TesseraError
 from tessera.settings import Settings, get_settings, write_private_file
+
+if TYPE_CHECKING:
+    from tessera.catalog.schema import Price, SubscriptionTerms
 
 app = typer.Typer(
     help="Tessera license portal.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -169,6 +172,167 @@ def catalog_check(
     except ConfigError as error:
         raise _fail(error, code=2) from None
     typer.echo(f"ok: {len(catalog.product_groups)} product groups, {len(catalog.products)} products")
+
+
+class TermsFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+# Which option sets which catalog key, so that a rejected setting is reported by the option's name.
+_TERMS_OPTIONS = {
+    "term": "--term",
+    "notice_period": "--notice",
+    "alignment": "--align",
+    "fiscal_year_start": "--fiscal-start",
+    "first_term": "--first-term",
+    "cutoff_days": "--cutoff-days",
+    "amount": "--price",
+    "currency": "--currency",
+}
+
+
+@app.command()
+def terms(
+    start: Annotated[
+        str, typer.Option(help="First day (YYYY-MM-DD): the anchor date for anniversary terms, else the start.")
+    ],
+    term: Annotated[str | None, typer.Option(help="Term length, ISO 8601: P1Y, P1M, P90D, …; default P1Y.")] = None,
+    notice: Annotated[str | None, typer.Option(help="Notice period, ISO 8601: P3M, P30D, …; default P1M.")] = None,
+    count: Annotated[int, typer.Option(min=1, max=600, help="How many terms to list (1-600).")] = 5,
+    align: Annotated[
+        str | None, typer.Option(help="anniversary | calendar_year | fiscal_year; default anniversary.")
+    ] = None,
+    fiscal_start: Annotated[str | None, typer.Option(help="Fiscal year start as MM-DD (day 1-28).")] = None,
+    first_term: Annotated[
+        str | None, typer.Option(help="Partial first term: prorate | free | full; default prorate.")
+    ] = None,
+    cutoff_days: Annotated[
+        int | None, typer.Option(help="A start this many days or fewer before a boundary runs to the next one.")
+    ] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the subscription.")] = "UTC",
+    price: Annotated[str | None, typer.Option(help="Price per term as a decimal, e.g. 1200.00.")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 currency of --price, e.g. EUR.")] = None,
+    product: Annotated[
+        str | None, typer.Option(help="Take term settings and price from this product of the catalog.")
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog file for --product; default: <config_dir>/catalog.yaml.")
+    ] = None,
+    output: Annotated[TermsFormat, typer.Option("--format", help="table or json.")] = TermsFormat.table,
+) -> None:
+    """Print the terms a subscription configuration gives: days, UTC end, last day to cancel and price."""
+    from datetime import date
+    from decimal import Decimal
+
+    from pydantic import ValidationError
+
+    from tessera.catalog.schema import MonthDay, Price, SubscriptionTerms
+    from tessera.subscriptions.listing import as_json, table
+    from tessera.subscriptions.terms import TermPlan
+    from tessera.timezones import check_timezone
+
+    def bad(option: str, message: str) -> typer.BadParameter:
+        return typer.BadParameter(message, param_hint=f"'{option}'")
+
+    def first_problem(error: ValidationError, fallback: str) -> typer.BadParameter:
+        problem = error.errors()[0]
+        key = next((str(part) for part in problem["loc"] if str(part) in _TERMS_OPTIONS), None)
+        message = problem["msg"].removeprefix("Value error, ")
+        return bad(_TERMS_OPTIONS.get(key or "", fallback), message)
+
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        raise bad("--start", f"{start!r} is not a date; write YYYY-MM-DD, e.g. 2026-03-15") from None
+    try:
+        check_timezone(tz)
+    except ValueError as error:
+        raise bad("--tz", str(error)) from None
+    given = {
+        "--term": term,
+        "--notice": notice,
+        "--align": align,
+        "--fiscal-start": fiscal_start,
+        "--first-term": first_term,
+        "--cutoff-days": cutoff_days,
+        "--price": price,
+        "--currency": currency,
+    }
+    if product is not None:
+        mixed = [option for option, value in given.items() if value is not None]
+        if mixed:
+            raise bad(mixed[0], "the settings come from --product; leave this option out or drop --product")
+        settings, price_spec = _product_terms(product, catalog)
+    else:
+        if catalog is not None:
+            raise bad("--catalog", "only used with --product")
+        values: dict[str, object] = {
+            "term": term,
+            "notice_period": notice,
+            "alignment": align,
+            "first_term": first_term,
+            "cutoff_days": cutoff_days,
+        }
+        if fiscal_start is not None:
+            parts = fiscal_start.split("-")
+            if len(parts) != 2 or not all(part.isdigit() for part in parts):
+                raise bad("--fiscal-start", f"{fiscal_start!r} is not MM-DD, e.g. 04-01")
+            try:
+                values["fiscal_year_start"] = MonthDay(month=int(parts[0]), day=int(parts[1]))
+            except ValidationError as error:
+                raise first_problem(error, "--fiscal-start") from None
+        if align == "fiscal_year" and fiscal_start is None:
+            raise bad(
+                "--fiscal-start", "fiscal_year alignment needs the fiscal year's start, e.g. --fiscal-start 04-01"
+            )
+        if fiscal_start is not None and align != "fiscal_year":
+            raise bad("--fiscal-start", "only used with --align fiscal_year")
+        try:
+            settings = SubscriptionTerms.model_validate(
+                {key: value for key, value in values.items() if value is not None}
+            )
+        except ValidationError as error:
+            # The only check across keys left is the notice period against the term.
+            raise first_problem(error, "--notice") from None
+        if (price is None) != (currency is None):
+            raise bad("--currency" if currency is None else "--price", "--price and --currency go together")
+        try:
+            price_spec = None if price is None else Price(amount=price, currency=currency or "")
+        except ValidationError as error:
+            raise first_problem(error, "--price") from None
+    plan = TermPlan(
+        settings=settings,
+        start=first_day,
+        timezone=tz,
+        price=None if price_spec is None else Decimal(price_spec.amount),
+        currency=None if price_spec is None else price_spec.currency,
+    )
+    try:
+        listed = list(plan.terms(count))
+    except ValueError as error:
+        raise bad("--count", str(error)) from None
+    typer.echo(as_json(plan, listed) if output == TermsFormat.json else table(plan, listed))
+
+
+def _product_terms(code: str, catalog: Path | None) -> tuple[SubscriptionTerms, Price | None]:
+    """The subscription settings and price of one product of a catalog file."""
+    from tessera.catalog.loader import read_catalog
+
+    path = catalog or get_settings().catalog_file
+    try:
+        document = read_catalog(path, known_groups=None)
+    except ConfigError as error:
+        raise _fail(error, code=2) from None
+    found = next((spec for spec in document.products if spec.code == code), None)
+    if found is None:
+        known = ", ".join(spec.code for spec in document.products if spec.subscription is not None) or "none"
+        raise typer.BadParameter(
+            f"no product {code!r} in {path} (subscription products: {known})", param_hint="'--product'"
+        )
+    if found.subscription is None:
+        raise typer.BadParameter(f"{code!r} is a {found.kind} product, not a subscription", param_hint="'--product'")
+    return found.subscription, found.price
 
 
 workflows_app = typer.Typer(help="The process steps in workflows.yaml.", no_args_is_help=True)
