@@ -12,6 +12,7 @@ from tessera.durations import parse_duration
 from tessera.fields import FieldSpec, FieldType
 from tessera.models import OrganizationKind, ProductKind
 from tessera.schema_base import Code, IsoDurationText, LocalizedText, StrictModel
+from tessera.subscriptions.calendar import notice_fills_a_term
 from tessera.timezones import check_timezone
 
 _DECIMAL = re.compile(r"^\d{1,14}(\.\d{1,4})?$")
@@ -98,8 +99,11 @@ class SubscriptionTerms(StrictModel):
         if self.alignment != Alignment.fiscal_year and self.fiscal_year_start is not None:
             raise ValueError("fiscal_year_start is only used with alignment: fiscal_year")
         term, notice = parse_duration(self.term), parse_duration(self.notice_period)
-        if notice.approximate_days() >= term.approximate_days():
-            raise ValueError(f"the notice period {self.notice_period} must be shorter than the term {self.term}")
+        if notice_fills_a_term(term, notice):
+            raise ValueError(
+                f"the notice period {self.notice_period} is as long as a term of {self.term} can be: "
+                "some terms would leave no day to cancel"
+            )
         return self
 
 

@@ -41,6 +41,34 @@ def months_back_month_end(last_day: date, months: int) -> date:
     return earlier
 
 
+def last_day_to_cancel(valid_through: date, notice: Duration) -> date:
+    """The last day on which a cancellation still ends the term whose last day is `valid_through`.
+
+    Months (and years, as 12 months) count back from the inclusive last day, month end to month end; days are then
+    taken off. For a notice period of n days that is the exclusive end minus n days, minus one: the deadline passes
+    at the local midnight n days before the term ends, leaving n whole days of notice.
+    """
+    months = total_months(notice)
+    day = months_back_month_end(valid_through, months) if months else valid_through
+    return day - timedelta(days=notice.days)
+
+
+# Four years hold every length a month or a year can have (28-31 days, 365-366): a full leap cycle of starts.
+_EVERY_KIND_OF_START = [date(2000, 1, 1) + timedelta(days=offset) for offset in range(4 * 365 + 1)]
+
+
+def notice_fills_a_term(term: Duration, notice: Duration) -> bool:
+    """Whether some term of this length leaves no day to cancel: the notice period is as long as the term.
+
+    Exact, not an average: `P365D` against `P1Y` fills a 365-day year, `P28D` against `P1M` fills February.
+    """
+    for start in _EVERY_KIND_OF_START:
+        valid_through = shift(start, term, 1) - timedelta(days=1)
+        if last_day_to_cancel(valid_through, notice) < start:
+            return True
+    return False
+
+
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The first instant of `day` in `zone`, in UTC.
 

@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from tessera.catalog.schema import Alignment, FirstTerm, SubscriptionTerms
 from tessera.currency import MINOR_UNITS, check_currency
 from tessera.durations import Duration, parse_duration
-from tessera.subscriptions.calendar import local_midnight, months_back_month_end, shift, total_months
+from tessera.subscriptions.calendar import last_day_to_cancel, local_midnight, shift
 from tessera.timezones import check_timezone
 
 MAX_TERM_NUMBER = 100_000
@@ -180,18 +180,8 @@ class TermPlan:
             yield self.term(number)
 
     def last_day_to_cancel(self, valid_through: date) -> date:
-        """The last local day on which a cancellation still takes effect at the end of the term ending then.
-
-        Months (and years, as 12 months) count back from the inclusive last day, month end to month end; days
-        are then taken off. For a notice period of n days that is the exclusive end minus n days, minus one: the
-        deadline passes at the local midnight n days before the term ends, leaving n whole days of notice.
-        """
-        day = (
-            months_back_month_end(valid_through, total_months(self._notice))
-            if total_months(self._notice)
-            else valid_through
-        )
-        return day - timedelta(days=self._notice.days)
+        """The last local day on which a cancellation still takes effect at the end of the term ending then."""
+        return last_day_to_cancel(valid_through, self._notice)
 
     # --- prices -----------------------------------------------------------------------------------------------
 

@@ -110,8 +110,8 @@ def test_a_broken_catalog_file_is_reported_with_its_file(tmp_path: Path) -> None
     ("args", "option", "words"),
     [
         (["--start", "2026-13-01"], "--start", "is not a date"),
-        (["--start", "2026-01-01", "--term", "P1M", "--notice", "P1M"], "--notice", "must be shorter than the term"),
-        (["--start", "2026-01-01", "--term", "P1Y", "--notice", "P2Y"], "--notice", "must be shorter than the term"),
+        (["--start", "2026-01-01", "--term", "P1M", "--notice", "P1M"], "--notice", "is as long as a term"),
+        (["--start", "2026-01-01", "--term", "P1Y", "--notice", "P2Y"], "--notice", "is as long as a term"),
         (["--start", "2026-01-01", "--term", "1 year"], "--term", "not an ISO 8601 duration"),
         (["--start", "2026-01-01", "--term", "PT12H"], "--term", "whole number of years"),
         (["--start", "2026-01-01", "--notice", "PT5H"], "--notice", "whole number of years"),
