@@ -344,3 +344,49 @@ async def test_the_link_opens_a_form_that_redeems_the_invitation(
     # Markup in what people type comes back escaped.
     hostile = await api.post(f"/invitations/{token}x", content="email=%3Cscript%3E&password=x", headers=form)
     assert "<script>" not in hostile.text
+
+
+async def test_an_invitation_is_withdrawn_with_the_rights_of_whoever_sent_it(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    # An administrator about to be removed invites a second address of theirs as admin...
+    sent = await api.post(
+        "/api/v1/users",
+        json=invite_body(w, "spare@example.com", role="admin"),
+        headers=bearer(w.keys["customer_admin"]),
+    )
+    assert sent.status_code == 202, sent.text
+    token = await invitation_token(sessions, "spare@example.com")
+    removed = await api.delete(
+        f"/api/v1/organizations/{w.orgs['C1']}/members/{w.users['customer_admin']}",
+        headers=bearer(w.keys["reseller_admin"]),
+    )
+    assert removed.status_code == 204, removed.text
+    # ...and cannot walk back in with it after the removal.
+    body = {"token": token, "email": "spare@example.com", "password": PASSWORD}
+    refused = await api.post("/api/v1/invitations/redeem", json=body)
+    assert refused.status_code == 410, refused.text
+    assert refused.json()["code"] == "invitation-expired"
+    assert "withdrawn" in refused.json()["detail"]
+    page = await api.get(f"/invitations/{token}")
+    assert page.status_code == 410
+    async with sessions() as session:
+        assert await session.scalar(select(User).where(User.email == "spare@example.com")) is None
+    # A service key that invited, and was revoked since (it leaked, say), no longer lets its invitations in.
+    service_key = (
+        await api.post(
+            "/api/v1/api-keys",
+            json={"name": "erp", "organization_id": str(w.orgs["C1"])},
+            headers=bearer(w.keys["reseller_admin"]),
+        )
+    ).json()
+    await api.post("/api/v1/users", json=invite_body(w, "leak@example.com"), headers=bearer(service_key["secret"]))
+    token = await invitation_token(sessions, "leak@example.com")
+    revoked = await api.delete(f"/api/v1/api-keys/{service_key['id']}", headers=bearer(w.keys["reseller_admin"]))
+    assert revoked.status_code == 204, revoked.text
+    body = {"token": token, "email": "leak@example.com", "password": PASSWORD}
+    assert (await api.post("/api/v1/invitations/redeem", json=body)).status_code == 410
+    # The invitations of those who still administer the organization stay good.
+    await api.post("/api/v1/users", json=invite_body(w, "kept@example.com"), headers=bearer(w.keys["reseller_admin"]))
+    await join(api, sessions, "kept@example.com")
