@@ -277,11 +277,16 @@ async def redeem_invitation(
     if password is not None:
         user.password_hash = await _hash(password)
     if invitation.organization_id is not None:
-        membership = await session.get(Membership, (user.id, invitation.organization_id))
-        if membership is None:
+        # A conditional UPDATE, then an INSERT: a removal of an existing membership committed meanwhile leaves
+        # nothing to update (rather than failing the flush), and accepting the invitation makes them a member.
+        changed = await session.execute(
+            update(Membership)
+            .where(Membership.user_id == user.id, Membership.organization_id == invitation.organization_id)
+            .values(role=invitation.role)
+            .execution_options(synchronize_session=False)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
             session.add(Membership(user_id=user.id, organization_id=invitation.organization_id, role=invitation.role))
-        else:
-            membership.role = invitation.role
     await session.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id)

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import Event, Invitation, Membership, User, utcnow
-from tests.api.people import PASSWORD, invitation_token, join, sign_in
+from tests.api.people import PASSWORD, give_password, invitation_token, join, sign_in
 from tests.conftest import RightsWorld, bearer
 
 Count = Callable[[str], Awaitable[int]]
@@ -390,3 +390,38 @@ async def test_an_invitation_is_withdrawn_with_the_rights_of_whoever_sent_it(
     # The invitations of those who still administer the organization stay good.
     await api.post("/api/v1/users", json=invite_body(w, "kept@example.com"), headers=bearer(w.keys["reseller_admin"]))
     await join(api, sessions, "kept@example.com")
+
+
+async def test_a_member_accepting_an_invitation_while_being_removed_never_fails(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    user, email = w.users["m_C1"], "m.c1@example.com"
+    await give_password(sessions, "m.C1@example.com")
+    for name in ("customer_admin", "reseller_admin"):  # a key's first use is a write of its own
+        assert (await api.get("/api/v1/users/me", headers=bearer(w.keys[name]))).status_code == 200
+    member_url = f"/api/v1/organizations/{w.orgs['C1']}/members/{user}"
+    for _round in range(6):
+        sent = await api.post(
+            "/api/v1/users", json=invite_body(w, email, role="admin"), headers=bearer(w.keys["customer_admin"])
+        )
+        assert sent.status_code == 202, sent.text
+        token = await invitation_token(sessions, email)
+        redeem, remove = await asyncio.wait_for(
+            asyncio.gather(
+                api.post("/api/v1/invitations/redeem", json={"token": token, "email": email}),
+                api.delete(member_url, headers=bearer(w.keys["reseller_admin"])),
+            ),
+            60,
+        )
+        assert redeem.status_code == 200, redeem.text
+        assert remove.status_code == 204, remove.text
+        async with sessions() as session:
+            membership = await session.get(Membership, (user, w.orgs["C1"]))
+            # Accepted after the removal: a member again, as invited; before it: removed.
+            assert membership is None or membership.role == "admin"
+            if membership is None:
+                session.add(Membership(user_id=user, organization_id=w.orgs["C1"], role="member"))
+            else:
+                membership.role = "member"
+            await session.commit()
