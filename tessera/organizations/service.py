@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from tessera.fields import FieldSpec, coerce_value
@@ -176,7 +177,8 @@ async def update_organization(
     """Apply the keys sent; moving a node re-checks the tree and is refused once it holds rights or licenses."""
     path = await reach.administered_path(session, principal, organization_id, doing="change it")
     organization = await session.get(Organization, organization_id)
-    assert organization is not None
+    if organization is None:  # deleted since the reach check
+        raise NotFound(f"no organization {organization_id}")
     spec = validate_input(OrganizationSpec, {**spec_of(organization).model_dump(mode="json"), **changes})
     if spec.kind != organization.kind:
         raise InvalidInput("an organization's kind cannot change", issues=[FieldIssue("kind", "cannot change")])
@@ -188,7 +190,11 @@ async def update_organization(
     for name, value in columns.items():
         if getattr(organization, name) != value:
             setattr(organization, name, value)
-    await session.flush()
+    try:
+        await session.flush()
+    except StaleDataError:
+        # A deletion committed while this was checked: the row is gone, and so is the organization.
+        raise NotFound(f"no organization {organization_id}") from None
     return organization
 
 
