@@ -100,7 +100,7 @@ async def list_organizations(
     erp_customer_no: str | None = None,
 ) -> PageOf[Organization]:
     query = select(Organization).where(reach.organization_filter(principal)).order_by(Organization.id)
-    after = after_id(cursor)
+    after = after_id(cursor, "organizations")
     if after is not None:
         query = query.where(Organization.id > after)
     if parent_id is not None:
@@ -110,7 +110,7 @@ async def list_organizations(
     if erp_customer_no is not None:
         query = query.where(Organization.erp_customer_no == erp_customer_no)
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda org: org.id)
+    return page_from(rows, limit, key=lambda org: org.id, scope="organizations")
 
 
 async def list_members(
@@ -128,11 +128,11 @@ async def list_members(
         .where(Membership.organization_id == organization_id)
         .order_by(User.email)
     )
-    after = after_text(cursor)
+    after = after_text(cursor, f"members:{organization_id}")
     if after is not None:
         query = query.where(User.email > after)
     rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
-    return page_from(rows, limit, key=lambda row: row[0].email)
+    return page_from(rows, limit, key=lambda row: row[0].email, scope=f"members:{organization_id}")
 
 
 async def _parent_for(

@@ -22,7 +22,7 @@ async def list_users(
     session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None, email: str | None = None
 ) -> PageOf[User]:
     query = select(User).where(reach.user_filter(principal)).order_by(User.email)
-    after = after_text(cursor)
+    after = after_text(cursor, "users")
     if after is not None:
         query = query.where(User.email > after)
     if email is not None:
@@ -31,7 +31,7 @@ async def list_users(
         except ValueError:
             query = query.where(false())
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda user: user.email)
+    return page_from(rows, limit, key=lambda user: user.email, scope="users")
 
 
 async def visible_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
