@@ -169,10 +169,10 @@ async def list_api_keys(
         query = select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.user_id.is_(None))
     else:
         query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
-    query = query.where(newest_first_after(cursor, ApiKey.created_at, ApiKey.id))
+    query = query.where(newest_first_after(cursor, ApiKey.created_at, ApiKey.id, "api-keys"))
     query = query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda key: (key.created_at, key.id))
+    return page_from(rows, limit, key=lambda key: (key.created_at, key.id), scope="api-keys")
 
 
 async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> None:

@@ -1,9 +1,11 @@
 """Opaque cursors for keyset pagination: `limit` ≤ 200, `next_cursor` continues after the last item.
 
-One codec for every list. A cursor is the base64url of a small JSON array: a tag naming the kind of key,
-then the key's parts as text. Decoding accepts only what `encode_cursor` would produce for that kind of key,
-byte for byte (it re-encodes what it read and compares), so a cursor that was edited, truncated, nested,
-padded, or carries a timestamp without its offset is refused as `query.cursor` instead of reaching a query.
+One codec for every list. A cursor is the base64url of a small JSON array: a tag naming the kind of key and
+the list it belongs to, then the key's parts as text, so one list refuses another's cursor. Decoding accepts
+only what `encode_cursor` would produce for that kind of key and list, byte for byte (it re-encodes what it
+read and compares), so a cursor that was edited, truncated, nested, padded, or carries a timestamp without
+its offset is refused as `query.cursor` instead of reaching a query. Cursors are not signed: one written by
+hand is only a position in a list the caller may read anyway.
 """
 
 from __future__ import annotations
@@ -39,15 +41,19 @@ class PageOf(Generic[T]):
     next_cursor: str | None
 
 
-def _parts(key: CursorKey) -> list[str]:
+def _tag(kind: str, scope: str) -> str:
+    return f"{kind}:{scope}" if scope else kind
+
+
+def _parts(key: CursorKey, scope: str) -> list[str]:
     if isinstance(key, str):
-        return [_TEXT, key]
+        return [_tag(_TEXT, scope), key]
     if isinstance(key, uuid.UUID):
-        return [_ID, str(key)]
+        return [_tag(_ID, scope), str(key)]
     at, last = key
     if at.tzinfo is None:
         raise ValueError("cursor instants carry their offset")
-    return [_INSTANT_ID, at.astimezone(UTC).isoformat(), str(last)]
+    return [_tag(_INSTANT_ID, scope), at.astimezone(UTC).isoformat(), str(last)]
 
 
 def _encode_parts(parts: list[str]) -> str:
@@ -55,8 +61,9 @@ def _encode_parts(parts: list[str]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def encode_cursor(key: CursorKey) -> str:
-    return _encode_parts(_parts(key))
+def encode_cursor(key: CursorKey, scope: str = "") -> str:
+    """The cursor continuing after `key` in the list named `scope` (e.g. "orders")."""
+    return _encode_parts(_parts(key, scope))
 
 
 def _refuse() -> InvalidInput:
@@ -84,49 +91,49 @@ def _read_parts(cursor: str, tag: str, count: int) -> list[str]:
     return parts
 
 
-def _checked(cursor: str, key: CursorKey) -> None:
+def _checked(cursor: str, key: CursorKey, scope: str) -> None:
     # Only the exact text we would have written: no second spelling of the same key is accepted.
-    if encode_cursor(key) != cursor:
+    if encode_cursor(key, scope) != cursor:
         raise _refuse()
 
 
-def after_text(cursor: str | None) -> str | None:
-    """The text key a cursor continues after (lists ordered by code or e-mail)."""
+def after_text(cursor: str | None, scope: str = "") -> str | None:
+    """The text key a cursor of list `scope` continues after (lists ordered by code or e-mail)."""
     if cursor is None:
         return None
-    key = _read_parts(cursor, _TEXT, 2)[1]
-    _checked(cursor, key)
+    key = _read_parts(cursor, _tag(_TEXT, scope), 2)[1]
+    _checked(cursor, key, scope)
     return key
 
 
-def after_id(cursor: str | None) -> uuid.UUID | None:
-    """The id a cursor continues after (lists ordered by id)."""
+def after_id(cursor: str | None, scope: str = "") -> uuid.UUID | None:
+    """The id a cursor of list `scope` continues after (lists ordered by id)."""
     if cursor is None:
         return None
     try:
-        key = uuid.UUID(_read_parts(cursor, _ID, 2)[1])
+        key = uuid.UUID(_read_parts(cursor, _tag(_ID, scope), 2)[1])
     except ValueError:
         raise _refuse() from None
-    _checked(cursor, key)
+    _checked(cursor, key, scope)
     return key
 
 
-def after_instant(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """The (created_at, id) a newest-first cursor continues after; instants are always UTC-aware."""
+def after_instant(cursor: str | None, scope: str = "") -> tuple[datetime, uuid.UUID] | None:
+    """The (created_at, id) a newest-first cursor of list `scope` continues after; instants are UTC-aware."""
     if cursor is None:
         return None
-    parts = _read_parts(cursor, _INSTANT_ID, 3)
+    parts = _read_parts(cursor, _tag(_INSTANT_ID, scope), 3)
     try:
         key = (datetime.fromisoformat(parts[1]), uuid.UUID(parts[2]))
-        _checked(cursor, key)
+        _checked(cursor, key, scope)
     except ValueError:
         raise _refuse() from None
     return key
 
 
-def page_from(rows: list[T], limit: int, key: Callable[[T], CursorKey]) -> PageOf[T]:
-    """Build a page from up to `limit + 1` rows; the extra row only says that more exist."""
+def page_from(rows: list[T], limit: int, key: Callable[[T], CursorKey], scope: str = "") -> PageOf[T]:
+    """Build a page of list `scope` from up to `limit + 1` rows; the extra row only says that more exist."""
     if len(rows) > limit:
         items = rows[:limit]
-        return PageOf(items=items, next_cursor=encode_cursor(key(items[-1])))
+        return PageOf(items=items, next_cursor=encode_cursor(key(items[-1]), scope))
     return PageOf(items=rows, next_cursor=None)

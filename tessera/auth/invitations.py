@@ -29,9 +29,20 @@ from tessera.auth.errors import (
     InvitationNotFound,
 )
 from tessera.errors import Conflict, FieldIssue, InvalidInput
-from tessera.models import EventKind, Invitation, Membership, Organization, Role, User, utcnow
+from tessera.models import (
+    ApiKey,
+    EventKind,
+    Invitation,
+    Membership,
+    Organization,
+    OrganizationKind,
+    Role,
+    User,
+    utcnow,
+)
 from tessera.notifications import render, template_environment, write_event
 from tessera.principal import Principal
+from tessera.rights import reach
 from tessera.settings import Settings
 
 TEMPLATE = "invitation.txt.j2"
@@ -173,7 +184,46 @@ async def usable_invitation(session: AsyncSession, token: str) -> Invitation:
         raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
     if invitation.expires_at <= utcnow():
         raise InvitationExpired("this invitation has expired: ask the administrator for a new one")
+    if not await _inviter_may_still_invite(session, invitation):
+        raise InvitationExpired(
+            "this invitation was withdrawn: whoever sent it may no longer invite there; ask an administrator"
+        )
     return invitation
+
+
+async def _inviter_may_still_invite(session: AsyncSession, invitation: Invitation) -> bool:
+    """Whether the key that sent the invitation could still send it: rights are those at the moment of joining.
+
+    Otherwise an administrator about to be removed (or a leaked key about to be revoked) could invite a second
+    address of their own and walk back in after the removal. The inviter's memberships are locked until the
+    redeem commits, so a removal arriving meanwhile waits for it and then takes the new member's place too.
+    """
+    if invitation.invited_by_api_key_id is None and invitation.invited_by_user_id is None:
+        return True  # the operator, from the command line, may do anything
+    key = await session.get(ApiKey, invitation.invited_by_api_key_id) if invitation.invited_by_api_key_id else None
+    if key is None or key.revoked_at is not None:
+        return False
+    roles: dict[uuid.UUID, Role] = {}
+    if key.user_id is not None:
+        rows = await session.execute(
+            select(Membership.organization_id, Membership.role)
+            .where(Membership.user_id == key.user_id)
+            .with_for_update()
+        )
+        roles = {organization_id: Role(role) for organization_id, role in rows.all()}
+    elif key.organization_id is not None:
+        roles = {key.organization_id: Role.admin}
+    inviter = Principal(
+        api_key_id=key.id,
+        user_id=key.user_id,
+        service_organization_id=key.organization_id if key.user_id is None else None,
+        scopes=frozenset(key.scopes),
+        roles=roles,
+    )
+    if invitation.organization_id is None:
+        vendors = await session.scalars(select(Organization.id).where(Organization.kind == OrganizationKind.vendor))
+        return any(roles.get(vendor) == Role.admin for vendor in vendors)
+    return reach.administers_path(inviter, await reach.path_ids(session, invitation.organization_id))
 
 
 async def redeem_invitation(
@@ -193,6 +243,16 @@ async def redeem_invitation(
     now = utcnow()
     if invitation.email != email:
         raise InvitationForAnotherAddress()
+    # Claimed first, so a redeem that lost the race says so rather than judging the account the winner set up;
+    # a refusal below rolls the claim back with the rest of the unit of work, and the link stays valid.
+    claimed = await session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.redeemed_at.is_(None), Invitation.expires_at > now)
+        .values(redeemed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
     user = await session.scalar(select(User).where(func.lower(User.email) == invitation.email))
     if user is None or user.password_hash is None:
         if password is None:
@@ -203,14 +263,6 @@ async def redeem_invitation(
             "this account has a password already",
             issues=[FieldIssue("password", "leave it out: accepting needs no new password")],
         )
-    claimed = await session.execute(
-        update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.redeemed_at.is_(None), Invitation.expires_at > now)
-        .values(redeemed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise InvitationAlreadyRedeemed("this invitation has been redeemed already: sign in instead")
     if user is None:
         user = User(
             email=invitation.email,
@@ -225,11 +277,16 @@ async def redeem_invitation(
     if password is not None:
         user.password_hash = await _hash(password)
     if invitation.organization_id is not None:
-        membership = await session.get(Membership, (user.id, invitation.organization_id))
-        if membership is None:
+        # A conditional UPDATE, then an INSERT: a removal of an existing membership committed meanwhile leaves
+        # nothing to update (rather than failing the flush), and accepting the invitation makes them a member.
+        changed = await session.execute(
+            update(Membership)
+            .where(Membership.user_id == user.id, Membership.organization_id == invitation.organization_id)
+            .values(role=invitation.role)
+            .execution_options(synchronize_session=False)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
             session.add(Membership(user_id=user.id, organization_id=invitation.organization_id, role=invitation.role))
-        else:
-            membership.role = invitation.role
     await session.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id)

@@ -193,10 +193,10 @@ def format_amount(amount: Decimal, currency: str) -> str:
 
 async def list_groups(session: AsyncSession, *, limit: int, cursor: str | None) -> PageOf[ProductGroup]:
     query = select(ProductGroup).order_by(ProductGroup.code).limit(limit + 1)
-    after = after_text(cursor)
+    after = after_text(cursor, "product-groups")
     if after is not None:
         query = query.where(ProductGroup.code > after)
-    return page_from(list((await session.scalars(query)).all()), limit, key=lambda g: g.code)
+    return page_from(list((await session.scalars(query)).all()), limit, key=lambda g: g.code, scope="product-groups")
 
 
 async def create_group(session: AsyncSession, spec: ProductGroupSpec) -> ProductGroup:
@@ -212,12 +212,12 @@ async def list_products(
     session: AsyncSession, *, limit: int, cursor: str | None, group: str | None = None
 ) -> PageOf[Product]:
     query = select(Product).options(joinedload(Product.group)).order_by(Product.code).limit(limit + 1)
-    after = after_text(cursor)
+    after = after_text(cursor, "products")
     if after is not None:
         query = query.where(Product.code > after)
     if group is not None:
         query = query.join(ProductGroup, Product.group_id == ProductGroup.id).where(ProductGroup.code == group)
-    return page_from(list((await session.scalars(query)).all()), limit, key=lambda p: p.code)
+    return page_from(list((await session.scalars(query)).all()), limit, key=lambda p: p.code, scope="products")
 
 
 async def get_product(session: AsyncSession, code: str) -> Product:

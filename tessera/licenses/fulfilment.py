@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.errors import NotFound
+from tessera.errors import Conflict, NotFound
 from tessera.licenses import codes, tickets
 from tessera.licenses.expiry import license_expiry
 from tessera.models import (
@@ -23,6 +23,7 @@ from tessera.models import (
     Order,
     Organization,
     OrganizationKind,
+    Permission,
     Product,
     Role,
     Ticket,
@@ -32,6 +33,7 @@ from tessera.models import (
     new_id,
     utcnow,
 )
+from tessera.rights import quota
 from tessera.rights.reach import path_ids, subtree_ids
 
 
@@ -71,6 +73,7 @@ async def create_order_license_chunk(
     last = min(after_line + size, order.quantity)
     if last <= after_line:
         return order.quantity
+    await _require_live_grant(session, order)
     present = set(
         (
             await session.scalars(
@@ -114,6 +117,28 @@ async def create_order_license_chunk(
         created_ids = select(Ticket.id).where(Ticket.id.in_([ticket.id for ticket in created]))
         await tickets.record_returned(session, created_ids, allocated_user, reason=tickets.LEFT_BEFORE)
     return last
+
+
+class GrantWithdrawn(Conflict):
+    code = "grant-withdrawn"
+    title = "Grant withdrawn"
+
+
+async def _require_live_grant(session: AsyncSession, order: Order) -> None:
+    """Licenses are created only while the grant the order was accepted under still allows it.
+
+    An order may wait for approval for days; a grant withdrawn (or stripped of `create`) meanwhile must not
+    be used by an approval arriving later. The tree is held until this chunk commits, so a withdrawal comes
+    either before (and the order fails, its quota given back) or after the licenses exist.
+    """
+    if order.grant_id is None:  # ordered by a vendor administrator, who needs no grant
+        return
+    links = await quota.hold_tree_shared(session, order.grant_id)
+    grant = await session.get(Grant, order.grant_id, populate_existing=True)
+    if grant is None or not quota.is_live(links):
+        raise GrantWithdrawn("the grant this order was accepted under has been withdrawn since")
+    if Permission.create not in grant.permissions:
+        raise GrantWithdrawn("the grant this order was accepted under no longer allows creating licenses")
 
 
 def _ticket(secret_key: bytes, license: License, user_id: uuid.UUID | None, visibility: str) -> Ticket:

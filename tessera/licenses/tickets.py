@@ -142,11 +142,11 @@ async def list_tickets(
     query = select(Ticket).where(rule).order_by(Ticket.id)
     if unallocated:
         query = query.where(Ticket.allocated_user_id.is_(None))
-    after = after_id(cursor)
+    after = after_id(cursor, "tickets")
     if after is not None:
         query = query.where(Ticket.id > after)
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda ticket: ticket.id)
+    return page_from(rows, limit, key=lambda ticket: ticket.id, scope="tickets")
 
 
 async def visible_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID) -> Ticket:

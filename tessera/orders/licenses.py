@@ -44,13 +44,13 @@ async def list_licenses(
         query = query.where(License.status == status)
     if order_id is not None:
         query = query.where(License.order_id == order_id)
-    after = after_id(cursor)
+    after = after_id(cursor, "licenses")
     if after is not None:
         query = query.where(License.id > after)
     rows: list[tuple[License, str, Ticket | None]] = [
         (row[0], row[1], row[2]) for row in (await session.execute(query.limit(limit + 1))).all()
     ]
-    return page_from(rows, limit, key=lambda row: row[0].id)
+    return page_from(rows, limit, key=lambda row: row[0].id, scope="licenses")
 
 
 async def visible_license(

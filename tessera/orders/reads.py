@@ -24,10 +24,13 @@ def order_filter(principal: Principal) -> ColumnElement[bool]:
 
 
 def newest_first_after(
-    cursor: str | None, created_at: SQLColumnExpression[datetime], key: SQLColumnExpression[uuid.UUID]
+    cursor: str | None,
+    created_at: SQLColumnExpression[datetime],
+    key: SQLColumnExpression[uuid.UUID],
+    scope: str = "",
 ) -> ColumnElement[bool]:
-    """Keyset pagination on (created_at, id), newest first; the cursor carries both."""
-    after = after_instant(cursor)
+    """Keyset pagination on (created_at, id), newest first; the cursor (of list `scope`) carries both."""
+    after = after_instant(cursor, scope)
     if after is None:
         return true()
     at, last = after
@@ -54,9 +57,9 @@ async def list_orders(
         query = query.where(Order.status == status)
     if organization_id is not None:
         query = query.where(Order.organization_id.in_(reach.subtree_ids([organization_id])))
-    query = query.where(newest_first_after(cursor, Order.created_at, Order.id))
+    query = query.where(newest_first_after(cursor, Order.created_at, Order.id, "orders"))
     rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
-    return page_from(rows, limit, key=lambda row: (row[0].created_at, row[0].id))
+    return page_from(rows, limit, key=lambda row: (row[0].created_at, row[0].id), scope="orders")
 
 
 async def visible_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> tuple[Order, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound
 from tessera.fields import FieldSpec, coerce_value
@@ -99,7 +100,7 @@ async def list_organizations(
     erp_customer_no: str | None = None,
 ) -> PageOf[Organization]:
     query = select(Organization).where(reach.organization_filter(principal)).order_by(Organization.id)
-    after = after_id(cursor)
+    after = after_id(cursor, "organizations")
     if after is not None:
         query = query.where(Organization.id > after)
     if parent_id is not None:
@@ -109,7 +110,7 @@ async def list_organizations(
     if erp_customer_no is not None:
         query = query.where(Organization.erp_customer_no == erp_customer_no)
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda org: org.id)
+    return page_from(rows, limit, key=lambda org: org.id, scope="organizations")
 
 
 async def list_members(
@@ -127,11 +128,11 @@ async def list_members(
         .where(Membership.organization_id == organization_id)
         .order_by(User.email)
     )
-    after = after_text(cursor)
+    after = after_text(cursor, f"members:{organization_id}")
     if after is not None:
         query = query.where(User.email > after)
     rows = [(row[0], row[1]) for row in (await session.execute(query.limit(limit + 1))).all()]
-    return page_from(rows, limit, key=lambda row: row[0].email)
+    return page_from(rows, limit, key=lambda row: row[0].email, scope=f"members:{organization_id}")
 
 
 async def _parent_for(
@@ -176,7 +177,8 @@ async def update_organization(
     """Apply the keys sent; moving a node re-checks the tree and is refused once it holds rights or licenses."""
     path = await reach.administered_path(session, principal, organization_id, doing="change it")
     organization = await session.get(Organization, organization_id)
-    assert organization is not None
+    if organization is None:  # deleted since the reach check
+        raise NotFound(f"no organization {organization_id}")
     spec = validate_input(OrganizationSpec, {**spec_of(organization).model_dump(mode="json"), **changes})
     if spec.kind != organization.kind:
         raise InvalidInput("an organization's kind cannot change", issues=[FieldIssue("kind", "cannot change")])
@@ -188,7 +190,11 @@ async def update_organization(
     for name, value in columns.items():
         if getattr(organization, name) != value:
             setattr(organization, name, value)
-    await session.flush()
+    try:
+        await session.flush()
+    except StaleDataError:
+        # A deletion committed while this was checked: the row is gone, and so is the organization.
+        raise NotFound(f"no organization {organization_id}") from None
     return organization
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, false, func, select
+from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.auth.emails import normalize_email
@@ -22,7 +22,7 @@ async def list_users(
     session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None, email: str | None = None
 ) -> PageOf[User]:
     query = select(User).where(reach.user_filter(principal)).order_by(User.email)
-    after = after_text(cursor)
+    after = after_text(cursor, "users")
     if after is not None:
         query = query.where(User.email > after)
     if email is not None:
@@ -31,7 +31,7 @@ async def list_users(
         except ValueError:
             query = query.where(false())
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda user: user.email)
+    return page_from(rows, limit, key=lambda user: user.email, scope="users")
 
 
 async def visible_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
@@ -89,22 +89,29 @@ async def put_member(
     """
     await reach.administered_path(session, principal, organization_id, doing="manage its members")
     user = await visible_user(session, principal, user_id)
-    membership = await session.get(Membership, (user_id, organization_id))
-    if membership is None:
-        invitation, _token = await create_invitation(
-            session,
-            policy,
-            email=user.email.lower(),
-            organization_id=organization_id,
-            role=role,
-            name=user.name,
-            locale=user.locale,
-            invited_by=principal,
-        )
-        return invitation
-    membership.role = role
-    await session.flush()
-    return membership
+    # One conditional UPDATE rather than a change to a row read first: a removal committed in between leaves
+    # nothing to update (instead of failing the flush), and the user, no longer a member, is invited like anyone.
+    changed = await session.execute(
+        update(Membership)
+        .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
+        .values(role=role)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount:  # type: ignore[attr-defined]
+        membership = await session.get(Membership, (user_id, organization_id), populate_existing=True)
+        assert membership is not None
+        return membership
+    invitation, _token = await create_invitation(
+        session,
+        policy,
+        email=user.email.lower(),
+        organization_id=organization_id,
+        role=role,
+        name=user.name,
+        locale=user.locale,
+        invited_by=principal,
+    )
+    return invitation
 
 
 async def remove_member(

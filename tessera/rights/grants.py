@@ -274,9 +274,9 @@ async def list_grants(
         .where(Grant.organization_id == organization_id, Grant.withdrawn_at.is_(None))
         .order_by(ProductGroup.code)
     )
-    after = after_text(cursor)
+    after = after_text(cursor, f"grants:{organization_id}")
     if after is not None:
         query = query.where(ProductGroup.code > after)
     rows = (await session.execute(query.limit(limit + 1))).all()
     listed = [GrantListing(row[0], row[1], None if row[2] is None else int(row[2])) for row in rows]
-    return page_from(listed, limit, key=lambda item: item.product_group)
+    return page_from(listed, limit, key=lambda item: item.product_group, scope=f"grants:{organization_id}")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from tessera.models import Grant
-from tessera.rights.locks import lock_rows
+from tessera.rights.locks import is_sqlite, lock_rows
 
 QUOTA_MAX = 2**31 - 1
 """The largest quota the column holds (a 32-bit integer on PostgreSQL); larger ones are refused as input."""
@@ -106,6 +106,23 @@ async def lock_tree(session: AsyncSession, grant_id: uuid.UUID) -> list[Link]:
             return links
         root = links[-1].id
         await lock_rows(session, Grant.__table__, [root])  # type: ignore[arg-type]
+        links = await chain(session, grant_id)
+        if links and links[-1].id == root:
+            return links
+    return links
+
+
+async def hold_tree_shared(session: AsyncSession, grant_id: uuid.UUID) -> list[Link]:
+    """Like `lock_tree`, but shared: users of a grant (license creation) run side by side, while a change or a
+    withdrawal of the tree waits for them (and they for it), so what they read stays true until they commit."""
+    if is_sqlite(session):
+        return await lock_tree(session, grant_id)  # one writer anyway: taking it is the lock
+    links = await chain(session, grant_id)
+    for _attempt in range(3):
+        if not links:
+            return links
+        root = links[-1].id
+        await session.execute(select(Grant.id).where(Grant.id == root).with_for_update(read=True))
         links = await chain(session, grant_id)
         if links and links[-1].id == root:
             return links

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.orders import OrderActivities
+from tessera.apikeys import authenticate
+from tessera.db import unit_of_work
 from tessera.durations import parse_duration
 from tessera.licenses.expiry import add_duration
 from tessera.licenses.fulfilment import CHUNK
 from tessera.models import Grant, License, Order, Product, Ticket
 from tessera.processes.steps import AllocateTo
+from tessera.rights.grants import withdraw_grant
 from tessera.settings import Settings
 from tests.conftest import TEST_SECRET, RightsWorld
 from tests.workflows.order_harness import place_order
@@ -192,3 +196,77 @@ async def test_a_requester_outside_the_organization_allocates_to_it(
 )
 def test_calendar_durations_clamp_to_the_end_of_the_month(start: str, duration: str, end: str) -> None:
     assert add_duration(datetime.fromisoformat(start), parse_duration(duration)) == datetime.fromisoformat(end)
+
+
+@pytest.mark.parametrize("change", ["withdraw the reseller's grant above", "take create away"])
+async def test_an_order_is_not_fulfilled_under_a_grant_withdrawn_while_it_waited(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld, change: str
+) -> None:
+    order = await place_order(sessions, rights_world, quantity=2)  # on C1's grant, delegated from R1's
+    async with sessions() as session:  # ...and while it waits for approval, the grant goes
+        if change.startswith("withdraw"):
+            values: dict[str, object] = {"withdrawn_at": datetime.now(UTC)}
+            await session.execute(update(Grant).where(Grant.id == rights_world.grants["R1"]).values(**values))
+        else:
+            await session.execute(
+                update(Grant).where(Grant.id == rights_world.grants["C1"]).values(permissions=["allocate"])
+            )
+        await session.commit()
+    activities = _activities(settings, sessions)
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(activities.create_licenses, OrderRef(order_id=str(order.id)))
+    assert (refused.value.non_retryable, refused.value.type) == (True, "grant-withdrawn")
+    assert await _counts(sessions, order.id) == (0, 0)
+    # The order fails visibly; what it reserved comes back.
+    await ActivityEnvironment().run(activities.release_quota, OrderRef(order_id=str(order.id)))
+    async with sessions() as session:
+        grant = await session.get(Grant, rights_world.grants["C1"])
+        assert grant is not None
+        assert grant.quota_used == 0
+
+
+async def test_an_order_under_a_live_grant_is_fulfilled_and_vendor_orders_need_none(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    activities = _activities(settings, sessions)
+    for order in (
+        await place_order(sessions, rights_world, quantity=2),
+        await place_order(sessions, rights_world, requester="vendor_admin", quantity=1, reserve=False),
+    ):
+        created = await ActivityEnvironment().run(activities.create_licenses, OrderRef(order_id=str(order.id)))
+        assert created.created == order.quantity
+
+
+async def test_withdrawal_racing_license_creation_never_leaves_licenses_made_after_it(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    orders = [await place_order(sessions, rights_world, quantity=1) for _ in range(8)]
+    activities = _activities(settings, sessions)
+
+    async def fulfil(order_id: uuid.UUID, pause: float) -> str:
+        await asyncio.sleep(pause)
+        try:
+            await ActivityEnvironment().run(activities.create_licenses, OrderRef(order_id=str(order_id)))
+        except ApplicationError as refused:
+            return str(refused.type)
+        return "created"
+
+    async def withdraw() -> None:
+        await asyncio.sleep(0.01)
+        async with unit_of_work(sessions) as session:
+            principal = await authenticate(session, TEST_SECRET, rights_world.keys["reseller_admin"])
+            await withdraw_grant(session, principal, rights_world.orgs["C1"], "CAD")
+
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(fulfil(order.id, 0.02 * n) for n, order in enumerate(orders)), withdraw()), 60
+    )
+    assert set(outcomes[:-1]) <= {"created", "grant-withdrawn"}
+    async with sessions() as session:
+        grant = await session.get(Grant, rights_world.grants["C1"])
+        assert grant is not None
+        assert grant.withdrawn_at is not None
+        for order, outcome in zip(orders, outcomes, strict=False):
+            made = (await session.scalars(select(License.created_at).where(License.order_id == order.id))).all()
+            # Created before the withdrawal, whole; or not at all.
+            assert len(made) == (1 if outcome == "created" else 0)
+            assert all(created < grant.withdrawn_at for created in made), (made, grant.withdrawn_at)

@@ -59,6 +59,27 @@ async def test_a_cursor_the_api_did_not_write_is_a_422_naming_query_cursor(
         assert response.json()["errors"][0]["field"] == "query.cursor", name
 
 
+async def test_a_cursor_of_one_list_is_refused_by_every_other(api: AsyncClient, rights_world: RightsWorld) -> None:
+    auth = bearer(rights_world.keys["vendor_admin"])
+    c1 = rights_world.orgs["C1"]
+    r1 = rights_world.orgs["R1"]
+    listings = [*LISTS, "api-keys", f"organizations/{c1}/members", f"organizations/{c1}/grants"]
+    listings += [f"organizations/{r1}/members", f"organizations/{r1}/grants"]  # the same list of another node
+    cursors = {}
+    for listing in listings:
+        page = (await api.get(f"{V1}/{listing}", params={"limit": 1}, headers=auth)).json()
+        if page["next_cursor"] is not None:
+            cursors[listing] = page["next_cursor"]
+    # Lists of every kind of key (newest first, by id, by text) have a second page in this world.
+    kinds = {"orders", "organizations", "licenses", "tickets", "users", "product-groups", f"organizations/{c1}/members"}
+    assert kinds <= set(cursors), cursors
+    for source, cursor in cursors.items():
+        for listing in listings:
+            response = await api.get(f"{V1}/{listing}", params={"cursor": cursor}, headers=auth)
+            expected = 200 if listing == source else 422
+            assert response.status_code == expected, (source, listing, response.text)
+
+
 async def test_pages_of_every_list_still_chain(api: AsyncClient, rights_world: RightsWorld) -> None:
     auth = bearer(rights_world.keys["vendor_admin"])
     for listing in LISTS:

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import Event, Invitation, Membership, User, utcnow
-from tests.api.people import PASSWORD, invitation_token, join, sign_in
+from tests.api.people import PASSWORD, give_password, invitation_token, join, sign_in
 from tests.conftest import RightsWorld, bearer
 
 Count = Callable[[str], Awaitable[int]]
@@ -344,3 +344,84 @@ async def test_the_link_opens_a_form_that_redeems_the_invitation(
     # Markup in what people type comes back escaped.
     hostile = await api.post(f"/invitations/{token}x", content="email=%3Cscript%3E&password=x", headers=form)
     assert "<script>" not in hostile.text
+
+
+async def test_an_invitation_is_withdrawn_with_the_rights_of_whoever_sent_it(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    # An administrator about to be removed invites a second address of theirs as admin...
+    sent = await api.post(
+        "/api/v1/users",
+        json=invite_body(w, "spare@example.com", role="admin"),
+        headers=bearer(w.keys["customer_admin"]),
+    )
+    assert sent.status_code == 202, sent.text
+    token = await invitation_token(sessions, "spare@example.com")
+    removed = await api.delete(
+        f"/api/v1/organizations/{w.orgs['C1']}/members/{w.users['customer_admin']}",
+        headers=bearer(w.keys["reseller_admin"]),
+    )
+    assert removed.status_code == 204, removed.text
+    # ...and cannot walk back in with it after the removal.
+    body = {"token": token, "email": "spare@example.com", "password": PASSWORD}
+    refused = await api.post("/api/v1/invitations/redeem", json=body)
+    assert refused.status_code == 410, refused.text
+    assert refused.json()["code"] == "invitation-expired"
+    assert "withdrawn" in refused.json()["detail"]
+    page = await api.get(f"/invitations/{token}")
+    assert page.status_code == 410
+    async with sessions() as session:
+        assert await session.scalar(select(User).where(User.email == "spare@example.com")) is None
+    # A service key that invited, and was revoked since (it leaked, say), no longer lets its invitations in.
+    service_key = (
+        await api.post(
+            "/api/v1/api-keys",
+            json={"name": "erp", "organization_id": str(w.orgs["C1"])},
+            headers=bearer(w.keys["reseller_admin"]),
+        )
+    ).json()
+    await api.post("/api/v1/users", json=invite_body(w, "leak@example.com"), headers=bearer(service_key["secret"]))
+    token = await invitation_token(sessions, "leak@example.com")
+    revoked = await api.delete(f"/api/v1/api-keys/{service_key['id']}", headers=bearer(w.keys["reseller_admin"]))
+    assert revoked.status_code == 204, revoked.text
+    body = {"token": token, "email": "leak@example.com", "password": PASSWORD}
+    assert (await api.post("/api/v1/invitations/redeem", json=body)).status_code == 410
+    # The invitations of those who still administer the organization stay good.
+    await api.post("/api/v1/users", json=invite_body(w, "kept@example.com"), headers=bearer(w.keys["reseller_admin"]))
+    await join(api, sessions, "kept@example.com")
+
+
+async def test_a_member_accepting_an_invitation_while_being_removed_never_fails(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    user, email = w.users["m_C1"], "m.c1@example.com"
+    await give_password(sessions, "m.C1@example.com")
+    for name in ("customer_admin", "reseller_admin"):  # a key's first use is a write of its own
+        assert (await api.get("/api/v1/users/me", headers=bearer(w.keys[name]))).status_code == 200
+    member_url = f"/api/v1/organizations/{w.orgs['C1']}/members/{user}"
+    for _round in range(6):
+        sent = await api.post(
+            "/api/v1/users", json=invite_body(w, email, role="admin"), headers=bearer(w.keys["customer_admin"])
+        )
+        assert sent.status_code == 202, sent.text
+        token = await invitation_token(sessions, email)
+        redeem, remove = await asyncio.wait_for(
+            asyncio.gather(
+                api.post("/api/v1/invitations/redeem", json={"token": token, "email": email}),
+                api.delete(member_url, headers=bearer(w.keys["reseller_admin"])),
+            ),
+            60,
+        )
+        assert redeem.status_code == 200, redeem.text
+        assert remove.status_code == 204, remove.text
+        async with sessions() as session:
+            membership = await session.get(Membership, (user, w.orgs["C1"]))
+            # Accepted after the removal: a member again, as invited; before it: removed.
+            assert membership is None or membership.role == "admin"
+            if membership is None:
+                session.add(Membership(user_id=user, organization_id=w.orgs["C1"], role="member"))
+            else:
+                membership.role = "member"
+            await session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import CatalogSetting
 from tests.conftest import RightsWorld, bearer
+
+V1 = "/api/v1"
 
 Count = Callable[[str], Awaitable[int]]
 ORGS = "/api/v1/organizations"
@@ -144,3 +147,24 @@ async def test_filters_and_cursor_walk_the_reach(api: AsyncClient, rights_world:
         if cursor is None:
             break
     assert sorted(seen) == ["C1", "C2", "G1", "R1"]
+
+
+async def test_a_change_and_a_deletion_at_once_never_fail(api: AsyncClient, rights_world: RightsWorld) -> None:
+    admin = bearer(rights_world.keys["reseller_admin"])
+    assert (await api.get(f"{V1}/users/me", headers=admin)).status_code == 200  # first use of a key writes
+    for round_no in range(8):
+        created = await api.post(
+            f"{V1}/organizations",
+            json={"kind": "group", "parent_id": str(rights_world.orgs["C1"]), "name": f"short-lived {round_no}"},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        url = f"{V1}/organizations/{created.json()['id']}"
+        change, deletion = await asyncio.wait_for(
+            asyncio.gather(api.patch(url, json={"name": "renamed"}, headers=admin), api.delete(url, headers=admin)),
+            60,
+        )
+        assert deletion.status_code == 204, deletion.text
+        # Before the deletion: renamed (200); after it: gone (404).
+        assert change.status_code in (200, 404), change.text
+        assert (await api.get(url, headers=admin)).status_code == 404

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shlex
+import subprocess
 import uuid
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.apikeys import keyed_hash
 from tessera.auth.keyring import KeyRing, secret_version
 from tessera.licenses import codes
 from tessera.models import ApiKey
-from tessera.settings import Settings
+from tessera.settings import REPO_ROOT, Settings
 from tests.api.people import client_for
 from tests.conftest import TEST_SECRET, RightsWorld, bearer
 
@@ -89,3 +93,47 @@ def test_a_ring_is_the_newest_secret_wherever_bytes_are_expected() -> None:
     assert codes.code_hash(ring, code) == codes.code_hash(NEW_SECRET, code)
     new_blob = codes.encrypt_code(ring, ticket_id, code)
     assert codes.decrypt_code(NEW_SECRET, ticket_id, new_blob) == code
+
+
+def _readme_rotation_commands() -> tuple[list[str], str]:
+    """The README's commands for counting the keys that still depend on an old secret: a shell line and SQL."""
+    section = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("### Secret rotation", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    lines = [line.strip() for line in section.splitlines()]
+    shell = next(line for line in lines if line.startswith(".venv/bin/python -c"))
+    start = next(n for n, line in enumerate(lines) if line.startswith("SELECT count(*) FROM api_key"))
+    end = next(n for n in range(start, len(lines)) if lines[n].endswith(";"))
+    return shlex.split(shell), " ".join(lines[start : end + 1]).rstrip(";")
+
+
+async def test_the_readme_counts_every_key_still_on_an_old_secret(
+    settings: Settings, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    command, sql = _readme_rotation_commands()
+    environment = {**os.environ, "TESSERA_SECRET_KEY": NEW_SECRET.decode(), "TESSERA_VAR_DIR": str(settings.var_dir)}
+    printed = await asyncio.to_thread(
+        subprocess.run, command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+    version = printed.stdout.strip()
+    assert version == secret_version(NEW_SECRET)
+    async with client_for(rotated(settings, keep_old=True)) as api:  # one key moves to the new secret
+        assert (
+            await api.get("/api/v1/users/me", headers=bearer(rights_world.keys["customer_admin"]))
+        ).status_code == 200
+    async with sessions() as session:
+        # One key from before versions were recorded, as the upgrade leaves them.
+        first = await session.scalar(
+            select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.secret_version.is_not(None))
+        )
+        assert first is not None
+        first.secret_version = None
+        await session.commit()
+        live = await session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None)))
+        on_new = await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.revoked_at.is_(None), ApiKey.secret_version == version)
+        )
+        counted = await session.scalar(text(sql.replace("<new version>", version)))
+    assert on_new == 1
+    assert counted == (live or 0) - 1  # every live key but the one re-hashed, including the one without a version

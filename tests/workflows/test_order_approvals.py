@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from tessera.models import Event, Membership, Role
+from tessera.models import Event, Grant, License, Membership, Role, utcnow
 from tessera.orders.status import OrderStatus
 from tessera.processes import resolve_steps
 from tessera.processes.startup import load_configured_workflows
@@ -193,3 +193,36 @@ async def test_two_approvers_deciding_at_once_make_one_decision(
     decisions = [entry.outcome for entry in state.trail if entry.outcome in ("approved", "rejected")]
     assert len(decisions) == 1
     assert state.status == (OrderStatus.fulfilled if decisions == ["approved"] else OrderStatus.rejected)
+
+
+async def test_an_approval_after_the_grant_was_withdrawn_fails_the_order_and_gives_the_quota_back(
+    time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+) -> None:
+    order = await place_order(sessions, rights_world, requester="customer_member", quantity=2)
+    async with running_worker(time_skipping_env.client, settings, sessions) as queue:
+        handle = await start(
+            time_skipping_env.client, queue, await workflow_input(sessions, order, process(APPROVAL, CREATE))
+        )
+        await until_waiting(handle)
+        # While the order waits, the vendor ends the reseller's grant, and with it the customer's.
+        async with sessions() as session:
+            await session.execute(
+                update(Grant)
+                .where(Grant.id.in_([rights_world.grants["R1"], rights_world.grants["C1"]]))
+                .values(withdrawn_at=utcnow())
+            )
+            await session.commit()
+        await handle.execute_update("approve", _decision(rights_world, "vendor_admin"), result_type=DecisionResult)
+        state = await asyncio.wait_for(handle.result(), 60)
+    assert state.status == OrderStatus.failed
+    failed = next(entry for entry in state.trail if entry.outcome == "failed")
+    assert "withdrawn" in failed.detail
+    async with sessions() as session:
+        licenses = await session.scalar(select(func.count()).select_from(License).where(License.order_id == order.id))
+        grant = await session.get(Grant, rights_world.grants["C1"])
+    assert licenses == 0
+    assert grant is not None
+    assert grant.quota_used == 0
