@@ -39,9 +39,9 @@ async def list_events(
         query = query.where(Event.order_id == order_id)
     if kind is not None:
         query = query.where(Event.kind == kind)
-    query = query.where(newest_first_after(cursor, Event.created_at, Event.id))
+    query = query.where(newest_first_after(cursor, Event.created_at, Event.id, "events"))
     rows = list((await session.scalars(query.limit(limit + 1))).all())
-    return page_from(rows, limit, key=lambda event: (event.created_at, event.id))
+    return page_from(rows, limit, key=lambda event: (event.created_at, event.id), scope="events")
 
 
 async def visible_recipients(
