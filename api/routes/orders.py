@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
-from sqlalchemy import select
 
 from api.deps import Cursor, Limit, Session, State, scoped
 from api.openapi import problems
@@ -22,7 +21,7 @@ from api.schemas.orders import (
     TrailEntryRead,
 )
 from tessera.errors import Forbidden
-from tessera.models import License, Order, OrderStatus, Product, Ticket
+from tessera.models import License, Order, OrderStatus, Ticket
 from tessera.orders import intake, reads
 from tessera.orders.config import workflows_config
 from tessera.orders.errors import NotWaiting
@@ -117,17 +116,13 @@ async def create_order(
         workflows_config=lambda: workflows_config(state.settings),
     )
     order = accepted.order
-    code = accepted.start.product_code if accepted.start else await _product_code(session, order)
+    code = accepted.start.product_code if accepted.start else await reads.product_code_of(session, order)
     # The order is safe before Temporal is asked: if the start fails, a repeat of this request starts it.
     await session.commit()
     if not accepted.created:
         response.headers["Idempotent-Replayed"] = "true"
     await ensure_order_started(session, state.temporal, state.settings, order, accepted.start)
     return order_read(order, code)
-
-
-async def _product_code(session: Session, order: Order) -> str:
-    return str(await session.scalar(select(Product.code).where(Product.id == order.product_id)))
 
 
 @router.get("/orders", response_model=Page[OrderRead])

@@ -62,6 +62,11 @@ async def list_orders(
     return page_from(rows, limit, key=lambda row: (row[0].created_at, row[0].id), scope="orders")
 
 
+async def product_code_of(session: AsyncSession, order: Order) -> str:
+    """The code of the product an order is for (kept, since products are never deleted while ordered)."""
+    return str(await session.scalar(select(Product.code).where(Product.id == order.product_id)))
+
+
 async def visible_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> tuple[Order, str]:
     row = (
         await session.execute(
