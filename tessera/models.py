@@ -7,7 +7,7 @@ database, money as `Numeric`, relationships `lazy="raise"` so every load is expl
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -336,6 +337,9 @@ class Order(TimestampMixin, Base):
     trail: Mapped[list[Any]] = mapped_column(default=list, comment="the workflow's step trail, mirrored")
     workflow_started_at: Mapped[datetime | None]
     quota_released_at: Mapped[datetime | None] = mapped_column(comment="set once: a release never happens twice")
+    subscription_start: Mapped[date | None] = mapped_column(
+        Date, comment="a subscription taken over from another system: the first day of its first term there"
+    )
 
     __table_args__ = (
         CheckConstraint("quantity >= 1", name="quantity_positive"),
@@ -364,6 +368,9 @@ class License(TimestampMixin, Base):
     modules: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default=LicenseStatus.active)
     expires_at: Mapped[datetime | None]
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("subscription.id"), index=True, comment="set for a subscription product's licenses"
+    )
 
     __table_args__ = (UniqueConstraint("order_id", "line_no"),)
 
@@ -421,6 +428,162 @@ class TicketEvent(Base):
     actor_user_id: Mapped[uuid.UUID | None]
     actor_api_key_id: Mapped[uuid.UUID | None]
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+# --- subscriptions ------------------------------------------------------------------------------------------
+
+
+class SubscriptionStatus(StrEnum):
+    pending = "pending"
+    """Its terms start at the first activation, which has not happened yet."""
+    active = "active"
+    non_renewing = "non_renewing"
+    """Cancelled: it ends at its effective end unless the cancellation is withdrawn before."""
+    expired = "expired"
+    revoked = "revoked"
+
+
+LIVE_SUBSCRIPTION_STATUSES = (SubscriptionStatus.pending, SubscriptionStatus.active, SubscriptionStatus.non_renewing)
+
+
+class ManagedBy(StrEnum):
+    tessera = "tessera"
+    """A renewal workflow runs each term."""
+    erp = "erp"
+    """The ERP extends or ends it with POST /subscriptions/{id}/terms; no renewal workflow."""
+
+
+class Subscription(TimestampMixin, Base):
+    """One per subscription order, covering its licenses; the price and terms are snapshots taken at order time.
+
+    The current term's dates are copied here from its `subscription_term` row, so lists and filters need no join.
+    """
+
+    __tablename__ = "subscription"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_.id"), unique=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("product.id"), index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    reseller_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organization.id"), index=True, comment="the nearest reseller above the organization"
+    )
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    managed_by: Mapped[str] = mapped_column(String(8), default=ManagedBy.tessera)
+    quantity: Mapped[int] = mapped_column(Integer)
+    next_quantity: Mapped[int | None] = mapped_column(Integer, comment="takes effect at the next renewal")
+    timezone: Mapped[str] = mapped_column(String(64))
+    terms: Mapped[dict[str, Any]] = mapped_column(comment="the product's subscription settings at order time")
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), comment="per license and term")
+    currency: Mapped[str | None] = mapped_column(String(3))
+    start_date: Mapped[date | None] = mapped_column(Date, comment="first day of term 1; empty while pending")
+    imported_terms: Mapped[int] = mapped_column(Integer, default=0, comment="terms taken over from another system")
+    term_no: Mapped[int] = mapped_column(Integer, default=0, comment="the current term; 0 while pending")
+    term_starts_at: Mapped[datetime | None]
+    term_ends_at: Mapped[datetime | None] = mapped_column(index=True)
+    valid_through: Mapped[date | None] = mapped_column(Date)
+    last_day_to_cancel: Mapped[date | None] = mapped_column(Date)
+    cancel_deadline_at: Mapped[datetime | None]
+    effective_end_at: Mapped[datetime | None] = mapped_column(comment="when a cancelled subscription ends")
+    cancellations: Mapped[int] = mapped_column(Integer, default=0, comment="how many were requested: the n of ids")
+    revoked_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None] = mapped_column(comment="when it expired or was revoked")
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("next_quantity IS NULL OR next_quantity >= 1", name="next_quantity_positive"),
+    )
+
+
+class TermKind(StrEnum):
+    first = "first"
+    renewal = "renewal"
+    imported = "imported"
+    """Before the subscription was taken over from another system: known, never billed by Tessera."""
+    erp = "erp"
+
+
+class SubscriptionTerm(TimestampMixin, Base):
+    """A term of a subscription. A renewal row is written at commitment and marked renewed when it starts.
+
+    Unique on (subscription, term_no), so a retried or replayed renewal never writes a second row; ERP terms are
+    unique on their `external_ref` too.
+    """
+
+    __tablename__ = "subscription_term"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id", ondelete="CASCADE"))
+    term_no: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    first_day: Mapped[date] = mapped_column(Date)
+    valid_through: Mapped[date] = mapped_column(Date)
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime]
+    last_day_to_cancel: Mapped[date | None] = mapped_column(Date)
+    cancel_deadline_at: Mapped[datetime | None]
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), comment="per license, for this term")
+    currency: Mapped[str | None] = mapped_column(String(3))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), comment="unit price x quantity")
+    committed_at: Mapped[datetime | None] = mapped_column(comment="when its renewal became binding")
+    renewed_at: Mapped[datetime | None] = mapped_column(comment="the effective renewal: when the term began")
+    external_ref: Mapped[str | None] = mapped_column(String(200), comment="the ERP's reference of an ERP term")
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "term_no"),
+        UniqueConstraint("subscription_id", "external_ref"),
+    )
+
+
+class CancellationStatus(StrEnum):
+    requested = "requested"
+    """Received; its configured steps (e.g. an approval) run."""
+    applied = "applied"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+    """Uncancelled before its effective end."""
+
+
+LIVE_CANCELLATION_STATUSES = (CancellationStatus.requested, CancellationStatus.applied)
+
+
+class Cancellation(TimestampMixin, Base):
+    """The n-th cancellation of a subscription; its effective end is fixed by when the API received it."""
+
+    __tablename__ = "cancellation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id", ondelete="CASCADE"))
+    n: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    effective_term_no: Mapped[int] = mapped_column(Integer, comment="the term at whose end it takes effect")
+    effective_end_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    requested_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    requested_by_api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"))
+    decided_at: Mapped[datetime | None]
+    workflow_id: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (UniqueConstraint("subscription_id", "n"),)
+
+
+class SubscriptionEvent(Base):
+    """What happened to a subscription, in order: created, activated, committed, renewed, cancelled, ..."""
+
+    __tablename__ = "subscription_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(200), unique=True, comment="business key: written once")
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    term_no: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor_user_id: Mapped[uuid.UUID | None]
+    actor_api_key_id: Mapped[uuid.UUID | None]
 
 
 # --- outbox ------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -76,6 +77,10 @@ class SubscriptionTerms(StrictModel):
     first_term: FirstTerm = FirstTerm.prorate
     cutoff_days: int = Field(default=0, ge=0, le=366, strict=True)
     notice_period: IsoDurationText = "P1M"
+    managed_by: Literal["tessera", "erp"] = Field(
+        default="tessera",
+        description="tessera: a workflow renews it each term; erp: the ERP extends or ends it, term by term",
+    )
 
     @field_validator("term")
     @classmethod

@@ -25,6 +25,7 @@ from tessera.models import (
     OrganizationKind,
     Permission,
     Product,
+    ProductKind,
     Role,
     Ticket,
     TicketStatus,
@@ -35,6 +36,7 @@ from tessera.models import (
 )
 from tessera.rights import quota
 from tessera.rights.reach import path_ids, subtree_ids
+from tessera.subscriptions import creation as subscription_creation
 
 
 async def load_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
@@ -84,7 +86,13 @@ async def create_order_license_chunk(
         ).all()
     )
     now = utcnow()
-    expires_at = license_expiry(product.code, product.kind, product.expiry, order.fields, now)
+    subscription_id: uuid.UUID | None = None
+    if product.kind == ProductKind.subscription:
+        # The subscription is written with the first lines, in their transaction: its licenses end with its term.
+        subscription = await subscription_creation.ensure_for_order(session, order, product, now)
+        subscription_id, expires_at = subscription.id, subscription.term_ends_at
+    else:
+        expires_at = license_expiry(product.code, product.kind, product.expiry, order.fields, now)
     allocated_user = await ordered_user(session, order)
     visibility = order.visibility
     left = await tickets.holder_has_left(session, allocated_user, order.organization_id)
@@ -102,6 +110,7 @@ async def create_order_license_chunk(
             modules=order.modules,
             status=LicenseStatus.active,
             expires_at=expires_at,
+            subscription_id=subscription_id,
         )
         for line_no in range(after_line + 1, last + 1)
         if line_no not in present
