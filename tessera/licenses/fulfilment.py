@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -27,6 +28,8 @@ from tessera.models import (
     Product,
     ProductKind,
     Role,
+    Subscription,
+    SubscriptionStatus,
     Ticket,
     TicketStatus,
     User,
@@ -126,6 +129,57 @@ async def create_order_license_chunk(
         created_ids = select(Ticket.id).where(Ticket.id.in_([ticket.id for ticket in created]))
         await tickets.record_returned(session, created_ids, allocated_user, reason=tickets.LEFT_BEFORE)
     return last
+
+
+async def add_lines(
+    session: AsyncSession,
+    secret_key: bytes,
+    order: Order,
+    line_numbers: range,
+    expires_at: datetime | None,
+    subscription_id: uuid.UUID | None,
+) -> list[License]:
+    """More lines for an order after it was fulfilled (a subscription's added seats), each with its ticket.
+
+    Their tickets go to the order's organization, visible as the order asked: whoever held the first tickets by
+    name may have left since, and an admin hands the new ones out.
+    """
+    licenses = [
+        License(
+            id=new_id(),
+            order_id=order.id,
+            line_no=line_no,
+            product_id=order.product_id,
+            organization_id=order.organization_id,
+            fields=order.fields,
+            modules=order.modules,
+            status=LicenseStatus.active,
+            expires_at=expires_at,
+            subscription_id=subscription_id,
+        )
+        for line_no in line_numbers
+    ]
+    session.add_all(licenses)
+    await session.flush()
+    session.add_all([_ticket(secret_key, license, None, order.visibility) for license in licenses])
+    await session.flush()
+    return licenses
+
+
+async def revoke_licenses(session: AsyncSession, license_ids: Select[uuid.UUID] | list[uuid.UUID]) -> None:
+    """Mark licenses (ids, or a select of ids) and their tickets revoked; repeating it changes nothing."""
+    await session.execute(
+        update(License)
+        .where(License.id.in_(license_ids))
+        .values(status=LicenseStatus.revoked)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.license_id.in_(license_ids))
+        .values(status=TicketStatus.revoked)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class GrantWithdrawn(Conflict):
@@ -241,6 +295,13 @@ def _order_ticket_ids(order_id: uuid.UUID) -> Select[uuid.UUID]:
 async def revoke_order_licenses(session: AsyncSession, order_id: uuid.UUID) -> list[uuid.UUID]:
     """Revoke every license of a failed order and its ticket; revoking twice changes nothing. Returns their ids."""
     ids = list((await session.scalars(select(License.id).where(License.order_id == order_id))).all())
+    # A failed subscription order leaves no live subscription behind (its workflow was never started).
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.order_id == order_id)
+        .values(status=SubscriptionStatus.revoked, revoked_at=utcnow(), ended_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     owned = select(License.id).where(License.order_id == order_id)
     await session.execute(
         update(License)
