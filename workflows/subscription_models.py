@@ -49,6 +49,13 @@ class SubscriptionSnapshot(BaseModel):
     quantity: int = 1
 
 
+class SubscriptionState(SubscriptionSnapshot):
+    """What the subscription workflow's `state` query returns: the snapshot plus what this run has done."""
+
+    version: str = ""
+    trail: list[dict[str, str]] = Field(default_factory=list)
+
+
 class TermRef(BaseModel):
     subscription_id: str
     term_no: int = 0
