@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tessera.models import Base, TimestampMixin, new_id, utcnow
-
-
-class EndpointStatus(StrEnum):
-    enabled = "enabled"
-    disabled = "disabled"
-
-
-class DeliveryStatus(StrEnum):
-    pending = "pending"
-    """Started; no attempt has succeeded yet and retries go on."""
-    delivered = "delivered"
-    failed = "failed"
-    """Given up: refused by the receiver (4xx), out of retry time, or the endpoint was disabled or deleted."""
+from tessera.webhooks.status import DeliveryStatus, EndpointStatus
 
 
 class WebhookEndpoint(TimestampMixin, Base):
@@ -68,6 +55,7 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    first_attempt_at: Mapped[datetime | None]
     last_attempt_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None] = mapped_column(comment="set once: a delivery is never recorded twice")
