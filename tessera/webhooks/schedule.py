@@ -12,8 +12,9 @@ _MAX_DOUBLINGS = 40  # 2**40 times any base is far beyond every bound: no float 
 def planned_delay(attempt: int, base: float, maximum: float, fraction: float) -> float:
     """Seconds to wait after failed attempt `attempt` (1, 2, ...), with `fraction` in [0, 1) drawn at random.
 
-    "Equal jitter": the wait is between half and all of min(maximum, base * 2**(attempt-1)), so waits never
-    shrink from one attempt to the next while receivers failing together are not retried in lockstep.
+    "Equal jitter": the wait is between half and all of min(maximum, base * 2**(attempt-1)), so until the
+    bound is reached a wait is never shorter than the one before, while receivers failing together are not
+    retried in lockstep (at the bound, waits vary between half of it and all of it).
     """
     ceiling = min(maximum, base * float(2 ** min(max(attempt - 1, 0), _MAX_DOUBLINGS)))
     return ceiling / 2 + ceiling / 2 * min(max(fraction, 0.0), 1.0)
