@@ -96,7 +96,9 @@ class Receiver:
 async def running_receiver(receiver: Receiver | None = None) -> AsyncIterator[Receiver]:
     """Serve a receiver on 127.0.0.1 (a free port) until the block ends."""
     receiver = receiver or Receiver()
-    config = uvicorn.Config(receiver.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", interface="asgi3")
+    config = uvicorn.Config(
+        receiver.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", interface="asgi3"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):

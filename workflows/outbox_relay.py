@@ -15,9 +15,10 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -54,13 +55,15 @@ def retry_schedule(settings: Settings) -> RetrySchedule:
     )
 
 
-async def start_delivery(client: Client, task_queue: str, start: DeliveryStart, schedule: RetrySchedule) -> None:
-    """Start the delivery's workflow; one that runs or ran already under this id is left as it is."""
+async def start_delivery(
+    client: Client, task_queue: str, start: DeliveryStart, schedule: RetrySchedule
+) -> WorkflowHandle[Any, Any] | None:
+    """Start the delivery's workflow; one running under this id is returned, one that ran already gives None."""
     summary = f"event {start.event_id} to webhook endpoint {start.endpoint_id}" + (
         f", redelivery {start.round}" if start.round else ""
     )
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
+    try:
+        return await client.start_workflow(
             DELIVERY_WORKFLOW,
             DeliveryInput(
                 delivery_id=str(start.delivery_id),
@@ -83,6 +86,8 @@ async def start_delivery(client: Client, task_queue: str, start: DeliveryStart, 
             static_summary=summary,
             rpc_timeout=RPC_TIMEOUT,
         )
+    except WorkflowAlreadyStartedError:  # closed already (REJECT_DUPLICATE): it ran, which is all we need
+        return None
 
 
 def webhook_dispatcher(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> Dispatcher:

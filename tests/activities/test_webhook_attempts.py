@@ -45,7 +45,9 @@ def attempt(delivery_id: uuid.UUID, number: int, planned: float = 10.0, remainin
     )
 
 
-async def one_delivery(sessions: async_sessionmaker[AsyncSession], world: WebhookWorld, url: str, **kw: bool) -> uuid.UUID:
+async def one_delivery(
+    sessions: async_sessionmaker[AsyncSession], world: WebhookWorld, url: str, **kw: bool
+) -> uuid.UUID:
     await add_endpoint(sessions, world, url, **kw)
     event_id = await add_event(sessions, world.customer_id)
     async with sessions() as session:
@@ -202,5 +204,5 @@ async def test_a_connection_refused_is_retried() -> None:
 
 def test_the_client_follows_no_redirects_and_no_proxy_settings() -> None:
     client = new_client()
-    assert client.follow_redirects is False and client._trust_env is False  # noqa: SLF001
+    assert client.follow_redirects is False and client._trust_env is False
     assert isinstance(client, httpx.AsyncClient)

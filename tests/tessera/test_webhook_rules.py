@@ -103,7 +103,9 @@ def test_waits_grow_stay_bounded_and_jitter_within_half() -> None:
 
 
 @given(st.integers(1, 11), st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True))
-def test_below_the_longest_wait_a_wait_never_shrinks_from_one_attempt_to_the_next(attempt: int, first: float, second: float) -> None:
+def test_below_the_longest_wait_a_wait_never_shrinks_from_one_attempt_to_the_next(
+    attempt: int, first: float, second: float
+) -> None:
     assert planned_delay(attempt + 1, 10, 21600, second) >= planned_delay(attempt, 10, 21600, first)
 
 
