@@ -46,9 +46,9 @@ def attempt(delivery_id: uuid.UUID, number: int, planned: float = 10.0, remainin
 
 
 async def one_delivery(
-    sessions: async_sessionmaker[AsyncSession], world: WebhookWorld, url: str, **kw: bool
+    sessions: async_sessionmaker[AsyncSession], world: WebhookWorld, url: str, *, raw_url: bool = False
 ) -> uuid.UUID:
-    await add_endpoint(sessions, world, url, **kw)
+    await add_endpoint(sessions, world, url, raw_url=raw_url)
     event_id = await add_event(sessions, world.customer_id)
     async with sessions() as session:
         starts = await prepare_dispatch(session, event_id)
@@ -114,10 +114,12 @@ async def test_retry_after_is_honoured_and_410_disables_the_endpoint_and_tells_i
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 4, 410)
     async with sessions() as session:
         endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
-        assert endpoint is not None and endpoint.status == EndpointStatus.disabled
+        assert endpoint is not None
+        assert endpoint.status == EndpointStatus.disabled
         assert "410" in (endpoint.disabled_reason or "")
         notes = (await session.scalars(select(Event).where(Event.kind == EventKind.notification))).all()
-    assert len(notes) == 1 and notes[0].recipients == [world.admin_email]
+    assert len(notes) == 1
+    assert notes[0].recipients == [world.admin_email]
     assert notes[0].subject.startswith("Webhook endpoint disabled")
 
 
@@ -146,7 +148,8 @@ async def test_out_of_retry_time_fails_and_disables_an_endpoint_that_never_succe
     assert "out of retry time" in (last.error or "")
     async with sessions() as session:
         endpoint = await session.get(WebhookEndpoint, (await row(sessions, delivery_id)).endpoint_id)
-    assert endpoint is not None and endpoint.status == EndpointStatus.disabled
+    assert endpoint is not None
+    assert endpoint.status == EndpointStatus.disabled
 
 
 @pytest.mark.parametrize(
@@ -167,7 +170,8 @@ async def test_internal_targets_are_refused_at_delivery_time(
     work = activities(sessions, SendPolicy(allow_loopback=False, connect_timeout=2, total_timeout=5))
     result = await work.attempt(attempt(delivery_id, 1))
     await work.close()
-    assert result.status == "pending" and result.status_code is None
+    assert result.status == "pending"
+    assert result.status_code is None
     assert (result.error or "").startswith("refused:"), result.error
 
 
@@ -178,20 +182,23 @@ async def test_redirects_are_not_followed() -> None:
             result = await send(client, receiver.url, b"{}", {}, POLICY)
     assert (result.outcome, result.status_code) == (Outcome.retry, 307)
     assert "redirect" in (result.error or "")
-    assert len(receiver.received) == 1 and target.received == []
+    assert len(receiver.received) == 1
+    assert target.received == []
 
 
 async def test_a_slow_receiver_costs_one_bounded_attempt() -> None:
     async with running_receiver(Receiver(default=Answer(200, delay=60))) as receiver, new_client() as client:
         result = await send(client, receiver.url, b"{}", {}, SendPolicy(allow_loopback=True, total_timeout=0.5))
-    assert result.outcome == Outcome.retry and "no complete answer" in (result.error or "")
+    assert result.outcome == Outcome.retry
+    assert "no complete answer" in (result.error or "")
 
 
 async def test_a_huge_answer_is_read_only_up_to_the_limit() -> None:
     huge = Answer(200, body_bytes=65_536, stream_chunks=200)  # 12.5 MiB if anyone read it all
     async with running_receiver(Receiver(default=huge)) as receiver, new_client() as client:
         result = await send(client, receiver.url, b"{}", {}, SendPolicy(allow_loopback=True, max_response_bytes=4096))
-    assert result.outcome == Outcome.delivered and result.response_bytes <= 4096
+    assert result.outcome == Outcome.delivered
+    assert result.response_bytes <= 4096
 
 
 async def test_a_connection_refused_is_retried() -> None:
@@ -199,10 +206,12 @@ async def test_a_connection_refused_is_retried() -> None:
         url = receiver.url
     async with new_client() as client:
         result = await send(client, url, b"{}", {}, POLICY)
-    assert result.outcome == Outcome.retry and result.status_code is None
+    assert result.outcome == Outcome.retry
+    assert result.status_code is None
 
 
 def test_the_client_follows_no_redirects_and_no_proxy_settings() -> None:
     client = new_client()
-    assert client.follow_redirects is False and client._trust_env is False
+    assert client.follow_redirects is False
+    assert client._trust_env is False
     assert isinstance(client, httpx.AsyncClient)

@@ -96,9 +96,11 @@ def test_plain_http_only_to_loopback_and_only_when_allowed() -> None:
 def test_waits_grow_stay_bounded_and_jitter_within_half() -> None:
     waits = [planned_delay(attempt, 10, 3600, 0.999) for attempt in range(1, 12)]
     lows = [planned_delay(attempt, 10, 3600, 0.0) for attempt in range(1, 12)]
-    assert waits[0] < 10 and lows[0] == 5
+    assert waits[0] < 10
+    assert lows[0] == 5
     assert all(later >= earlier for earlier, later in zip(waits[:8], lows[1:9], strict=True))
-    assert max(waits) <= 3600 and lows[-1] == 1800
+    assert max(waits) <= 3600
+    assert lows[-1] == 1800
     assert planned_delay(10_000, 10, 3600, 0.5) <= 3600  # no overflow however long it runs
 
 
@@ -147,7 +149,8 @@ def test_secrets_are_long_random_and_open_only_for_their_endpoint() -> None:
     import uuid
 
     secret = generate_secret()
-    assert secret.startswith(PREFIX) and len(base64.b64decode(secret[len(PREFIX) :])) >= 24
+    assert secret.startswith(PREFIX)
+    assert len(base64.b64decode(secret[len(PREFIX) :])) >= 24
     assert generate_secret() != secret
     endpoint = uuid.uuid4()
     blob = encrypt_secret(b"k" * 32, endpoint, secret)
