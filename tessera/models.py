@@ -456,6 +456,6 @@ class Event(Base):
     )
 
 
-# Tables of their own domain packages, on the same metadata (Alembic sees one schema).
-from tessera.webhooks.models import WebhookDelivery as WebhookDelivery  # noqa: E402
-from tessera.webhooks.models import WebhookEndpoint as WebhookEndpoint  # noqa: E402
+# Tables of their own domain packages, on the same metadata (Alembic sees one schema). A module import, so that
+# importing tessera.webhooks.models first (it imports this module) works too.
+import tessera.webhooks.models  # noqa: E402, F401
