@@ -24,6 +24,7 @@ from tessera.db import create_engine, create_session_factory, migrate
 from tessera.settings import REPO_ROOT, Settings
 from tessera.webhooks.models import WebhookDelivery
 from tessera.webhooks.status import DeliveryStatus
+from tests.conftest import TEST_SECRET
 from tests.webhook_receiver import running_receiver
 from tests.webhook_world import add_endpoint, add_event, build_world
 from workflows.outbox_relay import build_relay
@@ -50,7 +51,7 @@ async def main(count: int) -> None:
                 database_url=url,
                 var_dir=Path(directory),
                 config_dir=REPO_ROOT / "config",
-                secret_key="bench-secret-key-not-for-production",
+                secret_key=TEST_SECRET.decode(),  # the secret the world's endpoint was encrypted under
                 task_queue=f"bench-webhooks-{uuid.uuid4().hex[:8]}",
                 webhook_allow_http_loopback=True,
                 outbox_relay_interval_seconds=0.05,
