@@ -25,6 +25,7 @@ from api.routes import (
     organizations,
     tickets,
     users,
+    webhooks,
 )
 from tessera import __version__
 from tessera.auth.ratelimit import SignInLimiter
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router, prefix=API_PREFIX)
     app.include_router(licenses.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(webhooks.router, prefix=API_PREFIX)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)

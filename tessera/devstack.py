@@ -172,6 +172,8 @@ def child_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         TESSERA_API_PORT=str(settings.api_port),
         TESSERA_API_HOST="127.0.0.1",
         TESSERA_WORKER_SHUTDOWN_GRACE_SECONDS=str(WORKER_GRACE_SECONDS),
+        # Local receivers (a developer's test server on 127.0.0.1) are the norm on one machine.
+        TESSERA_WEBHOOK_ALLOW_HTTP_LOOPBACK="true",
     )
     return env
 

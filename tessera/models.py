@@ -614,3 +614,11 @@ class Event(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="when the outbox relay handed it on (webhook deliveries started); null: not yet"
+    )
+
+
+# Tables of their own domain packages, on the same metadata (Alembic sees one schema). A module import, so that
+# importing tessera.webhooks.models first (it imports this module) works too.
+import tessera.webhooks.models  # noqa: E402, F401

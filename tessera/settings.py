@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tessera.auth.keyring import KeyRing
@@ -85,6 +85,51 @@ class Settings(BaseSettings):
         le=3600,
         description="On SIGTERM, how long a worker lets running activities finish before cancelling them.",
     )
+
+    webhook_allow_http_loopback: bool = Field(
+        default=False,
+        description="Let webhook endpoints use plain http, and reach loopback addresses (`tessera dev` sets it).",
+    )
+    webhook_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Networks (CIDR, comma-separated) webhooks may reach although they are private; default: none.",
+    )
+    webhook_retry_for: timedelta = Field(
+        default=timedelta(days=3),
+        gt=timedelta(0),
+        description="How long a delivery is retried; an endpoint failing that long without a success is disabled.",
+    )
+    webhook_retry_base: timedelta = Field(
+        default=timedelta(seconds=10), gt=timedelta(0), description="Wait before the first retry; doubles each time."
+    )
+    webhook_retry_max_interval: timedelta = Field(
+        default=timedelta(hours=6), gt=timedelta(0), description="Longest wait between two attempts."
+    )
+    webhook_retry_after_max: timedelta = Field(
+        default=timedelta(hours=1), ge=timedelta(0), description="A receiver's Retry-After is honoured up to this."
+    )
+    webhook_secret_overlap: timedelta = Field(
+        default=timedelta(hours=24),
+        ge=timedelta(0),
+        description="After a secret rotation, how long deliveries are signed with the old secret too.",
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Connecting to a receiver.")
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, description="A whole webhook attempt: connect, send, read the answer."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=65_536, ge=0, le=1_048_576, description="How much of a receiver's answer is read."
+    )
+    outbox_relay_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker's outbox relay looks for undispatched events."
+    )
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

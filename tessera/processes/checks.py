@@ -16,7 +16,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from tessera.processes.conditions import ConditionProblem, check_condition
 from tessera.processes.schema import Override, ProcessName, WorkflowsConfig
-from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step
+from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step, WebhookStep
+from tessera.webhooks.event_types import event_type_problem
 
 if TYPE_CHECKING:
     from tessera.catalog.schema import CatalogFile
@@ -119,6 +120,10 @@ def step_problems(process: ProcessName, step: Step, where: Path_, templates: San
             problems.append(Problem((*where, "when"), problem.message, (problem.line, problem.column)))
     if isinstance(step, ApprovalStep):
         problems += _approval_problems(step, where)
+    if isinstance(step, WebhookStep):
+        message = event_type_problem(step.event, process.value)
+        if message:
+            problems.append(Problem((*where, "event"), message))
     if isinstance(step, NotifyStep | ApprovalStep | ReminderStep):
         extra = ("approval",) if isinstance(step, ApprovalStep) else ()
         message = _template_problem(templates, step.template, process, extra)
