@@ -12,12 +12,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.email import EmailActivities
 from activities.orders import OrderActivities
 from activities.system import SystemActivities
 from tessera.db import create_engine, create_session_factory
+from tessera.email.delivery import mailer_from_settings
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
 from workflows.connection import connect_temporal_patiently
+from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
 from workflows.system_check import SystemCheckWorkflow
 
@@ -38,12 +41,13 @@ PURE_MODULES = (
     "tessera.processes",
     "tessera.orders.status",
     "workflows.order_models",
+    "workflows.email_models",
     "workflows.search_attributes",
 )
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
 
-WORKFLOWS: list[type] = [SystemCheckWorkflow, LicenseOrderWorkflow]
+WORKFLOWS: list[type] = [SystemCheckWorkflow, LicenseOrderWorkflow, EmailDeliveryWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> Worker:
@@ -52,11 +56,12 @@ def build_worker(client: Client, settings: Settings, session_factory: async_sess
     orders = OrderActivities(
         session_factory, settings.resolved_secret_key(), settings.config_dir / "templates", settings.portal_url
     )
+    email = EmailActivities(session_factory, mailer_from_settings(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[system.check, *orders.all()],
+        activities=[system.check, *orders.all(), email.send],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
