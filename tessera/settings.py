@@ -22,7 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Everything Tessera can be told from outside; defaults give the embedded single-machine setup."""
 
-    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+    # Inputs stay out of error messages: some settings (the SMTP URL, secret keys) hold passwords.
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore", hide_input_in_errors=True)
 
     var_dir: Path = Field(default=Path("var"), description="Where `tessera dev` keeps its databases and keys.")
     config_dir: Path = Field(default=Path("config"), description="workflows.yaml, catalog.yaml, templates.")
