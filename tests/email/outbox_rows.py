@@ -17,7 +17,7 @@ async def add_notification(
     sessions: async_sessionmaker[AsyncSession],
     *,
     recipients: list[str] | None = None,
-    subject: str = "3 × PRO-CAD ready",
+    subject: str = "3 x PRO-CAD ready",
     body: str = "Your order is fulfilled.\n",
     locale: str | None = None,
 ) -> uuid.UUID:

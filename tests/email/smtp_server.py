@@ -44,7 +44,7 @@ class Recorder:
     on_data: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         del server, session, rcpt_options
@@ -53,7 +53,7 @@ class Recorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         del server, session
         with self.lock:
             if self.replies:

@@ -28,7 +28,7 @@ async def test_one_message_per_row_with_a_message_id_from_the_row(
     sessions: async_sessionmaker[AsyncSession], smtp: SmtpTestServer
 ) -> None:
     event_id = await add_notification(
-        sessions, recipients=["jane@acme.example"], subject="Bestellung fertig: 3 × PRO-CAD", body="Grüße\n.\nEnde\n"
+        sessions, recipients=["jane@acme.example"], subject="Bestellung fertig: 3 x PRO-CAD", body="Grüße\n.\nEnde\n"
     )
     first = await deliver(sessions, mailer(smtp.url()), event_id)
     again = await deliver(sessions, mailer(smtp.url()), event_id)
@@ -38,14 +38,15 @@ async def test_one_message_per_row_with_a_message_id_from_the_row(
     assert received.sender == "licenses@example.com"
     assert received.recipients == ["jane@acme.example"]
     assert received.message["Message-ID"] == f"<{event_id}@example.com>"
-    assert received.message["Subject"] == "Bestellung fertig: 3 × PRO-CAD"
+    assert received.message["Subject"] == "Bestellung fertig: 3 x PRO-CAD"
     assert received.message["From"] == "Example Software <licenses@example.com>"
     assert received.message["To"] == "jane@acme.example"
     # A line holding only a dot is not the end of the data.
     assert received.text == "Grüße\n.\nEnde\n"
     row = await load(sessions, event_id)
     assert (row.email_outcome, row.email_send_attempts, row.email_message_id) == ("sent", 1, first.message_id)
-    assert row.email_sent_at is not None and row.email_claim_token is None
+    assert row.email_sent_at is not None
+    assert row.email_claim_token is None
 
 
 async def test_several_recipients_do_not_see_each_other(
@@ -55,7 +56,8 @@ async def test_several_recipients_do_not_see_each_other(
     await deliver(sessions, mailer(smtp.url()), event_id)
     [received] = smtp.recorder.received
     assert sorted(received.recipients) == ["a@one.example", "b@two.example"]
-    assert "one.example" not in str(received.message["To"]) and "two.example" not in str(received.message["To"])
+    assert "one.example" not in str(received.message["To"])
+    assert "two.example" not in str(received.message["To"])
 
 
 @pytest.mark.parametrize("reply", ["451 4.3.0 try again later", "554 5.3.0 transaction failed"])
@@ -70,8 +72,11 @@ async def test_a_failing_server_is_retried_and_the_message_sent_once(
         assert failed.value.retryable
         assert reply.split()[0] in str(failed.value)
     row = await load(sessions, event_id)
-    assert row.email_outcome is None and row.email_claim_token is None and row.email_handed_over_at is None
-    assert row.email_last_error is not None and reply.split()[0] in row.email_last_error
+    assert row.email_outcome is None
+    assert row.email_claim_token is None
+    assert row.email_handed_over_at is None
+    assert row.email_last_error is not None
+    assert reply.split()[0] in row.email_last_error
     delivered = await deliver(sessions, mailer(smtp.url()), event_id)
     assert delivered.outcome == Outcome.sent
     assert len(smtp.recorder.received) == 1
@@ -84,8 +89,10 @@ async def test_connection_refused_is_retried(sessions: async_sessionmaker[AsyncS
         await deliver(sessions, mailer(f"smtp://127.0.0.1:{free_port()}?timeout=2"), event_id)
     assert failed.value.retryable
     row = await load(sessions, event_id)
-    assert row.email_outcome is None and row.email_claim_token is None
-    assert row.email_last_error is not None and "before the message was sent" in row.email_last_error
+    assert row.email_outcome is None
+    assert row.email_claim_token is None
+    assert row.email_last_error is not None
+    assert "before the message was sent" in row.email_last_error
 
 
 async def test_recipients_refused_for_good_are_not_retried(
@@ -137,7 +144,8 @@ async def test_a_crash_after_the_server_took_the_message_does_not_send_it_again(
     release.set()
     assert len(smtp.recorder.received) == 1
     row = await load(sessions, event_id)
-    assert row.email_handed_over_at is not None and row.email_outcome is None
+    assert row.email_handed_over_at is not None
+    assert row.email_outcome is None
     # While the dead attempt's lease runs, nobody sends: its worker might still be alive.
     with pytest.raises(SendFailed, match="another attempt"):
         await deliver(sessions, mailer(smtp.url()), event_id)
@@ -151,7 +159,8 @@ async def test_a_crash_after_the_server_took_the_message_does_not_send_it_again(
     assert retried.message_id == f"<{event_id}@example.com>"
     assert len(smtp.recorder.received) == 1
     row = await load(sessions, event_id)
-    assert row.email_outcome == "unconfirmed" and row.email_sent_at == row.email_handed_over_at
+    assert row.email_outcome == "unconfirmed"
+    assert row.email_sent_at == row.email_handed_over_at
     assert "not sent again" in str(row.email_last_error)
 
 
