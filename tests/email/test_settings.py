@@ -74,5 +74,5 @@ def test_from_header_forms() -> None:
     sender = parse_from('"Example, Software" <Licenses@EXAMPLE.com>')
     assert (sender.name, sender.address, sender.domain) == ("Example, Software", "licenses@example.com", "example.com")
     for bad in ("a@example.com, b@example.com", "Name <>", "x@example.com\r\nBcc: y@example.com"):
-        with pytest.raises(ValueError, match="address|line breaks"):
+        with pytest.raises(ValueError, match=r"address|line breaks"):
             parse_from(bad)
