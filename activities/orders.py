@@ -208,7 +208,7 @@ class OrderActivities:
         organization = await session.get(Organization, organization_id)
         addresses = [email.lower() for email in recipients]
         found = await session.execute(select(User.email, User.locale).where(func.lower(User.email).in_(addresses)))
-        user_locales = {email.lower(): locale for email, locale in found.tuples().all()}
+        user_locales = {email.lower(): locale for email, locale in found.all()}
         groups: dict[str | None, list[str]] = {}
         for email in recipients:
             tag = recipient_locale(user_locales.get(email.lower()), organization.locale if organization else None)

@@ -77,9 +77,9 @@ def build_message(
     message["Message-ID"] = message_id(event_id, sender)
     # Tells vacation responders and ticket systems not to answer an automatic message.
     message["Auto-Submitted"] = "auto-generated"
-    if language:
-        message["Content-Language"] = language
     message.set_content(body, charset="utf-8", cte="quoted-printable")
+    if language:  # after set_content, which replaces every Content-* header
+        message["Content-Language"] = language
     return Outgoing(
         message_id=message_id(event_id, sender),
         sender=sender.address,
