@@ -15,7 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from api.deps import Session, State
 from tessera.email.outbox import MAX_LIMIT, linked_html, recent_notifications
-from tessera.errors import NotFound
+from tessera.errors import FieldIssue, InvalidInput, NotFound
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,6 +60,14 @@ async def dev_outbox(
     """The newest notifications in the outbox, with their links clickable."""
     if not _loopback(request):
         raise NotFound("not found")
+    # Pages outside the API schema are skipped by the app-wide check of query parameters; this one checks its own.
+    unknown = sorted(set(request.query_params) - {"limit"})
+    if unknown or len(request.query_params.getlist("limit")) > 1:
+        issues = [FieldIssue(f"query.{name}", "unknown query parameter; this page takes: limit") for name in unknown]
+        raise InvalidInput(
+            "this page takes one query parameter: limit",
+            issues=issues or [FieldIssue("query.limit", "given more than once")],
+        )
     smtp = state.settings.smtp_server()
     messages = await recent_notifications(session, limit, smtp_configured=smtp is not None)
     intro = (
