@@ -13,16 +13,19 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.email import EmailActivities
 from activities.orders import OrderActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
 from tessera.db import create_engine, create_session_factory
+from tessera.email.delivery import mailer_from_settings
 from tessera.orders.config import workflows_config
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
 from workflows.cancellation import CancellationWorkflow
 from workflows.connection import connect_temporal_patiently
+from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
 from workflows.outbox_relay import build_relay
 from workflows.revocation import RevocationWorkflow
@@ -49,6 +52,7 @@ PURE_MODULES = (
     "tessera.orders.status",
     "workflows.order_models",
     "workflows.subscription_models",
+    "workflows.email_models",
     "workflows.search_attributes",
     "tessera.webhooks.schedule",
     "tessera.webhooks.status",
@@ -64,6 +68,7 @@ WORKFLOWS: list[type] = [
     CancellationWorkflow,
     RevocationWorkflow,
     WebhookDeliveryWorkflow,
+    EmailDeliveryWorkflow,
 ]
 
 
@@ -86,11 +91,12 @@ def build_worker(
     subscriptions = SubscriptionActivities(
         session_factory, secret, templates, settings.portal_url, lambda: workflows_config(settings)
     )
+    email = EmailActivities(session_factory, mailer_from_settings(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[system.check, *orders.all(), *subscriptions.all(), *webhooks.all()],
+        activities=[system.check, *orders.all(), *subscriptions.all(), *webhooks.all(), email.send],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
