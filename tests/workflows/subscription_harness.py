@@ -93,9 +93,10 @@ async def worker_on(
     client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], queue: str
 ) -> AsyncIterator[Settings]:
     """A worker on `queue`; stopping it and starting another on the same queue is a worker restart."""
-    # A short sticky timeout: the next worker takes over a stopped one's workflows at once, instead of the
-    # time-skipping server's clock standing still until the stopped worker's sticky queue times out.
-    queued = settings.model_copy(update={"task_queue": queue, "worker_sticky_timeout_seconds": 0.5})
+    # No cache, hence no sticky queue: on the time-skipping server a task sent to a stopped worker's sticky queue
+    # waits for a timeout in skipped time that never passes. Every task replays the history instead, which is
+    # what a worker that restarted does anyway.
+    queued = settings.model_copy(update={"task_queue": queue, "worker_max_cached_workflows": 0})
     async with build_worker(client, queued, sessions):
         yield queued
 

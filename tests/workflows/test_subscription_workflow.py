@@ -52,7 +52,7 @@ async def _outbox(sessions: async_sessionmaker[AsyncSession], subscription_order
         return list(rows.all())
 
 
-async def test_five_years_renew_with_records_prices_reminders_and_a_seat_change(
+async def test_five_years_renew_with_records_prices_reminders_a_seat_change_and_a_worker_restart(
     time_skipping_env: WorkflowEnvironment,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
@@ -74,6 +74,8 @@ async def test_five_years_renew_with_records_prices_reminders_and_a_seat_change(
             await seats.change_next_quantity(session, found, 3)
             await session.commit()
         await signal_subscription(client, subscription.id)
+    # The worker stops in the middle of term 2 and another one takes over: nothing is lost or done twice.
+    async with worker_on(client, settings, sessions, queue):
         await skip(env, 4 * YEAR)
         await eventually(lambda: _renewed_through(sessions, subscription.id, 6), "five renewals")
         state = await handle.query(SubscriptionWorkflow.state)
@@ -166,7 +168,7 @@ async def test_a_revocation_between_commitment_and_renewal_ends_it_without_renew
     assert set(statuses) == {LicenseStatus.revoked}
 
 
-async def test_a_subscription_starting_at_first_activation_waits_then_fixes_its_anchor(
+async def test_a_subscription_starting_at_first_activation_waits_across_a_worker_restart_then_fixes_its_anchor(
     time_skipping_env: WorkflowEnvironment,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
@@ -177,10 +179,13 @@ async def test_a_subscription_starting_at_first_activation_waits_then_fixes_its_
     subscription = await buy_subscription(sessions, rights_world, product, quantity=1, env=env)
     assert subscription.status == SubscriptionStatus.pending
     assert subscription.start_date is None
-    async with running_worker(client, settings, sessions) as queue:
-        handle = await start(client, settings.model_copy(update={"task_queue": queue}), sessions, subscription)
+    queue = f"subscriptions-{uuid.uuid4()}"
+    async with worker_on(client, settings, sessions, queue) as queued:
+        handle = await start(client, queued, sessions, subscription)
         await env.sleep(timedelta(days=40))  # nothing happens while it waits
         assert (await reload(sessions, subscription.id)).status == SubscriptionStatus.pending
+    # The worker stops while the subscription waits, and another one takes over: the activation still lands.
+    async with worker_on(client, settings, sessions, queue):
         activated_at = await env.get_current_time()
         await send_first_activation(client, subscription.id, activated_at)
         await eventually(
