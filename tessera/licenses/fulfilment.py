@@ -62,7 +62,13 @@ CHUNK = 500
 
 
 async def create_order_license_chunk(
-    session: AsyncSession, secret_key: bytes, order_id: uuid.UUID, after_line: int, size: int = CHUNK
+    session: AsyncSession,
+    secret_key: bytes,
+    order_id: uuid.UUID,
+    after_line: int,
+    size: int = CHUNK,
+    *,
+    now: datetime | None = None,
 ) -> int:
     """Create the missing lines after `after_line` (at most `size` of them); returns the last line covered.
 
@@ -88,7 +94,7 @@ async def create_order_license_chunk(
             )
         ).all()
     )
-    now = utcnow()
+    now = now or utcnow()
     subscription_id: uuid.UUID | None = None
     if product.kind == ProductKind.subscription:
         # The subscription is written with the first lines, in their transaction: its licenses end with its term.

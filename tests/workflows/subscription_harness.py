@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,7 @@ async def buy_subscription(
     quantity: int = 2,
     organization: str = "C1",
     env: WorkflowEnvironment | None = None,
+    taken_over_from: date | None = None,
 ) -> Subscription:
     """A fulfilled subscription order as the order workflow leaves it: licenses, tickets and the subscription.
 
@@ -76,12 +77,13 @@ async def buy_subscription(
         )
         if bought_at is not None:
             order.created_at = bought_at
+        order.subscription_start = taken_over_from
         session.add(order)
         grant = await session.get(Grant, world.grants[organization])
         assert grant is not None
         grant.quota_used += quantity
         await session.flush()
-        await fulfilment.create_order_license_chunk(session, TEST_SECRET, order.id, 0)
+        await fulfilment.create_order_license_chunk(session, TEST_SECRET, order.id, 0, now=bought_at)
         await session.commit()
         subscription = await session.scalar(select(Subscription).where(Subscription.order_id == order.id))
         assert subscription is not None

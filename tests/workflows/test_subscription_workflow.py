@@ -233,3 +233,34 @@ async def test_a_running_term_keeps_its_steps_and_the_next_term_takes_the_edited
     term_2 = [r for r in reminders if ":term-2:" in r.key]
     assert len(term_1) == 2  # the running term kept both reminders
     assert [r.key.rsplit(":", 1)[1] for r in term_2] == ["a month before the deadline"]
+
+
+async def test_a_subscription_taken_over_from_another_system_begins_at_its_current_term(
+    time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+) -> None:
+    env, client = time_skipping_env, time_skipping_env.client
+    now = await env.get_current_time()
+    started = now.date().replace(year=now.year - 3) - timedelta(days=20)  # three years and twenty days ago
+    product = await add_subscription_product(sessions, rights_world)
+    subscription = await buy_subscription(sessions, rights_world, product, env=env, taken_over_from=started)
+    rows = await terms(sessions, subscription.id)
+    assert [(row.term_no, row.kind) for row in rows] == [
+        (1, TermKind.imported),
+        (2, TermKind.imported),
+        (3, TermKind.imported),
+        (4, TermKind.first),
+    ]
+    assert all(row.renewed_at is None and row.committed_at is None for row in rows)
+    assert rows[3].starts_at <= now < rows[3].ends_at
+    assert subscription.imported_terms == 3
+    async with worker_on(client, settings, sessions, f"subscriptions-{uuid.uuid4()}") as queued:
+        await start(client, queued, sessions, subscription)
+        await skip(env, YEAR)
+        await eventually(lambda: _renewed_through(sessions, subscription.id, 5), "the first renewal in Tessera")
+    rows = await terms(sessions, subscription.id)
+    assert rows[4].kind == TermKind.renewal
+    assert rows[4].renewed_at is not None
+    assert rows[4].first_day == plan_of(subscription).term(5).first_day
