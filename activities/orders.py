@@ -8,7 +8,7 @@ instead of stalling it. Anything else (a database that is briefly away) is retri
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -48,14 +48,24 @@ async def business_failures() -> AsyncIterator[None]:
         raise ApplicationError(error.detail, type=error.code, non_retryable=True) from None
 
 
+FulfilledHook = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+"""Called after an order's fulfilment is committed: the worker starts a subscription order's subscription."""
+
+
 class OrderActivities:
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], secret_key: bytes, templates_dir: Path, portal_url: str
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        secret_key: bytes,
+        templates_dir: Path,
+        portal_url: str,
+        on_fulfilled: FulfilledHook | None = None,
     ) -> None:
         self._sessions = session_factory
         self._secret_key = secret_key
         self._templates = template_environment(templates_dir)
         self._portal_url = portal_url
+        self._on_fulfilled = on_fulfilled
 
     @activity.defn(name="orders.apply")
     async def apply(self, request: ApplyInput) -> None:
@@ -79,6 +89,11 @@ class OrderActivities:
                     await self._notify(session, order_id, action)
                 else:
                     await self._publish(session, order_id, action)
+        if self._on_fulfilled is not None and request.state is not None and request.state.status == "fulfilled":
+            # After the commit, so the subscription's workflow reads it; a retry of this activity starts it again,
+            # which finds the same run (its id is the subscription's).
+            async with self._sessions() as session:
+                await self._on_fulfilled(session, order_id)
 
     @activity.defn(name="orders.fail")
     async def fail(self, request: FailInput) -> None:

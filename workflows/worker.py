@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import uuid
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,12 +14,18 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.orders import OrderActivities
+from activities.subscriptions import SubscriptionActivities
 from activities.system import SystemActivities
 from tessera.db import create_engine, create_session_factory
+from tessera.orders.config import workflows_config
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
+from workflows.cancellation import CancellationWorkflow
 from workflows.connection import connect_temporal_patiently
 from workflows.license_order import LicenseOrderWorkflow
+from workflows.revocation import RevocationWorkflow
+from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription_ops import start_order_subscription
 from workflows.system_check import SystemCheckWorkflow
 
 log = logging.getLogger(__name__)
@@ -38,25 +45,39 @@ PURE_MODULES = (
     "tessera.processes",
     "tessera.orders.status",
     "workflows.order_models",
+    "workflows.subscription_models",
     "workflows.search_attributes",
 )
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
 
-WORKFLOWS: list[type] = [SystemCheckWorkflow, LicenseOrderWorkflow]
+WORKFLOWS: list[type] = [
+    SystemCheckWorkflow,
+    LicenseOrderWorkflow,
+    SubscriptionWorkflow,
+    CancellationWorkflow,
+    RevocationWorkflow,
+]
 
 
 def build_worker(client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> Worker:
     """A worker with every workflow and activity of Tessera."""
     system = SystemActivities(session_factory)
-    orders = OrderActivities(
-        session_factory, settings.resolved_secret_key(), settings.config_dir / "templates", settings.portal_url
+
+    async def start_subscription(session: AsyncSession, order_id: uuid.UUID) -> None:
+        await start_order_subscription(client, settings.task_queue, session, order_id)
+
+    templates = settings.config_dir / "templates"
+    secret = settings.resolved_secret_key()
+    orders = OrderActivities(session_factory, secret, templates, settings.portal_url, on_fulfilled=start_subscription)
+    subscriptions = SubscriptionActivities(
+        session_factory, secret, templates, settings.portal_url, lambda: workflows_config(settings)
     )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[system.check, *orders.all()],
+        activities=[system.check, *orders.all(), *subscriptions.all()],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )

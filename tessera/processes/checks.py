@@ -16,7 +16,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from tessera.processes.conditions import ConditionProblem, check_condition
 from tessera.processes.schema import Override, ProcessName, WorkflowsConfig
-from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, Step
+from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step
 
 if TYPE_CHECKING:
     from tessera.catalog.schema import CatalogFile
@@ -49,7 +49,7 @@ class CatalogCodes:
 # What each process can do, and which roots its conditions see.
 ALLOWED_KINDS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.license_order: ("approval", "create_license", "allocate", "visibility", "notify", "wait", "webhook"),
-    ProcessName.subscription: ("approval", "renew", "notify", "wait", "webhook"),
+    ProcessName.subscription: ("renew", "notify", "wait", "webhook", "reminder"),
     ProcessName.cancellation: ("approval", "cancel", "notify", "wait", "webhook"),
     ProcessName.revocation: ("approval", "revoke", "notify", "wait", "webhook"),
     ProcessName.report: ("notify", "wait", "webhook"),
@@ -70,7 +70,7 @@ ROOTS: dict[ProcessName, tuple[str, ...]] = {
 }
 TEMPLATE_EXTRAS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.license_order: ("licenses",),
-    ProcessName.subscription: ("renewal",),
+    ProcessName.subscription: ("renewal", "reminder"),
     ProcessName.cancellation: ("effective_end",),
     ProcessName.revocation: ("license",),
     ProcessName.report: ("report",),
@@ -119,7 +119,7 @@ def step_problems(process: ProcessName, step: Step, where: Path_, templates: San
             problems.append(Problem((*where, "when"), problem.message, (problem.line, problem.column)))
     if isinstance(step, ApprovalStep):
         problems += _approval_problems(step, where)
-    if isinstance(step, NotifyStep | ApprovalStep):
+    if isinstance(step, NotifyStep | ApprovalStep | ReminderStep):
         extra = ("approval",) if isinstance(step, ApprovalStep) else ()
         message = _template_problem(templates, step.template, process, extra)
         if message:

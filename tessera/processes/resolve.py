@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from tessera.errors import ConfigError, FieldIssue
 from tessera.processes.checks import apply_override, step_list_problems
 from tessera.processes.schema import ProcessName, WorkflowsConfig
-from tessera.processes.steps import ApprovalStep, NotifyStep, Step
+from tessera.processes.steps import ApprovalStep, NotifyStep, ReminderStep, Step
 
 
 class ResolvedProcess(BaseModel):
@@ -66,7 +66,7 @@ def resolve_steps(
     problems = step_list_problems(name, steps, ())
     if problems:
         raise _conflict(name, applied, "; ".join(problem.message for problem in problems))
-    used = {step.template for step in steps if isinstance(step, NotifyStep | ApprovalStep)}
+    used = {step.template for step in steps if isinstance(step, NotifyStep | ApprovalStep | ReminderStep)}
     templates = {name: text for name, text in config.templates.items() if name in used}
     return ResolvedProcess(
         process=name, steps=steps, version=config.version_hash(), overrides=applied, templates=templates

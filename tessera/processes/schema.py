@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import Field, PrivateAttr
 
-from tessera.processes.steps import ApprovalStep, NotifyStep, Step, StepName
+from tessera.processes.steps import ApprovalStep, NotifyStep, ReminderStep, Step, StepName
 from tessera.schema_base import Code, StrictModel
 
 
@@ -119,7 +119,7 @@ class WorkflowsConfig(StrictModel):
         for name in ProcessName:
             spec = self.process(name)
             steps = [*spec.steps, *(step for o in spec.overrides for step in [*(o.replace_steps or []), *o.add_steps])]
-            names |= {step.template for step in steps if isinstance(step, ApprovalStep | NotifyStep)}
+            names |= {step.template for step in steps if isinstance(step, ApprovalStep | NotifyStep | ReminderStep)}
         return names
 
     def process(self, name: ProcessName | str) -> ProcessSpec:

@@ -245,6 +245,27 @@ class RevokeStep(StepBase):
         return f"revoke the license at once{self._suffix()}"
 
 
+class ReminderAnchor(StrEnum):
+    cancel_deadline = "cancel_deadline"
+    """The end of the last day to cancel: the moment the renewal becomes binding."""
+    term_end = "term_end"
+
+
+class ReminderStep(StepBase):
+    """A notification sent while a term runs, `before` the deadline or the term's end (subscription only)."""
+
+    kind: Literal["reminder"]
+    before: FixedDuration = Field(description="How long before the anchor, e.g. P30D.")
+    of: ReminderAnchor = Field(default=ReminderAnchor.cancel_deadline, description="cancel_deadline or term_end.")
+    template: str = Field(strict=True, min_length=1, description="A file under config/templates/.")
+    to: Recipients = Field(default_factory=lambda: [RecipientRole.group_admins.value])
+
+    def describe(self) -> str:
+        anchor = "the last day to cancel ends" if self.of == ReminderAnchor.cancel_deadline else "the term ends"
+        recipients = ", ".join(recipient.replace("_", " ") for recipient in self.to)
+        return f"remind {recipients} with {self.template} {self.before} before {anchor}{self._suffix()}"
+
+
 class WaitStep(StepBase):
     kind: Literal["wait"]
     duration: FixedDuration
@@ -271,7 +292,8 @@ Step = Annotated[
     | CancelStep
     | RevokeStep
     | WaitStep
-    | WebhookStep,
+    | WebhookStep
+    | ReminderStep,
     Field(discriminator="kind"),
 ]
 
@@ -286,4 +308,5 @@ STEP_KINDS: tuple[str, ...] = (
     "revoke",
     "wait",
     "webhook",
+    "reminder",
 )

@@ -1,0 +1,341 @@
+"""Activities of the subscription, cancellation and revocation workflows; thin, idempotent by business key.
+
+Instants (`at`) come from the workflow's clock, so a time-skipped test and a replay record the same moments.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.orders import business_failures
+from tessera.db import unit_of_work
+from tessera.licenses import fulfilment
+from tessera.models import (
+    Cancellation,
+    CancellationStatus,
+    EventKind,
+    License,
+    Order,
+    Subscription,
+    SubscriptionStatus,
+    User,
+)
+from tessera.notifications import render, render_source, template_environment, write_event
+from tessera.orders.errors import StepFailed
+from tessera.orders.facts import order_context
+from tessera.processes.schema import ProcessName, WorkflowsConfig
+from tessera.subscriptions import service
+from tessera.subscriptions.creation import record
+from tessera.subscriptions.facts import resolve_for, subscription_context
+from tessera.subscriptions.terms import Term
+from workflows.subscription_models import (
+    CancellationRef,
+    ProcessInput,
+    ProcessResult,
+    RenewResult,
+    RevokeInput,
+    StepInput,
+    SubscriptionSnapshot,
+    TermEndResult,
+    TermInfo,
+    TermRef,
+)
+
+
+def term_info(term: Term | None) -> TermInfo | None:
+    return None if term is None else TermInfo.model_validate(term.model_dump())
+
+
+class SubscriptionActivities:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        secret_key: bytes,
+        templates_dir: Path,
+        portal_url: str,
+        workflows_config: Callable[[], WorkflowsConfig],
+    ) -> None:
+        self._sessions = session_factory
+        self._secret_key = secret_key
+        self._templates = template_environment(templates_dir)
+        self._portal_url = portal_url
+        self._config = workflows_config
+
+    @activity.defn(name="subscriptions.snapshot")
+    async def snapshot(self, ref: TermRef) -> SubscriptionSnapshot:
+        """Where the subscription stands (status, current term, cancellation, commitment); read-only."""
+        async with business_failures(), self._sessions() as session:
+            return await self._snapshot(session, uuid.UUID(ref.subscription_id))
+
+    async def _snapshot(self, session: AsyncSession, subscription_id: uuid.UUID) -> SubscriptionSnapshot:
+        found = await service.snapshot(session, subscription_id)
+        subscription = await service.load(session, subscription_id)
+        return SubscriptionSnapshot(
+            status=found.status.value,
+            term=term_info(found.term),
+            cancellation_term_no=found.cancellation_term_no,
+            cancellation_applied=found.cancellation_applied,
+            committed=found.committed,
+            quantity=subscription.quantity,
+        )
+
+    @activity.defn(name="subscriptions.activate")
+    async def activate(self, ref: TermRef) -> SubscriptionSnapshot:
+        """Fix the anchor at the first activation (`at`); key: the subscription (pending only once)."""
+        assert ref.at is not None
+        subscription_id = uuid.UUID(ref.subscription_id)
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            await service.activate(session, subscription_id, ref.at)
+            return await self._snapshot(session, subscription_id)
+
+    @activity.defn(name="subscriptions.resolve")
+    async def resolve(self, request: ProcessInput) -> ProcessResult:
+        """The process's steps as workflows.yaml says now, with the facts its conditions see; read-only."""
+        async with business_failures(), self._sessions() as session:
+            subscription = await service.load(session, uuid.UUID(request.subscription_id))
+            context = await subscription_context(session, subscription)
+            process = await resolve_for(session, self._config(), ProcessName(request.process), context)
+        return ProcessResult(process=process, facts=context)
+
+    @activity.defn(name="subscriptions.commit")
+    async def commit(self, ref: TermRef) -> bool:
+        """At the notice deadline: the next term becomes binding unless cancelled; key: (subscription, term + 1)."""
+        assert ref.at is not None
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            return await service.commit(session, uuid.UUID(ref.subscription_id), ref.term_no, ref.at)
+
+    @activity.defn(name="subscriptions.term_end")
+    async def term_end(self, ref: TermRef) -> TermEndResult:
+        """What the end of the term means now: renew, expire, wait for a decision, or nothing; read-only."""
+        async with business_failures(), self._sessions() as session:
+            outcome = await service.term_end(session, uuid.UUID(ref.subscription_id), ref.term_no)
+        return TermEndResult(outcome=outcome.value)
+
+    @activity.defn(name="subscriptions.renew")
+    async def renew(self, ref: TermRef) -> RenewResult:
+        """The effective renewal into term `term_no`; key: (subscription, term_no)."""
+        assert ref.at is not None
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            term = await service.renew(session, self._secret_key, uuid.UUID(ref.subscription_id), ref.term_no, ref.at)
+        return RenewResult(term=term_info(term))
+
+    @activity.defn(name="subscriptions.expire")
+    async def expire(self, ref: TermRef) -> None:
+        """The effective end: the subscription and its licenses expire, subscription.expired is published; once."""
+        assert ref.at is not None
+        subscription_id = uuid.UUID(ref.subscription_id)
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            if await service.expire(session, subscription_id, ref.at):
+                subscription = await service.load(session, subscription_id)
+                order = await fulfilment.load_order(session, subscription.order_id)
+                key = f"subscription-{subscription_id}:expired"
+                await self._event(session, order, subscription, key, "subscription.expired")
+
+    @activity.defn(name="subscriptions.apply_cancellation")
+    async def apply_cancellation(self, ref: CancellationRef) -> str:
+        """The cancel step: a requested cancellation takes hold (non-renewing); key: the cancellation."""
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            cancellation = await session.get(Cancellation, uuid.UUID(ref.cancellation_id))
+            if cancellation is None:
+                return "missing"
+            subscription = await service.load(session, cancellation.subscription_id, lock=True)
+            await session.refresh(cancellation)
+            if cancellation.status != CancellationStatus.requested:
+                return cancellation.status
+            if subscription.status not in service.LIVE:
+                cancellation.status = CancellationStatus.withdrawn
+                return cancellation.status
+            cancellation.status = CancellationStatus.applied
+            cancellation.decided_at = ref.at
+            subscription.status = SubscriptionStatus.non_renewing
+            subscription.effective_end_at = cancellation.effective_end_at
+            await record(
+                session,
+                subscription,
+                "cancelled",
+                key=f"{subscription.id}:cancellation:{cancellation.n}:applied",
+                term_no=cancellation.effective_term_no,
+                detail={"effective_end_at": cancellation.effective_end_at.isoformat(), "n": cancellation.n},
+            )
+            return cancellation.status
+
+    @activity.defn(name="subscriptions.reject_cancellation")
+    async def reject_cancellation(self, ref: CancellationRef) -> str:
+        """A cancellation whose approval was refused: the subscription renews as before; key: the cancellation."""
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            cancellation = await session.get(Cancellation, uuid.UUID(ref.cancellation_id))
+            if cancellation is None:
+                return "missing"
+            subscription = await service.load(session, cancellation.subscription_id, lock=True)
+            await session.refresh(cancellation)
+            if cancellation.status == CancellationStatus.requested:
+                cancellation.status = CancellationStatus.rejected
+                cancellation.decided_at = ref.at
+                await record(
+                    session,
+                    subscription,
+                    "cancellation_rejected",
+                    key=f"{subscription.id}:cancellation:{cancellation.n}:rejected",
+                    detail={"n": cancellation.n},
+                )
+            return cancellation.status
+
+    @activity.defn(name="revocations.revoke")
+    async def revoke(self, request: RevokeInput) -> list[str]:
+        """The revoke step: a subscription with all its licenses, or one license; key: the target (once)."""
+        at = request.at or datetime.now().astimezone()
+        requester = uuid.UUID(request.requester_user_id) if request.requester_user_id else None
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            if request.target == "subscription":
+                ids = await service.revoke(
+                    session, uuid.UUID(request.target_id), at, reason=request.reason, actor_user_id=requester
+                )
+                return [str(license_id) for license_id in ids]
+            license_id = uuid.UUID(request.target_id)
+            await fulfilment.revoke_licenses(session, [license_id])
+            return [request.target_id]
+
+    @activity.defn(name="subscriptions.step")
+    async def step(self, request: StepInput) -> None:
+        """A notify or webhook step of a subscription process into the outbox; key: the step's key."""
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            subscription = (
+                await service.load(session, uuid.UUID(request.subscription_id)) if request.subscription_id else None
+            )
+            order = await fulfilment.load_order(session, uuid.UUID(request.order_id))
+            if request.kind == "webhook":
+                assert request.event is not None
+                await self._event(session, order, subscription, request.key, request.event, request.variables)
+            else:
+                await self._notify(session, order, subscription, request)
+
+    async def _event(
+        self,
+        session: AsyncSession,
+        order: Order,
+        subscription: Subscription | None,
+        key: str,
+        name: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        payload: dict[str, Any] = {"order_id": str(order.id), "external_ref": order.external_ref, **(extra or {})}
+        if subscription is not None:
+            licenses = (
+                await session.scalars(
+                    select(License.id).where(License.subscription_id == subscription.id).order_by(License.line_no)
+                )
+            ).all()
+            payload |= {
+                "subscription_id": str(subscription.id),
+                "status": subscription.status,
+                "term_no": subscription.term_no,
+                "valid_through": _iso(subscription.valid_through),
+                "effective_end_at": _iso(subscription.effective_end_at),
+                "quantity": subscription.quantity,
+                "license_ids": [str(license_id) for license_id in licenses],
+            }
+        await write_event(
+            session,
+            key=key,
+            kind=EventKind.webhook,
+            name=name,
+            organization_id=order.organization_id,
+            order_id=order.id,
+            payload=payload,
+        )
+
+    async def _notify(
+        self, session: AsyncSession, order: Order, subscription: Subscription | None, request: StepInput
+    ) -> None:
+        assert request.template is not None
+        requester = uuid.UUID(request.requester_user_id) if request.requester_user_id else None
+        if subscription is not None:
+            context = await subscription_context(session, subscription, requester)
+        else:
+            context = await order_context(session, order)
+        variables: dict[str, Any] = {
+            **context.model_dump(mode="json"),
+            "portal_url": self._portal_url,
+            "effective_end": request.variables.get("effective_end", ""),
+            "license": {
+                "id": request.variables.get("license_id", ""),
+                "status": request.variables.get("license_status", ""),
+            },
+        }
+        if subscription is not None:
+            variables["renewal"] = {
+                "term_start": _iso(subscription.term_starts_at),
+                "term_end": _iso(subscription.valid_through),
+                "unit_price": "" if subscription.unit_price is None else str(subscription.unit_price),
+                "currency": subscription.currency or "",
+            }
+            variables["reminder"] = {
+                "name": request.variables.get("reminder", ""),
+                "of": request.variables.get("of", ""),
+                "at": request.variables.get("at", ""),
+                "last_day_to_cancel": _iso(subscription.last_day_to_cancel),
+                "valid_through": _iso(subscription.valid_through),
+            }
+        step = request.key.rsplit(":", 1)[-1]
+        try:
+            if request.source is not None:
+                subject, body = render_source(request.template, request.source, variables)
+            else:
+                subject, body = render(self._templates, request.template, variables)
+        except TemplateError as error:
+            raise StepFailed(f"step {step!r}: template {request.template!r} does not render: {error}") from None
+        recipients = await self._recipients(session, order, requester, request.to)
+        await write_event(
+            session,
+            key=request.key,
+            kind=EventKind.notification,
+            name=request.template,
+            organization_id=order.organization_id,
+            order_id=order.id,
+            recipients=recipients,
+            subject=subject,
+            body=body,
+        )
+
+    async def _recipients(
+        self, session: AsyncSession, order: Order, requester: uuid.UUID | None, to: list[str]
+    ) -> list[str]:
+        emails: list[str] = []
+        for recipient in to:
+            if "@" in recipient:
+                emails.append(recipient)
+            elif recipient == "requester":
+                user_id = requester or order.requested_by_user_id
+                user = await session.get(User, user_id) if user_id else None
+                emails += [user.email] if user else []
+            else:
+                emails += [user.email for user in await fulfilment.approvers(session, order.id, recipient)]
+        return sorted(set(emails))
+
+    def all(self) -> list[Any]:
+        return [
+            self.snapshot,
+            self.activate,
+            self.resolve,
+            self.commit,
+            self.term_end,
+            self.renew,
+            self.expire,
+            self.apply_cancellation,
+            self.reject_cancellation,
+            self.revoke,
+            self.step,
+        ]
+
+
+def _iso(value: date | datetime | None) -> str:
+    return value.isoformat() if value is not None else ""

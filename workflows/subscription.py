@@ -1,0 +1,305 @@
+"""SubscriptionWorkflow: one run per term, continued as new at each renewal.
+
+A run reads where its subscription stands (an activity: the database is where the API records cancellations and
+revocations, under the subscription's row lock), resolves the `subscription` steps as workflows.yaml says when
+the term begins (the running term keeps them; the next term takes the file as it is then), and then waits
+durably: reminders at their times, the notice deadline (commitment), the term's end (renewal or expiry).
+Signals only wake it: `changed` (read the subscription again) and `activated` (the first activation of a
+subscription that starts then). Every instant comes from an activity, computed once and kept in history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+
+from tessera.processes import (
+    ConditionContext,
+    ConditionError,
+    NotifyStep,
+    ReminderAnchor,
+    ReminderStep,
+    RenewStep,
+    WaitStep,
+    WebhookStep,
+    evaluate,
+    to_timedelta,
+)
+from workflows import search_attributes as sa
+from workflows.subscription_models import (
+    ActivatedSignal,
+    ProcessInput,
+    ProcessResult,
+    RenewResult,
+    StepInput,
+    SubscriptionSnapshot,
+    SubscriptionState,
+    SubscriptionWorkflowInput,
+    TermEndResult,
+    TermInfo,
+    TermRef,
+)
+
+LOCAL_TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+ENDED = ("expired", "revoked")
+T = TypeVar("T")
+
+
+class _Ended(Exception):
+    """The subscription was revoked (or expired) while the run waited."""
+
+
+@workflow.defn(name="SubscriptionWorkflow")
+class SubscriptionWorkflow:
+    """A subscription's current term: reminders, commitment at the notice deadline, renewal or expiry at its end."""
+
+    def __init__(self) -> None:
+        self._input: SubscriptionWorkflowInput | None = None
+        self._snapshot = SubscriptionSnapshot(status="active")
+        self._changed = False
+        self._activated_at: datetime | None = None
+        self._trail: list[dict[str, str]] = []
+        self._version = ""
+
+    @workflow.signal(name="changed")
+    def changed(self) -> None:
+        """The subscription changed in the database (cancelled, uncancelled, revoked): read it again."""
+        self._changed = True
+
+    @workflow.signal(name="activated")
+    def activated(self, signal: ActivatedSignal) -> None:
+        """One of its licenses was activated; the first activation fixes the anchor of a pending subscription."""
+        if self._activated_at is None:
+            self._activated_at = signal.activated_at
+
+    @workflow.query(name="state")
+    def state(self) -> SubscriptionState:
+        """The subscription as this run last read it, and the run's trail."""
+        return SubscriptionState(**self._snapshot.model_dump(), version=self._version, trail=self._trail)
+
+    @workflow.run
+    async def run(self, request: SubscriptionWorkflowInput) -> SubscriptionState:
+        self._input = request
+        try:
+            await self._read()
+            if self._snapshot.status == "pending":
+                await self._wait_for_activation()
+            term = self._snapshot.term
+            if self._snapshot.status in ENDED or term is None:
+                raise _Ended
+            self._publish_attributes()
+            resolved = await self._resolve()
+            await self._reminders_and_deadline(term, resolved)
+            await self._until(term.ends_at)
+            if not await self._end_of_term(term, resolved):
+                raise _Ended
+        except _Ended:
+            self._publish_attributes()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return self.state()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            SubscriptionWorkflowInput(**{**request.model_dump(), "term_no": term.number + 1}),
+        )
+
+    # --- phases ------------------------------------------------------------------------------------------------
+
+    async def _wait_for_activation(self) -> None:
+        self._publish_attributes()
+        while self._snapshot.status == "pending":
+            self._changed = False
+            await workflow.wait_condition(lambda: self._activated_at is not None or self._changed)
+            if self._activated_at is not None:
+                self._snapshot = await self._local(
+                    "subscriptions.activate", self._ref(at=self._activated_at), SubscriptionSnapshot
+                )
+                self._note("activated", f"anchor fixed by the activation at {self._activated_at.isoformat()}")
+            else:
+                await self._read()
+            if self._snapshot.status in ENDED:
+                raise _Ended
+
+    async def _reminders_and_deadline(self, term: TermInfo, resolved: ProcessResult) -> None:
+        """Reminders in time order, then the commitment at the notice deadline (skipped if cancelled by then)."""
+        milestones: list[tuple[datetime, int, ReminderStep | None]] = []
+        for index, step in enumerate(resolved.process.steps):
+            if isinstance(step, ReminderStep):
+                anchor = term.cancel_deadline_at if step.of == ReminderAnchor.cancel_deadline else term.ends_at
+                milestones.append((anchor - to_timedelta(step.before), index, step))
+        milestones.append((term.cancel_deadline_at, len(resolved.process.steps), None))
+        for at, _, reminder in sorted(milestones, key=lambda item: (item[0], item[1])):
+            if reminder is not None and at <= workflow.now():
+                self._note(reminder.label, "skipped: its time had passed when the term began")
+                continue
+            await self._until(at)
+            if reminder is None:
+                await self._commit(term)
+            elif self._snapshot.cancellation_term_no == term.number and reminder.of == ReminderAnchor.cancel_deadline:
+                self._note(reminder.label, "skipped: the subscription is cancelled")
+            elif reminder.when and not self._holds(reminder.when, resolved.facts):
+                self._note(reminder.label, f"skipped: condition false: {reminder.when}")
+            else:
+                await self._outbox(
+                    StepInput(
+                        subscription_id=self._subscription_id,
+                        order_id=self._order_id(resolved),
+                        key=f"subscription-{self._subscription_id}:term-{term.number}:{reminder.label}",
+                        kind="notify",
+                        template=reminder.template,
+                        source=resolved.process.templates.get(reminder.template),
+                        to=reminder.to,
+                        variables={"reminder": reminder.label, "of": reminder.of.value, "at": at.isoformat()},
+                    )
+                )
+                self._note(reminder.label, "sent")
+
+    async def _commit(self, term: TermInfo) -> None:
+        if self._snapshot.cancellation_term_no == term.number:
+            self._note("commitment", "none: a cancellation takes effect at the end of this term")
+            return
+        committed: bool = await self._local("subscriptions.commit", self._ref(term.number), bool)
+        self._snapshot.committed = committed
+        self._note("commitment", "the next term is binding" if committed else "not committed")
+
+    async def _end_of_term(self, term: TermInfo, resolved: ProcessResult) -> bool:
+        """Renew (True) or expire (False) at the end of `term`, waiting while a cancellation is undecided."""
+        while True:
+            outcome = (await self._local("subscriptions.term_end", self._ref(term.number), TermEndResult)).outcome
+            if outcome == "ended":
+                await self._read()
+                return False
+            if outcome == "expire":
+                await workflow.execute_local_activity(
+                    "subscriptions.expire",
+                    self._ref(term.number),
+                    start_to_close_timeout=LOCAL_TIMEOUT,
+                    retry_policy=RETRY,
+                )
+                await self._read()
+                self._note("expired", f"effective end of term {term.number}")
+                return False
+            if outcome == "renew":
+                break
+            self._note("end of term", "waiting for the decision on a cancellation")
+            self._changed = False
+            await workflow.wait_condition(lambda: self._changed)
+        return await self._renewal_steps(term, resolved)
+
+    async def _renewal_steps(self, term: TermInfo, resolved: ProcessResult) -> bool:
+        for step in resolved.process.steps:
+            if isinstance(step, ReminderStep):
+                continue
+            if step.when and not self._holds(step.when, resolved.facts):
+                self._note(step.label, f"skipped: condition false: {step.when}")
+                continue
+            key = f"subscription-{self._subscription_id}:term-{term.number + 1}:{step.label}"
+            if isinstance(step, RenewStep):
+                renewed = await self._local("subscriptions.renew", self._ref(term.number + 1), RenewResult)
+                if renewed.term is None:
+                    await self._read()
+                    self._note(step.label, "not renewed: the subscription ended meanwhile")
+                    return False
+                self._note(step.label, f"term {renewed.term.number} runs through {renewed.term.valid_through}")
+            elif isinstance(step, NotifyStep):
+                await self._outbox(
+                    StepInput(
+                        subscription_id=self._subscription_id,
+                        order_id=self._order_id(resolved),
+                        key=key,
+                        kind="notify",
+                        template=step.template,
+                        source=resolved.process.templates.get(step.template),
+                        to=step.to,
+                    )
+                )
+                self._note(step.label, "sent")
+            elif isinstance(step, WebhookStep):
+                await self._outbox(
+                    StepInput(
+                        subscription_id=self._subscription_id,
+                        order_id=self._order_id(resolved),
+                        key=key,
+                        kind="webhook",
+                        event=step.event,
+                    )
+                )
+                self._note(step.label, step.event)
+            elif isinstance(step, WaitStep):
+                await workflow.sleep(to_timedelta(step.duration))
+        return True
+
+    # --- waiting and reading -----------------------------------------------------------------------------------
+
+    async def _until(self, at: datetime) -> None:
+        """Sleep until `at`, reading the subscription again whenever it changes; _Ended if it was revoked."""
+        while True:
+            remaining = at - workflow.now()
+            if remaining <= timedelta(0):
+                return
+            self._changed = False
+            try:
+                await workflow.wait_condition(lambda: self._changed, timeout=remaining)
+            except TimeoutError:
+                return
+            await self._read()
+            if self._snapshot.status in ENDED:
+                raise _Ended
+
+    async def _read(self) -> None:
+        self._snapshot = await self._local("subscriptions.snapshot", self._ref(), SubscriptionSnapshot)
+
+    async def _resolve(self) -> ProcessResult:
+        resolved = await self._local(
+            "subscriptions.resolve",
+            ProcessInput(subscription_id=self._subscription_id, process="subscription"),
+            ProcessResult,
+        )
+        self._version = resolved.process.version
+        return resolved
+
+    def _publish_attributes(self) -> None:
+        """Status and expiry for operators' filters: ids and codes only (search attributes are not encrypted)."""
+        snapshot = self._snapshot
+        updates: list[SearchAttributeUpdate[Any]] = [sa.STATUS.value_set(snapshot.status)]
+        if snapshot.term is not None:
+            updates.append(sa.EXPIRY.value_set(snapshot.term.ends_at))
+        workflow.upsert_search_attributes(updates)
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+
+    @property
+    def _subscription_id(self) -> str:
+        assert self._input is not None
+        return self._input.subscription_id
+
+    @staticmethod
+    def _order_id(resolved: ProcessResult) -> str:
+        assert resolved.facts.order is not None
+        return resolved.facts.order.id
+
+    def _ref(self, term_no: int = 0, at: datetime | None = None) -> TermRef:
+        return TermRef(subscription_id=self._subscription_id, term_no=term_no, at=at or workflow.now())
+
+    async def _outbox(self, request: StepInput) -> None:
+        await workflow.execute_local_activity(
+            "subscriptions.step", request, start_to_close_timeout=LOCAL_TIMEOUT, retry_policy=RETRY
+        )
+
+    async def _local(self, name: str, payload: object, result_type: type[T]) -> T:
+        result: T = await workflow.execute_local_activity(
+            name, payload, result_type=result_type, start_to_close_timeout=LOCAL_TIMEOUT, retry_policy=RETRY
+        )
+        return result
+
+    def _holds(self, condition: str, facts: ConditionContext) -> bool:
+        try:
+            return evaluate(condition, facts)
+        except ConditionError:
+            return False
+
+    def _note(self, step: str, detail: str) -> None:
+        self._trail.append({"step": step, "detail": detail, "at": workflow.now().isoformat()})
