@@ -23,6 +23,8 @@ from api.routes import (
     licenses,
     orders,
     organizations,
+    subscription_decisions,
+    subscriptions,
     tickets,
     users,
 )
@@ -76,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets.router, prefix=API_PREFIX)
     app.include_router(orders.router, prefix=API_PREFIX)
     app.include_router(licenses.router, prefix=API_PREFIX)
+    app.include_router(subscriptions.router, prefix=API_PREFIX)
+    app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainSerializer
+from pydantic import Field
 
 from tessera.models import CancellationStatus, ManagedBy, SubscriptionStatus, TermKind
 from tessera.orders.schema import MAX_QUANTITY, IsoDate
 from tessera.schema_base import StrictModel
 
-Money = Annotated[Decimal, PlainSerializer(lambda amount: str(amount), return_type=str, when_used="json")]
+Money = Annotated[str, Field(description='A decimal string, e.g. "990.00".', examples=["990.00"])]
 Reason = Annotated[str, Field(max_length=2000, description="Why, in words; kept with the request.")]
 
 
@@ -117,6 +116,14 @@ class CancelRead(StrictModel):
     cancellation: CancellationRead
     effective_end_at: datetime
     message: str = Field(description="The effective end in words.")
+
+
+class UncancelRead(StrictModel):
+    subscription: SubscriptionRead
+    cancellation: CancellationRead = Field(description="The cancellation withdrawn.")
+    workflow_notified: bool = Field(
+        description="Whether the subscription's workflow was told at once; it reads the change at its next step anyway."
+    )
 
 
 class RevokeCreate(StrictModel):

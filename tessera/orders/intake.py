@@ -28,9 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.catalog.schema import SubscriptionTerms
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput
 from tessera.fields import FieldSpec, FieldValue, coerce_value
-from tessera.catalog.schema import SubscriptionTerms
 from tessera.models import (
     Membership,
     Order,

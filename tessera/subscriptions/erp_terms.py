@@ -174,7 +174,9 @@ async def _extend(
 ) -> ErpTermOutcome:
     term = _term(latest.term_no + 1, latest.valid_through + timedelta(days=1), valid_through, zone)
     quantity = subscription.next_quantity or subscription.quantity
-    row = await add_term(session, subscription, term, TermKind.erp, quantity, committed_at=now, external_ref=external_ref)
+    row = await add_term(
+        session, subscription, term, TermKind.erp, quantity, committed_at=now, external_ref=external_ref
+    )
     row.last_day_to_cancel = None
     row.cancel_deadline_at = None
     if quantity != subscription.quantity:

@@ -57,7 +57,7 @@ def subscription_filter(principal: Principal) -> ColumnElement[bool]:
     return Subscription.organization_id.in_(reach.subtree_ids(principal.admin_of))
 
 
-def _with_current_term() -> Select[tuple[Subscription, str, SubscriptionTerm]]:
+def _with_current_term() -> Select[Subscription, str, SubscriptionTerm]:
     return (
         select(Subscription, Product.code, SubscriptionTerm)
         .join(Product, Product.id == Subscription.product_id)

@@ -94,10 +94,6 @@ def _cancellable(subscription: Subscription) -> None:
         raise SubscriptionEnded(f"the subscription is {subscription.status}; nothing is left to cancel")
 
 
-def _actor(principal: Principal) -> dict[str, uuid.UUID | None]:
-    return {"actor_user_id": principal.user_id, "actor_api_key_id": principal.api_key_id}
-
-
 async def cancel(
     session: AsyncSession,
     principal: Principal,
@@ -115,7 +111,8 @@ async def cancel(
             f"cancellation {live.n} is {live.status} already; the subscription ends at "
             f"{live.effective_end_at.isoformat()} (uncancel it first to cancel anew)"
         )
-    assert subscription.cancel_deadline_at is not None and subscription.term_ends_at is not None
+    assert subscription.cancel_deadline_at is not None
+    assert subscription.term_ends_at is not None
     assert subscription.term_starts_at is not None
     # Received before the current term began: the workflow renewed while the request waited for the lock, and
     # the cancellation then ends the term in force (a renewal that has begun is not undone).
@@ -161,7 +158,8 @@ async def cancel(
         term_no=term_no,
         detail=detail,
         at=received_at,
-        **_actor(principal),
+        actor_user_id=principal.user_id,
+        actor_api_key_id=principal.api_key_id,
     )
     return cancellation
 
@@ -188,7 +186,9 @@ async def existing_cancellation(session: AsyncSession, subscription_id: uuid.UUI
     return await live_cancellation(session, subscription_id)
 
 
-async def uncancel(session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, now: datetime) -> Cancellation:
+async def uncancel(
+    session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, now: datetime
+) -> Cancellation:
     """Withdraw the live cancellation before its effective end; the subscription renews again."""
     subscription = await acting_on(session, principal, subscription_id, Permission.cancel)
     live = await live_cancellation(session, subscription.id)
@@ -212,7 +212,8 @@ async def uncancel(session: AsyncSession, principal: Principal, subscription_id:
         term_no=live.effective_term_no,
         detail={"n": live.n},
         at=now,
-        **_actor(principal),
+        actor_user_id=principal.user_id,
+        actor_api_key_id=principal.api_key_id,
     )
     return live
 
@@ -284,6 +285,7 @@ async def change_quantity(
         key=f"{subscription.id}:seats:{new_id()}",
         term_no=subscription.term_no or None,
         detail={"from": asked, "to": quantity},
-        **_actor(principal),
+        actor_user_id=principal.user_id,
+        actor_api_key_id=principal.api_key_id,
     )
     return subscription
