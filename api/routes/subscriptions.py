@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
@@ -45,7 +46,9 @@ from tessera.orders.errors import WorkflowNotStarted
 from tessera.principal import Principal
 from tessera.schema_base import Code
 from tessera.subscriptions import erp_terms, reads, requests
+from tessera.subscriptions.plans import local_date
 from tessera.subscriptions.refusals import CancellationExists
+from tessera.subscriptions.terms import utc
 from workflows import subscription_ops
 from workflows.client_ops import RPC_TIMEOUT
 
@@ -69,10 +72,10 @@ S409_CANCEL = (
 S503_START = "Recorded, but Temporal was unreachable: repeat the request to start its workflow."
 
 
-def _money(amount: object, currency: str | None) -> str | None:
-    if amount is None or currency is None:
-        return None if amount is None else str(amount)
-    return format_amount(amount, currency)  # type: ignore[arg-type]
+def _money(amount: Decimal | None, currency: str | None) -> str | None:
+    if amount is None:
+        return None
+    return str(amount) if currency is None else format_amount(amount, currency)
 
 
 def _current(listed: reads.Listed) -> CurrentTerm | None:
@@ -254,13 +257,15 @@ async def cancel_subscription(
     )
     found = await session.get(Cancellation, cancellation_id)
     assert found is not None
+    shown = await _shown(session, caller, subscription_id)
     end = found.effective_end_at
+    last_day = local_date(end - timedelta(microseconds=1), shown.timezone)
     return CancelRead(
-        subscription=await _shown(session, caller, subscription_id),
+        subscription=shown,
         cancellation=cancellation_read(found),
         effective_end_at=end,
-        message=f"The subscription ends at {end.isoformat()} (the end of term {found.effective_term_no}) "
-        "unless the cancellation is withdrawn before.",
+        message=f"The subscription ends at {utc(end)}, after {last_day.isoformat()} ({shown.timezone}), the last day "
+        f"of term {found.effective_term_no}, unless the cancellation is withdrawn before then.",
     )
 
 

@@ -49,6 +49,7 @@ from tessera.subscriptions.refusals import (
     UncancelTooLate,
 )
 from tessera.subscriptions.service import live_cancellation
+from tessera.subscriptions.terms import utc
 
 
 def cancellation_workflow_id(subscription_id: uuid.UUID, n: int) -> str:
@@ -109,7 +110,7 @@ async def cancel(
     if live is not None:
         raise CancellationExists(
             f"cancellation {live.n} is {live.status} already; the subscription ends at "
-            f"{live.effective_end_at.isoformat()} (uncancel it first to cancel anew)"
+            f"{utc(live.effective_end_at)} (uncancel it first to cancel anew)"
         )
     assert subscription.cancel_deadline_at is not None
     assert subscription.term_ends_at is not None
@@ -198,7 +199,7 @@ async def uncancel(
         SubscriptionStatus.active,
         SubscriptionStatus.non_renewing,
     ):
-        raise UncancelTooLate(f"the cancellation took effect at {live.effective_end_at.isoformat()}")
+        raise UncancelTooLate(f"the cancellation took effect at {utc(live.effective_end_at)}")
     live.status = CancellationStatus.withdrawn
     live.decided_at = now
     subscription.status = SubscriptionStatus.active
