@@ -99,6 +99,7 @@ async def record_term(
             issues=[FieldIssue(FIELD, f"a date after {latest.first_day.isoformat()} and before 9999-12-31")],
         )
     zone = ZoneInfo(subscription.timezone)
+    action = "erp_ended_early" if valid_through < latest.valid_through else "erp_term"
     if valid_through > latest.valid_through:
         outcome = await _extend(session, secret_key, subscription, latest, valid_through, external_ref, now, zone)
     elif valid_through < latest.valid_through:
@@ -108,7 +109,7 @@ async def record_term(
     await record(
         session,
         subscription,
-        "erp_term" if valid_through >= latest.valid_through else "erp_ended_early",
+        action,
         key=_event_key(subscription.id, external_ref),
         term_no=outcome.term.term_no,
         detail={"external_ref": external_ref, "valid_through": valid_through.isoformat()},
