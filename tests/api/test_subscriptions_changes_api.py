@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from tessera.models import License, Subscription, SubscriptionTerm
+from tessera.models import License, Subscription, SubscriptionTerm, utcnow
 from tests.api.subscriptions import (
     SUBSCRIPTIONS,
     Made,
@@ -258,7 +258,7 @@ async def test_erp_terms_are_the_vendors_and_resellers_and_only_for_erp_subscrip
 ) -> None:
     w = rights_world
     erp = await make_subscription(sessions, w, product="SUB-CAD-ERP")
-    next_year = date.today() + timedelta(days=800)
+    next_year = utcnow().date() + timedelta(days=800)
     for who, expected in [
         ("customer_admin", 403),  # the customer's own admin is not its ERP
         ("customer_member", 404),

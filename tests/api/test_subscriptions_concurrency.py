@@ -15,7 +15,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import LIVE_CANCELLATION_STATUSES, Cancellation, Subscription, SubscriptionTerm
+from tessera.models import LIVE_CANCELLATION_STATUSES, Cancellation, Subscription, SubscriptionTerm, utcnow
 from tests.api.subscriptions import SUBSCRIPTIONS, add_subscription_products, give_permissions, make_subscription
 from tests.api.test_orders_api import quota_used
 from tests.conftest import RightsWorld, bearer
@@ -91,7 +91,7 @@ async def test_concurrent_erp_posts_with_one_reference_make_one_term(
 ) -> None:
     w = rights_world
     made = await make_subscription(sessions, w, product="SUB-CAD-ERP")
-    body = {"valid_through": (date.today() + timedelta(days=900)).isoformat(), "external_ref": "SO-9/1"}
+    body = {"valid_through": (utcnow().date() + timedelta(days=900)).isoformat(), "external_ref": "SO-9/1"}
     responses = await asyncio.gather(
         *(
             api.post(
