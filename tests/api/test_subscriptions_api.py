@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
@@ -130,7 +130,9 @@ async def test_the_list_filters_and_pages(
         assert refused.status_code == 422
 
 
-async def _cancel(client: AsyncClient, w: RightsWorld, made: Made, who: str = "customer_admin", **body: str):  # type: ignore[no-untyped-def]
+async def _cancel(
+    client: AsyncClient, w: RightsWorld, made: Made, who: str = "customer_admin", **body: str
+) -> Response:
     return await client.post(f"{SUBSCRIPTIONS}/{made.subscription_id}/cancel", json=body, headers=bearer(w.keys[who]))
 
 

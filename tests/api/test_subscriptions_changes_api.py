@@ -9,7 +9,7 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
@@ -32,7 +32,7 @@ async def products(sessions: async_sessionmaker[AsyncSession], rights_world: Rig
     await give_permissions(sessions, rights_world, "C1", ["allocate", "cancel", "create", "revoke"])
 
 
-async def _patch(api: AsyncClient, w: RightsWorld, made: Made, who: str, body: object) -> object:
+async def _patch(api: AsyncClient, w: RightsWorld, made: Made, who: str, body: object) -> Response:
     return await api.patch(f"{SUBSCRIPTIONS}/{made.subscription_id}", json=body, headers=bearer(w.keys[who]))
 
 
@@ -184,7 +184,7 @@ async def test_decisions_need_something_waiting_and_a_person(
 # --- ERP-managed subscriptions --------------------------------------------------------------------------
 
 
-async def _term(api: AsyncClient, w: RightsWorld, made: Made, who: str, valid_through: date, ref: str) -> object:
+async def _term(api: AsyncClient, w: RightsWorld, made: Made, who: str, valid_through: date, ref: str) -> Response:
     return await api.post(
         f"{SUBSCRIPTIONS}/{made.subscription_id}/terms",
         json={"valid_through": valid_through.isoformat(), "external_ref": ref},
