@@ -232,6 +232,8 @@ class RightsWorld:
     orders: dict[str, uuid.UUID] = field(default_factory=dict)
     licenses: dict[str, uuid.UUID] = field(default_factory=dict)
     """The order and license behind each of `tickets`, by the same names."""
+    subscriptions: dict[str, uuid.UUID] = field(default_factory=dict)
+    """Filled by the tests that add subscriptions (by object name: own, subtree, sibling, foreign)."""
     product_id: uuid.UUID = field(default_factory=uuid.uuid4)
     group_id: uuid.UUID = field(default_factory=uuid.uuid4)
 

@@ -274,10 +274,11 @@ async def change_quantity(
     if subscription.status not in (SubscriptionStatus.pending, SubscriptionStatus.active):
         raise SubscriptionEnded(f"the subscription is {subscription.status}; its seats no longer change")
     asked = subscription.next_quantity or subscription.quantity
+    # Asking for as many as before is checked like asking for more: it answers only those who could.
+    permission = Permission.create if quantity >= asked else Permission.cancel
+    await acting.authorize(session, principal, permission, product.group_id, subscription.organization_id, quantity=0)
     if quantity == asked:
         return subscription
-    permission = Permission.create if quantity > asked else Permission.cancel
-    await acting.authorize(session, principal, permission, product.group_id, subscription.organization_id, quantity=0)
     await seats.change_next_quantity(session, subscription, quantity)
     await record(
         session,
