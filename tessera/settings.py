@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         description="Origins whose browser scripts may call the API (comma-separated); default: none.",
     )
 
+    worker_max_cached_workflows: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="Workflows a worker keeps in memory between their tasks; a renewal herd waking at one instant "
+        "replays every workflow beyond it from its history.",
+    )
+    worker_sticky_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a workflow's next task waits for the worker that has it in memory before any worker "
+        "may take it (and replay it).",
+    )
     worker_shutdown_grace_seconds: float = Field(
         default=10.0,
         ge=0,

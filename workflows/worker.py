@@ -80,6 +80,8 @@ def build_worker(client: Client, settings: Settings, session_factory: async_sess
         activities=[system.check, *orders.all(), *subscriptions.all()],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_seconds),
     )
 
 
