@@ -7,8 +7,8 @@ right its JSON is, so readers copying it would never get past the first step.
 from __future__ import annotations
 
 import re
-import uuid
 import shlex
+import uuid
 from typing import Any
 
 from httpx import AsyncClient

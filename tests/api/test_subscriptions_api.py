@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from tessera.apikeys import create_api_key
 from tessera.models import Cancellation, Subscription, SubscriptionTerm, utcnow
 from tessera.subscriptions import service
 from tessera.subscriptions.plans import plan_of
@@ -26,7 +27,7 @@ from tests.api.subscriptions import (
     make_subscription,
     move_current_term,
 )
-from tests.conftest import RightsWorld, bearer
+from tests.conftest import TEST_SECRET, RightsWorld, bearer
 
 
 @pytest.fixture
@@ -273,3 +274,18 @@ async def test_who_may_cancel_and_what_cannot_be_cancelled(
     ended = await _cancel(orders_api, w, made, "vendor_admin")
     assert ended.status_code == 409
     assert ended.json()["code"] == "subscription-ended"
+
+
+async def test_a_service_account_cancels_within_its_rights_but_cannot_decide(
+    orders_api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession], made: Made
+) -> None:
+    async with sessions() as session:
+        _key, token = await create_api_key(session, TEST_SECRET, name="erp", organization_id=rights_world.orgs["C1"])
+        await session.commit()
+    path = f"{SUBSCRIPTIONS}/{made.subscription_id}"
+    cancelled = await orders_api.post(f"{path}/cancel", headers=bearer(token))
+    assert cancelled.status_code == 202, cancelled.text
+    assert cancelled.json()["cancellation"]["requested_by_user_id"] is None
+    decided = await orders_api.post(f"{path}/cancellation/approve", headers=bearer(token))
+    assert decided.status_code == 403
+    assert "service account" in decided.json()["detail"]
