@@ -84,7 +84,8 @@ async def test_a_cancellation_and_a_revocation_wait_for_the_vendors_decision(
         handle = dev_env.client.get_workflow_handle(cancelled.json()["cancellation"]["workflow_id"])
 
         async def waiting() -> bool:
-            return (await handle.query("state", result_type=ProcessState)).waiting_for_approval
+            state: ProcessState = await handle.query("state", result_type=ProcessState)
+            return state.waiting_for_approval
 
         await _until(waiting)
         refused = await approving_api.post(f"{path}/cancellation/approve", headers=admin)
@@ -106,7 +107,8 @@ async def test_a_cancellation_and_a_revocation_wait_for_the_vendors_decision(
         revocation = dev_env.client.get_workflow_handle(revoking.json()["workflow_id"])
 
         async def revocation_waits() -> bool:
-            return (await revocation.query("state", result_type=ProcessState)).waiting_for_approval
+            state: ProcessState = await revocation.query("state", result_type=ProcessState)
+            return state.waiting_for_approval
 
         await _until(revocation_waits)
         rejected = await approving_api.post(f"{path}/revocation/reject", headers=vendor)
