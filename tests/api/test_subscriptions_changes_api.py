@@ -277,3 +277,30 @@ async def test_erp_terms_are_the_vendors_and_resellers_and_only_for_erp_subscrip
             )
         ).all()
     assert [row.term_no for row in rows] == [1]
+
+
+@pytest.mark.usefixtures("products")
+async def test_seats_asked_for_take_effect_with_the_erps_next_term(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    w = rights_world
+    made = await make_subscription(sessions, w, product="SUB-CAD-ERP", quantity=2)  # under R1's grant
+    path = f"{SUBSCRIPTIONS}/{made.subscription_id}"
+    reseller = bearer(w.keys["reseller_admin"])
+    assert (await api.patch(path, json={"quantity": 4}, headers=reseller)).json()["next_quantity"] == 4
+    assert await quota_used(sessions, w.grants["R1"]) == 4
+    latest = date.fromisoformat((await api.get(path, headers=reseller)).json()["current_term"]["valid_through"])
+    extended = await _term(api, w, made, "reseller_admin", latest + timedelta(days=365), "SO-7/1")
+    assert extended.status_code == 201, extended.text
+    assert extended.json()["quantity"] == 4
+    shown = (await api.get(path, headers=reseller)).json()
+    assert (shown["quantity"], shown["next_quantity"]) == (4, None)
+    async with sessions() as session:
+        live = (
+            await session.scalars(
+                select(License.expires_at).where(License.order_id == made.order_id, License.status == "active")
+            )
+        ).all()
+    assert len(live) == 4
+    assert {expiry.isoformat() for expiry in live if expiry} == {extended.json()["ends_at"].replace("Z", "+00:00")}
+    assert await quota_used(sessions, w.grants["R1"]) == 4
