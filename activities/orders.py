@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tessera.db import unit_of_work
+from tessera.email.locales import DEFAULT_LOCALE, choose, recipient_locale, translated_name, translations
 from tessera.errors import TesseraError
 from tessera.licenses import fulfilment
-from tessera.models import EventKind, License, User
+from tessera.models import EventKind, License, Organization, User
 from tessera.notifications import render, render_source, template_environment, write_event
 from tessera.orders.errors import StepFailed
 from tessera.orders.facts import order_context
@@ -64,6 +66,7 @@ class OrderActivities:
         self._sessions = session_factory
         self._secret_key = secret_key
         self._templates = template_environment(templates_dir)
+        self._templates_dir = templates_dir
         self._portal_url = portal_url
         self._on_fulfilled = on_fulfilled
 
@@ -175,25 +178,57 @@ class OrderActivities:
                 "escalated": request.escalated,
             }
         step = request.key.rsplit(":", 1)[0]
-        try:
-            if request.source is not None:
-                subject, body = render_source(request.template, request.source, variables)
-            else:
-                subject, body = render(self._templates, request.template, variables)
-        except TemplateError as error:
-            raise StepFailed(f"step {step!r}: template {request.template!r} does not render: {error}") from None
         recipients = await self._recipients(session, order.requested_by_user_id, order_id, request.to)
-        await write_event(
-            session,
-            key=f"order-{order_id}:{request.key}",
-            kind=EventKind.notification,
-            name=request.template,
-            organization_id=order.organization_id,
-            order_id=order_id,
-            recipients=recipients,
-            subject=subject,
-            body=body,
-        )
+        groups = await self._by_language(session, order.organization_id, request, recipients)
+        for locale, group in groups.items():
+            # The English row keeps the key it always had; each translation adds its locale to it.
+            suffix = f":{locale}" if locale is not None else ""
+            try:
+                if request.source is not None:
+                    source = request.translations[locale] if locale is not None else request.source
+                    name = translated_name(locale, request.template) if locale is not None else request.template
+                    subject, body = render_source(name, source, variables)
+                else:
+                    name = translated_name(locale, request.template) if locale is not None else request.template
+                    subject, body = render(self._templates, name, variables)
+            except TemplateError as error:
+                raise StepFailed(f"step {step!r}: template {name!r} does not render: {error}") from None
+            await write_event(
+                session,
+                key=f"order-{order_id}:{request.key}{suffix}",
+                kind=EventKind.notification,
+                name=request.template,
+                organization_id=order.organization_id,
+                order_id=order_id,
+                recipients=group,
+                subject=subject,
+                body=body,
+                payload={"locale": locale or DEFAULT_LOCALE},
+            )
+
+    async def _by_language(
+        self, session: AsyncSession, organization_id: uuid.UUID, request: NotifyInput, recipients: list[str]
+    ) -> dict[str | None, list[str]]:
+        """Recipients grouped by the translation they read (None: English), in a stable order.
+
+        A recipient's locale is read when the row is written; one who changes it between a failed attempt and its
+        retry may get the message in both languages, once each.
+        """
+        if request.source is not None:
+            available = list(request.translations)
+        else:  # a run started before texts travelled with it: the files as they are now
+            available = list(translations(self._templates_dir, request.template))
+        if not recipients:
+            return {None: []}
+        organization = await session.get(Organization, organization_id)
+        addresses = [email.lower() for email in recipients]
+        found = await session.execute(select(User.email, User.locale).where(func.lower(User.email).in_(addresses)))
+        user_locales = {email.lower(): locale for email, locale in found.all()}
+        groups: dict[str | None, list[str]] = {}
+        for email in recipients:
+            tag = recipient_locale(user_locales.get(email.lower()), organization.locale if organization else None)
+            groups.setdefault(choose(tag, available), []).append(email)
+        return dict(sorted(groups.items(), key=lambda item: item[0] or ""))
 
     async def _recipients(
         self, session: AsyncSession, requester_id: uuid.UUID | None, order_id: uuid.UUID, to: list[str]

@@ -17,6 +17,7 @@ from api.routes import (
     api_keys,
     auth,
     catalog,
+    dev_outbox,
     events,
     health,
     invitations,
@@ -27,6 +28,7 @@ from api.routes import (
     subscriptions,
     tickets,
     users,
+    webhooks,
 )
 from tessera import __version__
 from tessera.auth.ratelimit import SignInLimiter
@@ -81,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscriptions.router, prefix=API_PREFIX)
     app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(webhooks.router, prefix=API_PREFIX)
+    if settings.dev_outbox:
+        app.include_router(dev_outbox.router)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)

@@ -366,8 +366,19 @@ def workflows_check(
     except ConfigError as error:
         raise _fail(error, code=2) from None
     typer.echo(f"ok: {path} (version {config.version_hash()[:12]})")
+    typer.echo(f"languages: {', '.join(_languages(templates or config_dir / 'templates'))} (each translation checked)")
     for line in config.describe():
         typer.echo(line)
+
+
+def _languages(templates: Path) -> list[str]:
+    from tessera.email.locales import DEFAULT_LOCALE, is_locale_folder
+
+    try:
+        folders = sorted(entry.name for entry in templates.iterdir() if entry.is_dir() and is_locale_folder(entry.name))
+    except OSError:
+        folders = []
+    return [f"{DEFAULT_LOCALE} (default)", *folders]
 
 
 orders_app = typer.Typer(help="License orders.", no_args_is_help=True)
@@ -450,8 +461,53 @@ async def _invite(
         await engine.dispose()
 
 
+@app.command()
+def outbox(
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many messages, newest first (1-200).")] = 20,
+) -> None:
+    """List the newest e-mail notifications in the outbox, with their text and whether they were sent."""
+    from tessera.db import create_engine, create_session_factory
+    from tessera.email.outbox import recent_notifications
+
+    settings = get_settings()
+    smtp = settings.smtp_server()
+
+    async def read() -> list[str]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                messages = await recent_notifications(session, limit, smtp_configured=smtp is not None)
+        finally:
+            await engine.dispose()
+        lines = [f"sent through {smtp.describe()}" if smtp else "no SMTP server configured: messages stay here"]
+        for message in messages:
+            when = message.created_at.isoformat(timespec="seconds")
+            to = ", ".join(message.recipients) or "nobody"
+            lines += ["", f"{when}  {message.status}  {message.locale}  to {to}  ({message.id})"]
+            if message.detail:
+                lines.append(f"  {message.detail}")
+            lines.append(f"  Subject: {message.subject}")
+            lines += [f"  | {line}" for line in message.body.splitlines()]
+        if not messages:
+            lines.append("no messages yet")
+        return lines
+
+    try:
+        for line in asyncio.run(read()):
+            typer.echo(line)
+    except TesseraError as error:
+        raise _fail(error) from None
+
+
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as error:
+        # A setting that does not validate (TESSERA_SMTP_URL, ...): say which and why, without a traceback.
+        typer.echo(f"error: invalid settings: {error}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

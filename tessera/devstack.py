@@ -172,6 +172,9 @@ def child_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         TESSERA_API_PORT=str(settings.api_port),
         TESSERA_API_HOST="127.0.0.1",
         TESSERA_WORKER_SHUTDOWN_GRACE_SECONDS=str(WORKER_GRACE_SECONDS),
+        # Local receivers (a developer's test server on 127.0.0.1) are the norm on one machine.
+        TESSERA_WEBHOOK_ALLOW_HTTP_LOOPBACK="true",
+        TESSERA_DEV_OUTBOX="true",
     )
     return env
 
@@ -209,6 +212,7 @@ def run_dev(settings: Settings, prepare: Callable[[Settings], None], echo: Calla
         api = f"http://127.0.0.1:{settings.api_port}"
         wait_for(lambda: url_ok(f"{api}/healthz"), children, "the API")
         echo(f"API docs:          {api}/docs")
+        echo(f"Outbox (e-mail):   {api}/dev/outbox")
         echo(f"Temporal Web UI:   http://127.0.0.1:{settings.temporal_ui_port}")
         echo(f"Data:              {var_dir}")
         echo("Tessera is running; press Ctrl-C to stop.")

@@ -614,3 +614,25 @@ class Event(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="when the outbox relay handed it on (webhook deliveries started); null: not yet"
+    )
+
+    # E-mail delivery of notifications (tessera/email/state.py has the life cycle): dispatched to a workflow,
+    # claimed by one attempt at a time, handed over to the SMTP server, then sent, unconfirmed or refused.
+    email_dispatched_at: Mapped[datetime | None] = mapped_column(comment="its EmailDeliveryWorkflow was started")
+    email_claimed_at: Mapped[datetime | None] = mapped_column(comment="start of the sending attempt's lease")
+    email_claim_token: Mapped[str | None] = mapped_column(String(64), comment="which attempt holds the claim")
+    email_handed_over_at: Mapped[datetime | None] = mapped_column(comment="the message's data went to the server")
+    email_sent_at: Mapped[datetime | None] = mapped_column()
+    email_outcome: Mapped[str | None] = mapped_column(String(16), comment="sent | unconfirmed | refused | skipped")
+    email_send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    email_message_id: Mapped[str | None] = mapped_column(String(320))
+    email_last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_event_email_pending", "kind", "email_dispatched_at", "created_at"),)
+
+
+# Tables of their own domain packages, on the same metadata (Alembic sees one schema). A module import, so that
+# importing tessera.webhooks.models first (it imports this module) works too.
+import tessera.webhooks.models  # noqa: E402, F401

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tessera.auth.keyring import KeyRing
+from tessera.email.smtp_url import SmtpServer, parse_smtp_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Everything Tessera can be told from outside; defaults give the embedded single-machine setup."""
 
-    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+    # Inputs stay out of error messages: some settings (the SMTP URL, secret keys) hold passwords.
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore", hide_input_in_errors=True)
 
     var_dir: Path = Field(default=Path("var"), description="Where `tessera dev` keeps its databases and keys.")
     config_dir: Path = Field(default=Path("config"), description="workflows.yaml, catalog.yaml, templates.")
@@ -79,12 +81,72 @@ class Settings(BaseSettings):
         description="How long a workflow's next task waits for the worker that has it in memory before any worker "
         "may take it (and replay it).",
     )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Where e-mail goes: smtp://user:pw@host:587?starttls=true or smtps://host:465; "
+        "none: messages stay in the outbox.",
+    )
+    smtp_from: str | None = Field(
+        default=None, description="The From of every message, e.g. `Example Software <licenses@example.com>`."
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the SMTP server's certificate (else the system's)."
+    )
+    dev_outbox: bool = Field(
+        default=False, description="Serve the outbox at /dev/outbox to loopback clients (`tessera dev` turns it on)."
+    )
+
     worker_shutdown_grace_seconds: float = Field(
         default=10.0,
         ge=0,
         le=3600,
         description="On SIGTERM, how long a worker lets running activities finish before cancelling them.",
     )
+
+    webhook_allow_http_loopback: bool = Field(
+        default=False,
+        description="Let webhook endpoints use plain http, and reach loopback addresses (`tessera dev` sets it).",
+    )
+    webhook_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Networks (CIDR, comma-separated) webhooks may reach although they are private; default: none.",
+    )
+    webhook_retry_for: timedelta = Field(
+        default=timedelta(days=3),
+        gt=timedelta(0),
+        description="How long a delivery is retried; an endpoint failing that long without a success is disabled.",
+    )
+    webhook_retry_base: timedelta = Field(
+        default=timedelta(seconds=10), gt=timedelta(0), description="Wait before the first retry; doubles each time."
+    )
+    webhook_retry_max_interval: timedelta = Field(
+        default=timedelta(hours=6), gt=timedelta(0), description="Longest wait between two attempts."
+    )
+    webhook_retry_after_max: timedelta = Field(
+        default=timedelta(hours=1), ge=timedelta(0), description="A receiver's Retry-After is honoured up to this."
+    )
+    webhook_secret_overlap: timedelta = Field(
+        default=timedelta(hours=24),
+        ge=timedelta(0),
+        description="After a secret rotation, how long deliveries are signed with the old secret too.",
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Connecting to a receiver.")
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, description="A whole webhook attempt: connect, send, read the answer."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=65_536, ge=0, le=1_048_576, description="How much of a receiver's answer is read."
+    )
+    outbox_relay_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker's outbox relay looks for undispatched events."
+    )
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -109,6 +171,48 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{value!r} is no rate limit; write e.g. 5/minute;20/hour") from None
         return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _readable_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            try:
+                parse_smtp_url(value.get_secret_value())
+            except ValueError as error:
+                # The URL itself is not repeated: it may hold the password.
+                raise ValueError(f"TESSERA_SMTP_URL: {error}") from None
+            return value
+        return None
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _readable_from(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from tessera.email.message import parse_from
+
+        try:
+            parse_from(value)
+        except ValueError as error:
+            raise ValueError(f"TESSERA_SMTP_FROM: {error}") from None
+        return value.strip()
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _readable_ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"TESSERA_SMTP_CA_FILE: {value} is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _from_with_smtp(self) -> Settings:
+        if self.smtp_url is not None and self.smtp_from is None:
+            raise ValueError("TESSERA_SMTP_URL is set, so TESSERA_SMTP_FROM must say who the messages are from")
+        return self
+
+    def smtp_server(self) -> SmtpServer | None:
+        """The SMTP server messages are sent through, or None: they stay in the outbox."""
+        return None if self.smtp_url is None else parse_smtp_url(self.smtp_url.get_secret_value())
 
     @property
     def resolved_database_url(self) -> str:

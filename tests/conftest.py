@@ -233,7 +233,9 @@ class RightsWorld:
     licenses: dict[str, uuid.UUID] = field(default_factory=dict)
     """The order and license behind each of `tickets`, by the same names."""
     subscriptions: dict[str, uuid.UUID] = field(default_factory=dict)
-    """Filled by the tests that add subscriptions (by object name: own, subtree, sibling, foreign)."""
+    webhook_endpoints: dict[str, uuid.UUID] = field(default_factory=dict)
+    webhook_events: dict[str, uuid.UUID] = field(default_factory=dict)
+    """Filled only where a test adds them (tests/api/test_authz_matrix.py): one per object name."""
     product_id: uuid.UUID = field(default_factory=uuid.uuid4)
     group_id: uuid.UUID = field(default_factory=uuid.uuid4)
 

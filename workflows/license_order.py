@@ -51,6 +51,7 @@ from workflows.order_models import (
     PublishInput,
     TrailEntry,
     VisibilityInput,
+    translated_sources,
 )
 
 R = TypeVar("R", bound=BaseModel)
@@ -140,6 +141,7 @@ class LicenseOrderWorkflow:
                     key=key,
                     template=step.template,
                     source=order.process.templates.get(step.template),
+                    translations=translated_sources(order.process.templates, step.template),
                     to=step.to,
                 )
             )
@@ -176,6 +178,7 @@ class LicenseOrderWorkflow:
                     key=f"{step.label}:{round_no}:{len(self._state.trail)}",
                     template=step.template,
                     source=order.process.templates.get(step.template),
+                    translations=translated_sources(order.process.templates, step.template),
                     to=found.emails,
                     approval_step=step.label,
                     approval_deadline=workflow.now() + to_timedelta(step.timeout),

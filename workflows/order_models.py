@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from tessera.email.locales import split_translated
 from tessera.orders.status import OrderStatus
 from tessera.processes import ApproverSet, ConditionContext, ResolvedProcess
 from tessera.processes.steps import AllocateTo, VisibleTo
@@ -113,10 +114,19 @@ class NotifyInput(BaseModel):
     source: str | None = Field(
         default=None, description="The template's text as the order started with it (None: read the file)."
     )
+    translations: dict[str, str] = Field(
+        default_factory=dict, description="The template's translations as the order started with them, by locale."
+    )
     to: list[str]
     approval_step: str | None = None
     approval_deadline: datetime | None = None
     escalated: bool = False
+
+
+def translated_sources(templates: dict[str, str], name: str) -> dict[str, str]:
+    """The translations of template `name` among a run's template texts (`de/<name>` -> {"de": text})."""
+    found = {split_translated(key): text for key, text in templates.items()}
+    return {locale: text for (locale, base), text in found.items() if locale is not None and base == name}
 
 
 class PublishInput(BaseModel):

@@ -13,20 +13,26 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.email import EmailActivities
 from activities.orders import OrderActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.system import SystemActivities
+from activities.webhooks import WebhookActivities
 from tessera.db import create_engine, create_session_factory
+from tessera.email.delivery import mailer_from_settings
 from tessera.orders.config import workflows_config
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
 from workflows.cancellation import CancellationWorkflow
 from workflows.connection import connect_temporal_patiently
+from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
+from workflows.outbox_relay import build_relay
 from workflows.revocation import RevocationWorkflow
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription_ops import start_order_subscription
 from workflows.system_check import SystemCheckWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,11 @@ PURE_MODULES = (
     "tessera.orders.status",
     "workflows.order_models",
     "workflows.subscription_models",
+    "workflows.email_models",
     "workflows.search_attributes",
+    "tessera.webhooks.schedule",
+    "tessera.webhooks.status",
+    "workflows.webhook_models",
 )
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
@@ -57,12 +67,20 @@ WORKFLOWS: list[type] = [
     SubscriptionWorkflow,
     CancellationWorkflow,
     RevocationWorkflow,
+    WebhookDeliveryWorkflow,
+    EmailDeliveryWorkflow,
 ]
 
 
-def build_worker(client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    webhooks: WebhookActivities | None = None,
+) -> Worker:
     """A worker with every workflow and activity of Tessera."""
     system = SystemActivities(session_factory)
+    webhooks = webhooks or WebhookActivities.from_settings(session_factory, settings)
 
     async def start_subscription(session: AsyncSession, order_id: uuid.UUID) -> None:
         await start_order_subscription(client, settings.task_queue, session, order_id)
@@ -73,11 +91,12 @@ def build_worker(client: Client, settings: Settings, session_factory: async_sess
     subscriptions = SubscriptionActivities(
         session_factory, secret, templates, settings.portal_url, lambda: workflows_config(settings)
     )
+    email = EmailActivities(session_factory, mailer_from_settings(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[system.check, *orders.all(), *subscriptions.all()],
+        activities=[system.check, *orders.all(), *subscriptions.all(), *webhooks.all(), email.send],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
@@ -94,13 +113,19 @@ async def run_worker(settings: Settings) -> None:
     load_configured_workflows(settings)
     client = await connect_temporal_patiently(settings)
     engine = create_engine(settings.resolved_database_url)
-    worker = build_worker(client, settings, create_session_factory(engine))
+    sessions = create_session_factory(engine)
+    webhooks = WebhookActivities.from_settings(sessions, settings)
+    worker = build_worker(client, settings, sessions, webhooks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with worker:
         log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+        # Every worker runs a relay too: dispatching is idempotent, so several relays only share the work.
+        relay = asyncio.create_task(build_relay(client, sessions, settings).run(stop))
         await stop.wait()
+        await relay
+    await webhooks.close()
     await engine.dispose()
     log.info("worker stopped")

@@ -28,6 +28,7 @@ from tessera.auth.errors import (
     InvitationForAnotherAddress,
     InvitationNotFound,
 )
+from tessera.email.locales import DEFAULT_LOCALE, choose, recipient_locale, translated_name, translations
 from tessera.errors import Conflict, FieldIssue, InvalidInput
 from tessera.models import (
     ApiKey,
@@ -85,12 +86,14 @@ async def create_invitation(
     organization_id: uuid.UUID | None,
     role: Role,
     name: str = "",
-    locale: str = "en",
+    locale: str | None = None,
     invited_by: Principal | None = None,
 ) -> tuple[Invitation, str]:
     """Store an invitation and queue its message in the outbox; returns it with the token (for the CLI only).
 
-    The message is kept out of every organization's event list: the link in it is the invitee's credential.
+    The message is kept out of every organization's event list: the link in it is the invitee's credential. It
+    is written in the invitee's language: an existing account's locale, else `locale` (what the new account will
+    have), else the organization's, else English.
     """
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -107,12 +110,15 @@ async def create_invitation(
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
+    organization = await session.get(Organization, organization_id) if organization_id else None
+    account_locale = recipient_locale(locale, organization.locale if organization else None)
+    existing_locale = await session.scalar(select(User.locale).where(func.lower(User.email) == email))
     invitation = Invitation(
         created_at=now,
         token_hash=token_hash(token),
         email=email,
         name=name,
-        locale=locale,
+        locale=account_locale,
         organization_id=organization_id,
         role=role,
         invited_by_user_id=invited_by.user_id if invited_by else None,
@@ -121,11 +127,11 @@ async def create_invitation(
     )
     session.add(invitation)
     await session.flush()
-    organization = await session.get(Organization, organization_id) if organization_id else None
     inviter = await session.get(User, invited_by.user_id) if invited_by and invited_by.user_id else None
+    language = choose(existing_locale or account_locale, translations(policy.templates_dir, TEMPLATE))
     subject, body = render(
         template_environment(policy.templates_dir),
-        TEMPLATE,
+        translated_name(language, TEMPLATE) if language else TEMPLATE,
         {
             "invitation": {
                 "email": email,
@@ -149,7 +155,7 @@ async def create_invitation(
         recipients=[email],
         subject=subject,
         body=body,
-        payload={"invitation_id": str(invitation.id)},
+        payload={"invitation_id": str(invitation.id), "locale": language or DEFAULT_LOCALE},
     )
     return invitation, token
 

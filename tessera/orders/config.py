@@ -44,12 +44,26 @@ def _digest(path: Path) -> tuple[str, int, int]:
 def config_signature(settings: Settings) -> Signature:
     """What a change of the process configuration would change; cheap enough to compute per order."""
     templates = settings.config_dir / "templates"
-    try:
-        template_files = sorted(entry.path for entry in os.scandir(templates) if entry.is_file())
-    except OSError:
-        template_files = []
+    template_files = _files(templates)
+    # Translations in locale folders count too: an edited German text is a new version.
+    for folder in _folders(templates):
+        template_files += _files(folder)
     paths = [settings.catalog_file, *map(Path, template_files)]
     return (_digest(settings.config_dir / "workflows.yaml"), *(_stat(path) for path in paths))
+
+
+def _files(directory: Path) -> list[str]:
+    try:
+        return sorted(entry.path for entry in os.scandir(directory) if entry.is_file())
+    except OSError:
+        return []
+
+
+def _folders(directory: Path) -> list[Path]:
+    try:
+        return sorted(Path(entry.path) for entry in os.scandir(directory) if entry.is_dir())
+    except OSError:
+        return []
 
 
 @dataclass

@@ -34,7 +34,9 @@ class OrganizationSpec(StrictModel):
 class UserSpec(StrictModel):
     email: Email
     name: str = Field(min_length=1, max_length=200)
-    locale: LanguageTag = "en"
+    locale: LanguageTag | None = Field(
+        default=None, description="The language of the person's messages; default: the organization's, else en."
+    )
     organization_id: uuid.UUID | None = Field(
         default=None, description="Add the user to this organization (required unless you are a vendor admin)."
     )

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from jinja2 import FileSystemLoader, TemplateError, TemplateNotFound, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from tessera.email.locales import split_translated
 from tessera.processes.conditions import ConditionProblem, check_condition
 from tessera.processes.schema import Override, ProcessName, WorkflowsConfig
-from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step
+from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step, WebhookStep
+from tessera.webhooks.event_types import event_type_problem
 
 if TYPE_CHECKING:
     from tessera.catalog.schema import CatalogFile
@@ -119,12 +121,28 @@ def step_problems(process: ProcessName, step: Step, where: Path_, templates: San
             problems.append(Problem((*where, "when"), problem.message, (problem.line, problem.column)))
     if isinstance(step, ApprovalStep):
         problems += _approval_problems(step, where)
+    if isinstance(step, WebhookStep):
+        message = event_type_problem(step.event, process.value)
+        if message:
+            problems.append(Problem((*where, "event"), message))
     if isinstance(step, NotifyStep | ApprovalStep | ReminderStep):
         extra = ("approval",) if isinstance(step, ApprovalStep) else ()
         message = _template_problem(templates, step.template, process, extra)
         if message:
             problems.append(Problem((*where, "template"), message))
+        # Every translation is held to the same rules: a German recipient must not be the one who finds the typo.
+        for translated in _translations(templates, step.template):
+            message = _template_problem(templates, translated, process, extra)
+            if message:
+                problems.append(Problem((*where, "template"), message))
     return problems
+
+
+def _translations(templates: SandboxedEnvironment, name: str) -> list[str]:
+    loader = templates.loader
+    if loader is None:
+        return []
+    return sorted(key for key in loader.list_templates() if split_translated(key) == (key.split("/")[0], name))
 
 
 def _approval_problems(step: ApprovalStep, where: Path_) -> list[Problem]:

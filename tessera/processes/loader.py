@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
+from tessera.email.locales import translated_name, translations
 from tessera.errors import ConfigError, FieldIssue
 from tessera.processes.checks import CatalogCodes, Problem, config_problems
 from tessera.processes.schema import ProcessName, WorkflowsConfig
@@ -50,14 +51,20 @@ def parse_workflows(text: str, name: str, templates_dir: Path, catalog: CatalogC
 
 
 def read_templates(templates_dir: Path, names: set[str]) -> dict[str, str]:
-    """The text of each named template (checked to exist above), to travel with the steps that use it."""
+    """The text of each named template (checked to exist above) and of its translations (`de/<name>`), to travel
+    with the steps that use it."""
     texts: dict[str, str] = {}
     for template in sorted(names):
-        try:
-            texts[template] = (templates_dir / template).read_text(encoding="utf-8")
-        except OSError as exc:
-            issue = FieldIssue("(template)", f"cannot read: {exc.strerror or exc}", file=str(templates_dir / template))
-            raise ConfigError(f"template {template!r} cannot be read", issues=[issue]) from exc
+        files = {template: templates_dir / template}
+        files |= {
+            translated_name(locale, template): path for locale, path in translations(templates_dir, template).items()
+        }
+        for key, path in files.items():
+            try:
+                texts[key] = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                issue = FieldIssue("(template)", f"cannot read: {exc.strerror or exc}", file=str(path))
+                raise ConfigError(f"template {key!r} cannot be read", issues=[issue]) from exc
     return texts
 
 

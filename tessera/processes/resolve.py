@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
+from tessera.email.locales import split_translated
 from tessera.errors import ConfigError, FieldIssue
 from tessera.processes.checks import apply_override, step_list_problems
 from tessera.processes.schema import ProcessName, WorkflowsConfig
@@ -67,7 +68,8 @@ def resolve_steps(
     if problems:
         raise _conflict(name, applied, "; ".join(problem.message for problem in problems))
     used = {step.template for step in steps if isinstance(step, NotifyStep | ApprovalStep | ReminderStep)}
-    templates = {name: text for name, text in config.templates.items() if name in used}
+    # With each template its translations (`de/<name>`): the notify activity picks one per recipient.
+    templates = {key: text for key, text in config.templates.items() if split_translated(key)[1] in used}
     return ResolvedProcess(
         process=name, steps=steps, version=config.version_hash(), overrides=applied, templates=templates
     )

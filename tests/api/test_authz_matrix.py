@@ -26,11 +26,15 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
+from tessera.apikeys import authenticate
 from tessera.catalog.schema import SubscriptionTerms
 from tessera.db import create_engine, create_session_factory
 from tessera.models import ApiKey, Event, EventKind, Grant, Membership, Order, Product, utcnow
 from tessera.settings import REPO_ROOT, Settings
 from tessera.subscriptions.creation import ensure_for_order
+from tessera.webhooks import endpoints
+from tessera.webhooks.deliveries import prepare_dispatch
+from tessera.webhooks.models import WebhookEndpoint
 from tests.conftest import (
     TEST_SECRET,
     RightsWorld,
@@ -194,6 +198,15 @@ async def _restore_grants(session: AsyncSession, world: RightsWorld, _obj: str) 
 async def _restore_member(session: AsyncSession, world: RightsWorld, obj: str) -> None:
     org = ORG_OF[obj]
     session.add(Membership(user_id=world.users["m_" + org], organization_id=world.orgs[org], role="member"))
+
+
+async def _restore_endpoint(session: AsyncSession, world: RightsWorld, obj: str) -> None:
+    endpoint_id = world.webhook_endpoints[obj]
+    await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(deleted_at=None))
+
+
+def endpoint_path(suffix: str = "", body: Any = None) -> Request:
+    return lambda world, obj: (f"/api/v1/webhook-endpoints/{world.webhook_endpoints[obj or 'own']}{suffix}", body)
 
 
 async def _restore_key(session: AsyncSession, world: RightsWorld, obj: str) -> None:
@@ -360,6 +373,42 @@ ROUTES: dict[str, Route] = {
     f"POST {V1}/licenses/{{license_id}}/revocation/reject": Route(
         SEES, 503, license_action("/revocation/reject"), per_object=True
     ),
+    "GET /api/v1/event-types": Route(None),
+    f"GET {V1}/webhook-endpoints": Route(everyone(200)),
+    f"POST {V1}/webhook-endpoints": Route(
+        NAMES_IN_BODY,
+        201,
+        lambda w, o: (
+            "",
+            {
+                "organization_id": str(w.orgs[ORG_OF[o or "own"]]),
+                "url": "https://hooks.example.com/matrix",
+                "event_types": ["order.fulfilled"],
+            },
+        ),
+        per_object=True,
+    ),
+    # Endpoints are visible to the administrators of their organization or above only, so never a 403.
+    f"GET {V1}/webhook-endpoints/{{endpoint_id}}": Route(OWNS_KEY, 200, endpoint_path(), per_object=True),
+    f"PATCH {V1}/webhook-endpoints/{{endpoint_id}}": Route(
+        OWNS_KEY, 200, endpoint_path(body={"description": "matrix"}), per_object=True
+    ),
+    f"DELETE {V1}/webhook-endpoints/{{endpoint_id}}": Route(
+        OWNS_KEY, 204, endpoint_path(), per_object=True, restore=_restore_endpoint
+    ),
+    f"POST {V1}/webhook-endpoints/{{endpoint_id}}/secret": Route(
+        OWNS_KEY, 200, endpoint_path("/secret"), per_object=True
+    ),
+    f"GET {V1}/webhook-endpoints/{{endpoint_id}}/deliveries": Route(
+        OWNS_KEY, 200, endpoint_path("/deliveries"), per_object=True
+    ),
+    # Temporal is not running here: a redelivery that passes every check answers 503 (retry).
+    f"POST {V1}/events/{{event_id}}/redeliver": Route(
+        OWNS_KEY,
+        503,
+        lambda w, o: (f"{V1}/events/{w.webhook_events[o or 'own']}/redeliver", None),
+        per_object=True,
+    ),
 }
 
 
@@ -419,6 +468,7 @@ async def matrix(matrix_database: str, tmp_path_factory: pytest.TempPathFactory)
         world = await build_rights_world(session)
         world.subscriptions = await add_subscriptions(session, world)
         await session.commit()
+    await add_webhooks(sessions, world)
     settings = Settings(
         database_url=matrix_database,
         var_dir=Path(tmp_path_factory.mktemp("var")),
@@ -462,6 +512,39 @@ async def add_subscriptions(session: AsyncSession, world: RightsWorld) -> dict[s
         await session.flush()
         made[obj] = (await ensure_for_order(session, order, product, utcnow())).id
     return made
+
+
+ENDPOINT_ORGS: dict[uuid.UUID, uuid.UUID] = {}
+"""Endpoint id -> its organization, for telling whether a delivery is within reach."""
+
+
+async def add_webhooks(sessions: async_sessionmaker[AsyncSession], world: RightsWorld) -> None:
+    """An endpoint and a webhook event (with its delivery row) in each object's organization."""
+    async with sessions() as session:
+        admin = await authenticate(session, TEST_SECRET, world.keys["vendor_admin"])
+        for obj, org_name in ORG_OF.items():
+            endpoint, _secret = await endpoints.create_endpoint(
+                session,
+                admin,
+                TEST_SECRET,
+                endpoints.UrlRules(),
+                organization_id=world.orgs[org_name],
+                url=f"https://hooks.example.com/{obj}",
+                event_types=["order.fulfilled"],
+            )
+            world.webhook_endpoints[obj] = endpoint.id
+            ENDPOINT_ORGS[endpoint.id] = endpoint.organization_id
+            event = Event(
+                key=f"matrix-webhook:{obj}",
+                kind=EventKind.webhook,
+                name="order.fulfilled",
+                organization_id=endpoint.organization_id,
+            )
+            session.add(event)
+            await session.flush()
+            world.webhook_events[obj] = event.id
+            await prepare_dispatch(session, event.id)
+        await session.commit()
 
 
 def _cells() -> Iterator[Any]:
@@ -648,6 +731,10 @@ LISTS: dict[str, ItemCheck] = {  # every GET list route: how to tell that an ite
     f"GET {V1}/api-keys": own_key,
     f"GET {V1}/organizations/{{organization_id}}/members": member_in_reach,
     f"GET {V1}/organizations/{{organization_id}}/grants": item_org_in_reach,
+    f"GET {V1}/webhook-endpoints": item_org_in_reach,
+    f"GET {V1}/webhook-endpoints/{{endpoint_id}}/deliveries": lambda tree, user, item: (
+        ENDPOINT_ORGS[uuid.UUID(item["endpoint_id"])] in tree.administered(user) or user in tree.vendor_admins()
+    ),
 }
 
 
@@ -681,11 +768,12 @@ async def test_lists_hold_nothing_outside_the_callers_reach(matrix: Matrix, prin
     for route_key, within in LISTS.items():
         template = route_key.split(" ", 1)[1]
         # A list below an organization is asked of every organization: out of reach it must not answer at all.
-        paths = (
-            [template.replace("{organization_id}", str(org)) for org in matrix.world.orgs.values()]
-            if "{organization_id}" in template
-            else [template]
-        )
+        paths = [template]
+        if "{organization_id}" in template:
+            paths = [template.replace("{organization_id}", str(org)) for org in matrix.world.orgs.values()]
+        elif "{endpoint_id}" in template:
+            ids = matrix.world.webhook_endpoints.values()
+            paths = [template.replace("{endpoint_id}", str(endpoint)) for endpoint in ids]
         items = []
         for path in paths:
             response = await matrix.client.get(path, params={"limit": 200}, headers=auth)

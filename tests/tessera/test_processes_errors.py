@@ -269,7 +269,7 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
     ),
     (
         "process without its core step",
-        "license_order:\n  steps:\n    - kind: webhook\n      event: order.done\n",
+        "license_order:\n  steps:\n    - kind: webhook\n      event: order.fulfilled\n",
         2,
         3,
         "license_order needs exactly one create_license step; it has none",
@@ -302,6 +302,20 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         5,
         7,
         "'Order Done' is not an event name",
+    ),
+    (
+        "event type unknown to the registry",
+        "license_order:\n  steps:\n    - kind: create_license\n    - kind: webhook\n      event: order.done\n",
+        5,
+        7,
+        "unknown event type 'order.done'; known: license.revoked, order.failed, order.fulfilled",
+    ),
+    (
+        "event type of another process",
+        "license_order:\n  steps:\n    - kind: create_license\n    - kind: webhook\n      event: report.ready\n",
+        5,
+        7,
+        "license_order does not publish report.ready; its event types: order.fulfilled",
     ),
 ]
 

@@ -52,7 +52,7 @@ async def _outbox(sessions: async_sessionmaker[AsyncSession], subscription_order
         return list(rows.all())
 
 
-async def test_five_years_renew_with_records_prices_reminders_a_seat_change_and_a_worker_restart(
+async def test_five_years_renew_with_records_prices_reminders_and_a_seat_change(
     time_skipping_env: WorkflowEnvironment,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
@@ -74,8 +74,6 @@ async def test_five_years_renew_with_records_prices_reminders_a_seat_change_and_
             await seats.change_next_quantity(session, found, 3)
             await session.commit()
         await signal_subscription(client, subscription.id)
-    # The worker stops in the middle of term 2 and another one takes over: nothing is lost or done twice.
-    async with worker_on(client, settings, sessions, queue):
         await skip(env, 4 * YEAR)
         await eventually(lambda: _renewed_through(sessions, subscription.id, 6), "five renewals")
         state = await handle.query(SubscriptionWorkflow.state)

@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints, the event types they subscribe to, deliveries and their outbound HTTP."""
