@@ -1,4 +1,7 @@
-"""Taking over a subscription from another system: `subscription_start` on an order, checked field by field."""
+"""Taking over a subscription from another system: `subscription_start` on an order, checked field by field.
+
+Rules of the intake, not of a database: run on SQLite only.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ def _body(w: RightsWorld, start: Any, product: str = "SUB-CAD") -> dict[str, Any
     return order_body(w, product=product, quantity=2, subscription_start=start)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("products")
 async def test_a_taken_over_subscription_starts_at_the_current_term_with_the_earlier_ones_imported(
     orders_api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
@@ -71,6 +75,7 @@ async def test_a_taken_over_subscription_starts_at_the_current_term_with_the_ear
     assert shown.json()["current_term"]["number"] == 4
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("products")
 async def test_takeover_mistakes_are_refused_naming_the_field(
     orders_api: AsyncClient, rights_world: RightsWorld
