@@ -289,3 +289,27 @@ async def test_a_service_account_cancels_within_its_rights_but_cannot_decide(
     decided = await orders_api.post(f"{path}/cancellation/approve", headers=bearer(token))
     assert decided.status_code == 403
     assert "service account" in decided.json()["detail"]
+
+
+async def test_a_cancellation_received_while_temporal_is_down_counts_and_its_repeat_starts_the_workflow(
+    api: AsyncClient,
+    orders_api: AsyncClient,
+    rights_world: RightsWorld,
+    sessions: async_sessionmaker[AsyncSession],
+    made: Made,
+    dev_env: WorkflowEnvironment,
+) -> None:
+    down = await _cancel(api, rights_world, made)
+    assert down.status_code == 503, down.text
+    assert down.json()["code"] == "workflow-not-started"
+    async with sessions() as session:
+        recorded = await session.scalar(
+            select(Cancellation).where(Cancellation.subscription_id == made.subscription_id)
+        )
+    assert recorded is not None
+    assert recorded.status == "requested"
+    repeated = await _cancel(orders_api, rights_world, made)
+    assert repeated.status_code == 409, repeated.text
+    assert repeated.json()["code"] == "cancellation-exists"
+    described = await dev_env.client.get_workflow_handle(recorded.workflow_id).describe()
+    assert described.workflow_type == "CancellationWorkflow"
