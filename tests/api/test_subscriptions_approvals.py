@@ -6,10 +6,13 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -52,6 +55,14 @@ async def approving_api(approving_settings: Settings) -> AsyncIterator[AsyncClie
         yield client
 
 
+async def _waits_for_approval(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        state: ProcessState = await handle.query("state", result_type=ProcessState)
+    except (RPCError, WorkflowQueryFailedError):  # its first workflow task has not run yet
+        return False
+    return state.waiting_for_approval
+
+
 async def _until(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
     while not await check():
@@ -84,8 +95,7 @@ async def test_a_cancellation_and_a_revocation_wait_for_the_vendors_decision(
         handle = dev_env.client.get_workflow_handle(cancelled.json()["cancellation"]["workflow_id"])
 
         async def waiting() -> bool:
-            state: ProcessState = await handle.query("state", result_type=ProcessState)
-            return state.waiting_for_approval
+            return await _waits_for_approval(handle)
 
         await _until(waiting)
         refused = await approving_api.post(f"{path}/cancellation/approve", headers=admin)
@@ -107,8 +117,7 @@ async def test_a_cancellation_and_a_revocation_wait_for_the_vendors_decision(
         revocation = dev_env.client.get_workflow_handle(revoking.json()["workflow_id"])
 
         async def revocation_waits() -> bool:
-            state: ProcessState = await revocation.query("state", result_type=ProcessState)
-            return state.waiting_for_approval
+            return await _waits_for_approval(revocation)
 
         await _until(revocation_waits)
         rejected = await approving_api.post(f"{path}/revocation/reject", headers=vendor)
