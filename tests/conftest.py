@@ -232,6 +232,7 @@ class RightsWorld:
     orders: dict[str, uuid.UUID] = field(default_factory=dict)
     licenses: dict[str, uuid.UUID] = field(default_factory=dict)
     """The order and license behind each of `tickets`, by the same names."""
+    subscriptions: dict[str, uuid.UUID] = field(default_factory=dict)
     webhook_endpoints: dict[str, uuid.UUID] = field(default_factory=dict)
     webhook_events: dict[str, uuid.UUID] = field(default_factory=dict)
     """Filled only where a test adds them (tests/api/test_authz_matrix.py): one per object name."""

@@ -28,17 +28,33 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.catalog.schema import SubscriptionTerms
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput
 from tessera.fields import FieldSpec, FieldValue, coerce_value
-from tessera.models import Membership, Order, OrderStatus, Permission, Product, User, new_id
+from tessera.models import (
+    Membership,
+    Order,
+    OrderStatus,
+    Organization,
+    Permission,
+    Product,
+    ProductKind,
+    User,
+    new_id,
+    utcnow,
+)
 from tessera.orders.errors import QuotaExceeded
 from tessera.orders.launch import OrderStart, order_start
 from tessera.orders.schema import Allocation, OrderRequest
 from tessera.principal import Principal
 from tessera.processes.schema import WorkflowsConfig
 from tessera.rights import acting, quota, reach
+from tessera.subscriptions.creation import MAX_IMPORTED_TERMS
+from tessera.subscriptions.plans import local_date, term_covering
+from tessera.subscriptions.terms import TermPlan
 
 IDEMPOTENCY_FIELD = "header.Idempotency-Key"
+TAKEOVER_FIELD = "subscription_start"
 WORKFLOW_INPUT_LIMIT_BYTES = 1_900_000
 """Temporal refuses payloads over 2 MB (its default blob size limit); this leaves room for the envelope."""
 
@@ -90,6 +106,7 @@ async def accept_order(
     fields, issues = check_fields(product, request.fields)
     modules, module_issues = check_modules(product, request.modules)
     issues += module_issues + await _user_issues(session, principal, request)
+    issues += await takeover_issues(session, principal, product, request)
     if issues:
         raise InvalidInput("; ".join(f"{issue.field}: {issue.message}" for issue in issues[:5]), issues=issues)
     order = Order(
@@ -111,6 +128,7 @@ async def accept_order(
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         trail=[],
+        subscription_start=request.subscription_start,
     )
     order.workflow_id = f"order-{order.id}"
     # Resolve the steps before storing anything: an invalid workflows.yaml refuses the order outright.
@@ -260,6 +278,42 @@ def check_modules(product: Product, given: list[str] | None) -> tuple[list[str],
             issues.append(FieldIssue(f"modules.{index}", f"module {code!r} is listed twice"))
         seen.add(code)
     return list(dict.fromkeys(given)), issues
+
+
+async def takeover_issues(
+    session: AsyncSession, principal: Principal, product: Product, request: OrderRequest
+) -> list[FieldIssue]:
+    """A take-over (`subscription_start`): a subscription product, a vendor administrator, a day not in the future
+    and at most `MAX_IMPORTED_TERMS` terms back (in the organization's time zone, as the subscription will be)."""
+    start = request.subscription_start
+    if start is None:
+        return []
+    if product.kind != ProductKind.subscription:
+        return [FieldIssue(TAKEOVER_FIELD, f"{product.code} is not a subscription product")]
+    if not principal.vendor_admin:
+        raise Forbidden(
+            "only vendor administrators take over subscriptions from another system",
+            issues=[FieldIssue(TAKEOVER_FIELD, "leave it out, or ask a vendor administrator")],
+        )
+    organization = await session.get(Organization, request.organization_id)
+    timezone = (organization.timezone if organization else None) or "UTC"
+    now = utcnow()
+    if start > local_date(now, timezone):
+        return [FieldIssue(TAKEOVER_FIELD, f"in the future (today is {local_date(now, timezone)} in {timezone})")]
+    plan = TermPlan(
+        settings=SubscriptionTerms.model_validate(product.subscription or {}),
+        start=start,
+        timezone=timezone,
+        price=product.price_amount,
+        currency=product.price_currency,
+    )
+    try:
+        earlier = term_covering(plan, now).number - 1
+    except ValueError:
+        earlier = MAX_IMPORTED_TERMS + 1
+    if earlier > MAX_IMPORTED_TERMS:
+        return [FieldIssue(TAKEOVER_FIELD, f"at most {MAX_IMPORTED_TERMS} earlier terms can be taken over")]
+    return []
 
 
 async def _user_issues(session: AsyncSession, principal: Principal, request: OrderRequest) -> list[FieldIssue]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BeforeValidator, Field, StrictBool, StrictInt, StringConstraints
 
 from tessera.fields import MAX_FIELD_VALUES, MAX_TEXT_LENGTH
 from tessera.models import Visibility
@@ -20,6 +21,19 @@ MAX_QUANTITY = 10_000
 FieldInput = StrictBool | StrictInt | Annotated[str, StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH)]
 """A product field value as JSON carries it: dates are `YYYY-MM-DD` strings."""
 FieldName = Annotated[str, StringConstraints(max_length=64)]
+
+
+def _date_text(value: Any) -> Any:
+    # Lax parsing would read a number as seconds since 1970: a date is sent as `YYYY-MM-DD` text only.
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("a date is written YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+IsoDate = Annotated[date, BeforeValidator(_date_text)]
+"""A calendar date as JSON carries it: `YYYY-MM-DD` text."""
 
 
 class Allocation(StrEnum):
@@ -55,8 +69,18 @@ class OrderRequest(StrictModel):
     external_ref: str | None = Field(
         default=None, min_length=1, max_length=200, description="ERP order and line; a known one returns its order."
     )
+    subscription_start: IsoDate | None = Field(
+        default=None,
+        description="Subscription products, vendor administrators only: take over a subscription that began on "
+        "this day in another system. Its earlier terms are recorded as imported and it starts at the term running "
+        "now; not in the future.",
+    )
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the request: what `Idempotency-Key` replays are compared by."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        document = self.model_dump(mode="json")
+        if document["subscription_start"] is None:
+            # Left out when not given, so that orders sent before take-overs existed keep their fingerprints.
+            del document["subscription_start"]
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from tessera.apikeys import authenticate
+from tessera.catalog.schema import SubscriptionTerms
 from tessera.db import create_engine, create_session_factory
-from tessera.models import ApiKey, Event, EventKind, Grant, Membership
+from tessera.models import ApiKey, Event, EventKind, Grant, Membership, Order, Product, utcnow
 from tessera.settings import REPO_ROOT, Settings
+from tessera.subscriptions.creation import ensure_for_order
 from tessera.webhooks import endpoints
 from tessera.webhooks.deliveries import prepare_dispatch
 from tessera.webhooks.models import WebhookEndpoint
@@ -93,6 +96,38 @@ OWNS_KEY = {  # service keys: visible only to administrators of their organizati
 }
 
 
+SUBSCRIPTION_SEES = {  # a subscription is the contract: its organization's administrators and those above see it
+    **SEES,
+    "customer_member": "404 404 404 404",
+    "subgroup_member": "404 404 404 404",
+}
+SUBSCRIPTION_CREATE = {  # more seats, ERP terms: `create`, which G1's own grant lacks
+    **SUBSCRIPTION_SEES,
+    "reseller_admin": "ok 403 ok 404",
+    "customer_admin": "ok 403 404 404",
+}
+SUBSCRIPTION_CANCEL = {  # cancel and revoke: the nearest grant of every customer and group lacks them
+    **SUBSCRIPTION_SEES,
+    "reseller_admin": "403 403 403 404",
+    "customer_admin": "403 403 404 404",
+    "sibling_admin": "404 404 403 404",
+    "foreign_admin": "404 404 404 403",
+}
+ERP_TERMS = {  # `create`, and only the vendor's and the reseller's: a customer's admin is not its ERP
+    **SUBSCRIPTION_CREATE,
+    "customer_admin": "403 403 404 404",
+    "sibling_admin": "404 404 403 404",
+    "foreign_admin": "404 404 404 403",
+}
+LICENSE_REVOKE = {  # whoever sees the license; only vendor administrators hold `revoke` on these nodes
+    **ADMINISTERS,
+    "reseller_admin": "403 403 403 404",
+    "customer_admin": "403 403 404 404",
+    "sibling_admin": "404 404 403 404",
+    "foreign_admin": "404 404 404 403",
+}
+
+
 def everyone(status: int) -> dict[str, str]:
     return dict.fromkeys(PRINCIPALS, str(status))
 
@@ -132,6 +167,14 @@ def order_path(suffix: str = "", body: Any = None) -> Request:
 
 def license_path() -> Request:
     return lambda world, obj: (f"/api/v1/licenses/{world.licenses[obj or 'own']}", None)
+
+
+def subscription_path(suffix: str = "", body: Any = None) -> Request:
+    return lambda world, obj: (f"/api/v1/subscriptions/{world.subscriptions[obj or 'own']}{suffix}", body)
+
+
+def license_action(suffix: str) -> Request:
+    return lambda world, obj: (f"/api/v1/licenses/{world.licenses[obj or 'own']}{suffix}", None)
 
 
 def ticket_path(suffix: str = "", body: Any = None) -> Request:
@@ -288,6 +331,48 @@ ROUTES: dict[str, Route] = {
     f"GET {V1}/licenses": Route(everyone(200)),
     f"GET {V1}/licenses/{{license_id}}": Route(SEES, 200, license_path(), per_object=True),
     f"GET {V1}/events": Route(everyone(200)),
+    # The world's subscriptions are ERP-managed (so no cell changes them): cancelling is refused with a 409 once
+    # the rights allow it, a seat "change" to the current quantity is a 200, an ERP date before the term is a
+    # 422. Temporal is not running: revocations and decisions that pass every check answer 503.
+    f"GET {V1}/subscriptions": Route(everyone(200)),
+    f"GET {V1}/subscriptions/{{subscription_id}}": Route(SUBSCRIPTION_SEES, 200, subscription_path(), per_object=True),
+    f"PATCH {V1}/subscriptions/{{subscription_id}}": Route(
+        SUBSCRIPTION_CREATE, 200, subscription_path(body={"quantity": 1}), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/cancel": Route(
+        SUBSCRIPTION_CANCEL, 409, subscription_path("/cancel"), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/uncancel": Route(
+        SUBSCRIPTION_CANCEL, 409, subscription_path("/uncancel"), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/revoke": Route(
+        SUBSCRIPTION_CANCEL, 503, subscription_path("/revoke"), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/terms": Route(
+        ERP_TERMS,
+        422,
+        subscription_path("/terms", {"valid_through": "2000-01-01", "external_ref": "matrix"}),
+        per_object=True,
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/cancellation/approve": Route(
+        SUBSCRIPTION_SEES, 409, subscription_path("/cancellation/approve"), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/cancellation/reject": Route(
+        SUBSCRIPTION_SEES, 409, subscription_path("/cancellation/reject"), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/revocation/approve": Route(
+        SUBSCRIPTION_SEES, 503, subscription_path("/revocation/approve"), per_object=True
+    ),
+    f"POST {V1}/subscriptions/{{subscription_id}}/revocation/reject": Route(
+        SUBSCRIPTION_SEES, 503, subscription_path("/revocation/reject"), per_object=True
+    ),
+    f"POST {V1}/licenses/{{license_id}}/revoke": Route(LICENSE_REVOKE, 503, license_action("/revoke"), per_object=True),
+    f"POST {V1}/licenses/{{license_id}}/revocation/approve": Route(
+        SEES, 503, license_action("/revocation/approve"), per_object=True
+    ),
+    f"POST {V1}/licenses/{{license_id}}/revocation/reject": Route(
+        SEES, 503, license_action("/revocation/reject"), per_object=True
+    ),
     "GET /api/v1/event-types": Route(None),
     f"GET {V1}/webhook-endpoints": Route(everyone(200)),
     f"POST {V1}/webhook-endpoints": Route(
@@ -381,6 +466,7 @@ async def matrix(matrix_database: str, tmp_path_factory: pytest.TempPathFactory)
     sessions = create_session_factory(engine)
     async with sessions() as session:
         world = await build_rights_world(session)
+        world.subscriptions = await add_subscriptions(session, world)
         await session.commit()
     await add_webhooks(sessions, world)
     settings = Settings(
@@ -395,6 +481,37 @@ async def matrix(matrix_database: str, tmp_path_factory: pytest.TempPathFactory)
     async with app.router.lifespan_context(app), AsyncClient(transport=transport, base_url="http://x.test") as client:
         yield Matrix(world=world, client=client, sessions=sessions)
     await engine.dispose()
+
+
+async def add_subscriptions(session: AsyncSession, world: RightsWorld) -> dict[str, uuid.UUID]:
+    """One ERP-managed subscription (no licenses, so the ticket lists stay as they are) for each object."""
+    product = Product(
+        code="SUB-CAD-ERP",
+        group_id=world.group_id,
+        name={"en": "ERP-managed CAD subscription"},
+        kind="subscription",
+        container_kinds=["software"],
+        price_amount=Decimal("120.00"),
+        price_currency="EUR",
+        subscription=SubscriptionTerms(managed_by="erp").model_dump(mode="json"),
+    )
+    session.add(product)
+    await session.flush()
+    made = {}
+    for obj, org in ORG_OF.items():
+        order = Order(
+            organization_id=world.orgs[org],
+            product_id=product.id,
+            quantity=1,
+            allocation="organization",
+            visibility="all_members",
+            status="fulfilled",
+            trail=[],
+        )
+        session.add(order)
+        await session.flush()
+        made[obj] = (await ensure_for_order(session, order, product, utcnow())).id
+    return made
 
 
 ENDPOINT_ORGS: dict[uuid.UUID, uuid.UUID] = {}
@@ -593,6 +710,10 @@ def member_in_reach(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
     return uuid.UUID(item["user_id"]) in tree.users_reached(user)
 
 
+def subscription_administered(tree: Tree, user: uuid.UUID, item: dict[str, Any]) -> bool:
+    return uuid.UUID(item["organization_id"]) in tree.administered(user)
+
+
 def catalog(_tree: Tree, _user: uuid.UUID, _item: dict[str, Any]) -> bool:
     return True  # the catalog is the same for everyone
 
@@ -605,6 +726,7 @@ LISTS: dict[str, ItemCheck] = {  # every GET list route: how to tell that an ite
     f"GET {V1}/tickets": item_org_in_reach,
     f"GET {V1}/orders": item_org_in_reach,
     f"GET {V1}/licenses": item_org_in_reach,
+    f"GET {V1}/subscriptions": subscription_administered,
     f"GET {V1}/events": event_in_reach,
     f"GET {V1}/api-keys": own_key,
     f"GET {V1}/organizations/{{organization_id}}/members": member_in_reach,

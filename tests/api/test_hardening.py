@@ -27,7 +27,17 @@ from tests.api.test_orders_api import order_body, post_order
 from tests.conftest import RightsWorld, bearer
 
 V1 = "/api/v1"
-LISTS = ["orders", "licenses", "events", "tickets", "organizations", "users", "products", "product-groups"]
+LISTS = [
+    "orders",
+    "subscriptions",
+    "licenses",
+    "events",
+    "tickets",
+    "organizations",
+    "users",
+    "products",
+    "product-groups",
+]
 
 
 def raw_cursor(payload: str) -> str:
