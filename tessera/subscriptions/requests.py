@@ -34,7 +34,7 @@ from tessera.orders import licenses
 from tessera.principal import Principal
 from tessera.rights import acting
 from tessera.rights.locks import lock_rows
-from tessera.subscriptions import reads, seats
+from tessera.subscriptions import reads, seats, service
 from tessera.subscriptions.creation import record, term_row
 from tessera.subscriptions.plans import plan_of
 from tessera.subscriptions.refusals import (
@@ -205,6 +205,11 @@ async def uncancel(
     subscription.status = SubscriptionStatus.active
     subscription.effective_end_at = None
     await session.flush()
+    deadline = subscription.cancel_deadline_at
+    if live.effective_term_no == subscription.term_no and deadline is not None and now >= deadline:
+        # Past the notice deadline the renewal is binding from the moment the cancellation is withdrawn; the
+        # workflow skipped its commitment at the deadline for the cancellation.
+        await service.commit(session, subscription.id, subscription.term_no, now)
     await record(
         session,
         subscription,

@@ -210,6 +210,8 @@ async def expire(session: AsyncSession, subscription_id: uuid.UUID, at: datetime
         return False
     subscription.status = SubscriptionStatus.expired
     subscription.ended_at = at
+    await seats.release_reserved(session, subscription)
+    subscription.next_quantity = None
     await session.execute(
         update(License)
         .where(License.subscription_id == subscription.id, License.status == LicenseStatus.active)
