@@ -92,13 +92,24 @@ async def buy_subscription(
 
 @asynccontextmanager
 async def worker_on(
-    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], queue: str
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    queue: str,
+    *,
+    stopped_midway: bool = False,
 ) -> AsyncIterator[Settings]:
-    """A worker on `queue`; stopping it and starting another on the same queue is a worker restart."""
-    # No cache, hence no sticky queue: on the time-skipping server a task sent to a stopped worker's sticky queue
-    # waits for a timeout in skipped time that never passes. Every task replays the history instead, which is
-    # what a worker that restarted does anyway.
-    queued = settings.model_copy(update={"task_queue": queue, "worker_max_cached_workflows": 0})
+    """A worker on `queue`; stopping it and starting another on the same queue is a worker restart.
+
+    A worker that a test stops midway (`stopped_midway`) keeps no workflows in memory, hence leaves no sticky
+    queue behind: on the time-skipping server a task sent to a stopped worker's sticky queue would wait for a
+    timeout in skipped time, which does not pass while the task waits. It replays every task from history
+    instead, as a worker that took over after a restart does anyway.
+    """
+    update: dict[str, object] = {"task_queue": queue, "worker_shutdown_grace_seconds": 0}
+    if stopped_midway:
+        update["worker_max_cached_workflows"] = 0
+    queued = settings.model_copy(update=update)
     async with build_worker(client, queued, sessions):
         yield queued
 

@@ -63,7 +63,7 @@ async def test_five_years_renew_with_records_prices_reminders_a_seat_change_and_
     subscription = await buy_subscription(sessions, rights_world, product, quantity=2, env=env)
     plan = plan_of(subscription)
     queue = f"subscriptions-{uuid.uuid4()}"
-    async with worker_on(client, settings, sessions, queue) as queued:
+    async with worker_on(client, settings, sessions, queue, stopped_midway=True) as queued:
         handle = await start(client, queued, sessions, subscription)
         await skip(env, YEAR + timedelta(days=30))  # into term 2
         await eventually(lambda: _renewed_through(sessions, subscription.id, 2), "the first renewal")
@@ -180,7 +180,7 @@ async def test_a_subscription_starting_at_first_activation_waits_across_a_worker
     assert subscription.status == SubscriptionStatus.pending
     assert subscription.start_date is None
     queue = f"subscriptions-{uuid.uuid4()}"
-    async with worker_on(client, settings, sessions, queue) as queued:
+    async with worker_on(client, settings, sessions, queue, stopped_midway=True) as queued:
         handle = await start(client, queued, sessions, subscription)
         await env.sleep(timedelta(days=40))  # nothing happens while it waits
         assert (await reload(sessions, subscription.id)).status == SubscriptionStatus.pending
