@@ -48,14 +48,7 @@ class RestartableTemporal:
     async def start(self) -> None:
         """Start the server on the same port and file as before, and wait until it answers."""
         assert self.process is None or self.process.poll() is not None, "the server still runs"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log = (self.directory / f"temporal-{self.starts}.log").open("wb")
-        # A session of its own: its process group is what kill() ends, nothing else.
-        self.process = subprocess.Popen(
-            self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ)
-        )
-        log.close()
-        self.starts += 1
+        self.process = self._spawn()
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -67,6 +60,14 @@ class RestartableTemporal:
                     return
             await asyncio.sleep(0.2)
         raise AssertionError(f"the Temporal server did not answer within {READY_SECONDS:.0f} s: {self.log()}")
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / f"temporal-{self.starts}.log").open("wb") as log:
+            # A session of its own: its process group is what kill() ends, nothing else.
+            process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.starts += 1
+        return process
 
     async def connect(self) -> Client:
         return await Client.connect(self.address, data_converter=pydantic_data_converter)
