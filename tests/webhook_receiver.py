@@ -39,6 +39,8 @@ class Received:
     body: bytes
     at: float
     verified_with: list[str] = field(default_factory=list)
+    status: int = 0
+    """What the receiver answered (set just before it answers)."""
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Receiver:
         self.received.append(item)
         self.arrived.set()
         answer = self.script.pop(0) if self.script else self.default
+        item.status = answer.status
         if answer.delay:
             await asyncio.sleep(answer.delay)
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in answer.headers]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHandle
@@ -12,7 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from tessera.db import unit_of_work
 from tessera.email import state
-from tessera.models import utcnow
+from tessera.models import Event, utcnow
 from workflows.email_models import EmailInput, EmailResult
 
 EMAIL_WORKFLOW = "EmailDeliveryWorkflow"
@@ -69,3 +70,25 @@ async def dispatch_pending_notifications(
         async with unit_of_work(session_factory) as session:
             await state.mark_dispatched(session, pending, utcnow())
     return len(pending)
+
+
+def notification_dispatcher(
+    session_factory: async_sessionmaker[AsyncSession], *, task_queue: str = DEFAULT_TASK_QUEUE
+) -> Callable[[Client, uuid.UUID], Awaitable[None]]:
+    """The outbox relay's dispatcher of notifications: start the row's delivery and mark it dispatched for e-mail.
+
+    A row that has an outcome already needs no workflow: rows written before Tessera sent e-mail are `skipped`
+    (and were never handed to the relay), and one sent or refused is done. The mark is what `tessera outbox` and
+    the dev page read to tell a queued message from one whose delivery runs.
+    """
+
+    async def dispatch_email(client: Client, event_id: uuid.UUID) -> None:
+        async with session_factory() as session:
+            row = await session.get(Event, event_id)
+            if row is None or row.email_outcome is not None:
+                return
+        await dispatch_notification(client, event_id, task_queue=task_queue)
+        async with unit_of_work(session_factory) as session:
+            await state.mark_dispatched(session, [event_id], utcnow())
+
+    return dispatch_email

@@ -34,7 +34,7 @@ from tessera.webhooks.deliveries import DeliveryStart, mark_dispatched, prepare_
 from tessera.webhooks.status import DeliveryStatus
 from workflows import search_attributes as sa
 from workflows.client_ops import RPC_TIMEOUT
-from workflows.email_dispatch import dispatch_notification
+from workflows.email_dispatch import notification_dispatcher
 from workflows.webhook_models import DeliveryInput, RetrySchedule
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,7 @@ def build_relay(client: Client, sessions: async_sessionmaker[AsyncSession], sett
     (without it they stay in the outbox, where `tessera outbox` and the dev page show them)."""
     dispatchers: dict[EventKind, Dispatcher] = {EventKind.webhook: webhook_dispatcher(sessions, settings)}
     if settings.smtp_url is not None:
-
-        async def dispatch_email(client: Client, event_id: uuid.UUID) -> None:
-            await dispatch_notification(client, event_id, task_queue=settings.task_queue)
-
-        dispatchers[EventKind.notification] = dispatch_email
+        dispatchers[EventKind.notification] = notification_dispatcher(sessions, task_queue=settings.task_queue)
     return OutboxRelay(
         client, sessions, interval_seconds=settings.outbox_relay_interval_seconds, dispatchers=dispatchers
     )

@@ -18,7 +18,7 @@ from tessera.email.locales import split_translated
 from tessera.processes.conditions import ConditionProblem, check_condition
 from tessera.processes.schema import Override, ProcessName, WorkflowsConfig
 from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step, WebhookStep
-from tessera.webhooks.event_types import event_type_problem
+from tessera.webhooks.event_types import announces_core_step, event_type_problem
 
 if TYPE_CHECKING:
     from tessera.catalog.schema import CatalogFile
@@ -109,7 +109,29 @@ def step_list_problems(process: ProcessName, steps: Sequence[Step], where: Path_
         if step.kind in _AFTER_CORE and index < positions[0]:
             message = f"{step.kind} acts on the licenses, so it must come after {core}"
             problems.append(Problem((*where, index, "kind"), message))
+        if isinstance(step, WebhookStep) and announces_core_step(step.event):
+            problems += _announcement_problems(process, steps, index, step, positions[0], where)
     return problems
+
+
+def _announcement_problems(
+    process: ProcessName, steps: Sequence[Step], index: int, step: WebhookStep, core_at: int, where: Path_
+) -> list[Problem]:
+    core = CORE_STEP[process]
+    if index < core_at:
+        message = f"{step.event} announces what {core} did, so it must come after {core} (step {core_at + 1})"
+        return [Problem((*where, index, "event"), message)]
+    if process == ProcessName.license_order:
+        # An order writes its queued events with its next status change, and a wait writes them before waiting:
+        # order.fulfilled would go out while the order is not fulfilled, and a later step could still fail it.
+        waits = [later for later in range(index + 1, len(steps)) if steps[later].kind == "wait"]
+        if waits:
+            message = (
+                f"{step.event} would be sent before the wait in step {waits[-1] + 1}, while the order is not "
+                "fulfilled yet (a later step may still fail it); move this step after the wait"
+            )
+            return [Problem((*where, index, "event"), message)]
+    return []
 
 
 def step_problems(process: ProcessName, step: Step, where: Path_, templates: SandboxedEnvironment) -> list[Problem]:

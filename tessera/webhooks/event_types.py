@@ -24,6 +24,10 @@ class EventType:
     """JSON Schema of the payload's `data` object."""
     processes: tuple[str, ...] = ()
     """Processes of workflows.yaml whose `webhook` steps may publish it."""
+    after_core: bool = False
+    """It announces what its process's core step does (create_license, renew, cancel, revoke), so a `webhook`
+    step publishing it must come after that step; before it, receivers would hear of something that may never
+    happen (an order rejected at its approval, a renewal that found the subscription ended)."""
 
     def schema(self) -> dict[str, Any]:
         """The JSON Schema (2020-12) of the whole body a receiver gets."""
@@ -70,6 +74,7 @@ EVENT_TYPES: dict[str, EventType] = {
             "An order's licenses and tickets exist (the license_order process's webhook step).",
             _data({**_ORDER, "license_ids": _UUIDS}),
             ("license_order",),
+            after_core=True,
         ),
         EventType(
             "order.failed",
@@ -81,18 +86,21 @@ EVENT_TYPES: dict[str, EventType] = {
             "A subscription entered its next term.",
             _data(_SUBSCRIPTION, _SUBSCRIPTION_EXTRA),
             ("subscription",),
+            after_core=True,
         ),
         EventType(
             "subscription.cancelled",
             "A subscription was cancelled; `effective_end` is when it ends.",
             _data(_SUBSCRIPTION, _SUBSCRIPTION_EXTRA),
             ("cancellation",),
+            after_core=True,
         ),
         EventType(
             "subscription.revoked",
             "A subscription was revoked: it ended at once, and its licenses with it.",
             _data(_SUBSCRIPTION, _SUBSCRIPTION_EXTRA),
             ("revocation",),
+            after_core=True,
         ),
         EventType(
             "subscription.expired",
@@ -105,6 +113,7 @@ EVENT_TYPES: dict[str, EventType] = {
             "A license was revoked; the software learns it at its next refresh.",
             _data({"license_id": _UUID, "status": {"type": "string"}}, {"order_id": _UUID}),
             ("revocation",),
+            after_core=True,
         ),
         EventType(
             "report.ready",
@@ -118,6 +127,11 @@ EVENT_TYPES: dict[str, EventType] = {
 
 def known_event_types() -> list[str]:
     return sorted(EVENT_TYPES)
+
+
+def announces_core_step(name: str) -> bool:
+    event = EVENT_TYPES.get(name)
+    return event is not None and event.after_core
 
 
 def event_type_problem(name: str, process: str) -> str | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -24,6 +27,7 @@ from tessera.devstack import find_binary, port_answers
 from tessera.search_attributes import SEARCH_ATTRIBUTES
 from tessera.settings import REPO_ROOT
 from tests.e2e.stack import DevStack, alive, descendants
+from tests.webhook_receiver import running_receiver
 from workflows.system_check import SystemCheckInput, SystemCheckWorkflow
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +93,7 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
         assert listed.returncode == 0, (query, listed.stderr)
     assert "e2e-system-check" in listed.stdout
 
+    await _webhook_and_invitation_through_the_stack(stack, key)
     await asyncio.to_thread(_stop_and_check_nothing_survives, stack)
 
     # Running it again keeps the data: same key works, no new key is printed, the workflow is still there.
@@ -102,6 +107,80 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
     client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter)
     assert (await client.get_workflow_handle("e2e-system-check").describe()).status is not None
     await asyncio.to_thread(_stop_and_check_nothing_survives, stack)
+
+
+async def _webhook_and_invitation_through_the_stack(stack: DevStack, key: str) -> None:
+    """A receiver registered through the API gets a verified order.fulfilled; an invitation shows on /dev/outbox."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with running_receiver() as receiver, httpx.AsyncClient(base_url=stack.api_url, timeout=10) as api:
+        me = (await api.get("/api/v1/users/me", headers=headers)).json()
+        vendor = me["memberships"][0]["organization_id"]
+        created = await api.post(
+            "/api/v1/organizations", headers=headers, json={"kind": "customer", "parent_id": vendor, "name": "Contoso"}
+        )
+        assert created.status_code == 201, created.text
+        contoso = created.json()["id"]
+        registered = await api.post(
+            "/api/v1/webhook-endpoints",
+            headers=headers,
+            json={"organization_id": contoso, "url": receiver.url, "event_types": ["order.fulfilled", "order.failed"]},
+        )
+        assert registered.status_code == 201, registered.text
+        endpoint = registered.json()
+        receiver.secrets = [endpoint["secret"]]
+        ordered = await api.post(
+            "/api/v1/orders",
+            headers={**headers, "Idempotency-Key": "e2e-webhook-order"},
+            json={
+                "organization_id": contoso,
+                "product": "PRO-CAD",
+                "quantity": 2,
+                "allocation": "organization",
+                "visibility": "all_members",
+                "external_ref": "SO-E2E/1",
+            },
+        )
+        assert ordered.status_code == 202, ordered.text
+        order_id = ordered.json()["id"]
+        await asyncio.wait_for(receiver.arrived.wait(), 60)
+        deliveries: list[dict[str, object]] = []
+        for _ in range(100):  # the worker records the attempt just after the receiver answered
+            listed = await api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=headers)
+            deliveries = listed.json()["items"]
+            if deliveries and deliveries[0]["status"] == "delivered":
+                break
+            await asyncio.sleep(0.1)
+        invited = await api.post(
+            "/api/v1/users",
+            headers=headers,
+            json={"email": "bob@contoso.example", "name": "Bob", "organization_id": contoso, "role": "admin"},
+        )
+        assert invited.status_code == 202, invited.text
+        outbox = await api.get("/dev/outbox")
+        assert outbox.status_code == 200
+        match = re.search(r'<a href="(http://[^"]+/invitations/([^"]+))"', outbox.text)
+        assert match is not None, outbox.text
+        redeemed = await api.post(
+            "/api/v1/invitations/redeem",
+            json={
+                "token": html.unescape(match.group(2)),
+                "email": "bob@contoso.example",
+                "password": "bob-at-e2e-2026!",
+            },
+        )
+        assert redeemed.status_code == 200, redeemed.text
+    [request] = receiver.received
+    assert request.verified_with == [endpoint["secret"]], "the standardwebhooks signature must verify"
+    body = json.loads(request.body)
+    assert (body["type"], body["data"]["order_id"], body["data"]["status"]) == (
+        "order.fulfilled",
+        order_id,
+        "fulfilled",
+    )
+    assert len(body["data"]["license_ids"]) == 2
+    assert request.headers["webhook-id"] == body["id"]
+    assert [(d["status"], d["attempts"], d["last_status_code"]) for d in deliveries] == [("delivered", 1, 200)]
+    assert "bob@contoso.example" in outbox.text
 
 
 def test_port_in_use_is_named_with_its_setting(tmp_path: Path) -> None:

@@ -283,6 +283,28 @@ CASES: list[tuple[str, str, int, int | None, str]] = [
         "an approval after create_license would come too late; move it before step 1",
     ),
     (
+        "order.fulfilled announced before the licenses exist",
+        "license_order:\n  steps:\n    - kind: webhook\n      event: order.fulfilled\n    - kind: create_license\n",
+        4,
+        7,
+        "order.fulfilled announces what create_license did, so it must come after create_license (step 2)",
+    ),
+    (
+        "order.fulfilled sent before a wait",
+        "license_order:\n  steps:\n    - kind: create_license\n    - kind: webhook\n      event: order.fulfilled\n"
+        "    - kind: wait\n      duration: P1D\n",
+        5,
+        7,
+        "order.fulfilled would be sent before the wait in step 3, while the order is not fulfilled yet",
+    ),
+    (
+        "renewal announced before the renewal",
+        "subscription:\n  steps:\n    - kind: webhook\n      event: subscription.renewed\n    - kind: renew\n",
+        4,
+        7,
+        "subscription.renewed announces what renew did, so it must come after renew (step 2)",
+    ),
+    (
         "allocation before creation",
         "license_order:\n  steps:\n    - kind: allocate\n      to: requester\n    - kind: create_license\n",
         3,

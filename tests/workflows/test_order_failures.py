@@ -10,9 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.orders import OrderActivities
+from tessera.apikeys import authenticate
 from tessera.models import Event, Grant, License, Order, Ticket
 from tessera.orders.status import OrderStatus
 from tessera.settings import Settings
+from tessera.webhooks import endpoints
+from tessera.webhooks.deliveries import prepare_dispatch
 from tests.conftest import TEST_SECRET, RightsWorld
 from tests.workflows.order_harness import CREATE, place_order, process, running_worker, start, workflow_input
 from workflows.order_models import FailInput, OrderRef, OrderState
@@ -37,6 +40,24 @@ async def _statuses(sessions: async_sessionmaker[AsyncSession], order_id: uuid.U
     return licenses, tickets
 
 
+async def _endpoint(
+    sessions: async_sessionmaker[AsyncSession], world: RightsWorld, event_types: tuple[str, ...]
+) -> uuid.UUID:
+    async with sessions() as session:
+        admin = await authenticate(session, TEST_SECRET, world.keys["customer_admin"])
+        endpoint, _secret = await endpoints.create_endpoint(
+            session,
+            admin,
+            TEST_SECRET,
+            endpoints.UrlRules(),
+            organization_id=world.orgs["C1"],
+            url="https://hooks.example.com/orders",
+            event_types=event_types,
+        )
+        await session.commit()
+        return endpoint.id
+
+
 async def _quota_used(sessions: async_sessionmaker[AsyncSession], grant_id: uuid.UUID) -> int:
     async with sessions() as session:
         grant = await session.get(Grant, grant_id)
@@ -52,6 +73,8 @@ async def test_a_step_failing_after_notify_and_webhook_publishes_only_the_failur
 ) -> None:
     order = await place_order(sessions, rights_world, quantity=3)
     assert await _quota_used(sessions, rights_world.grants["C1"]) == 3
+    fulfilled_only = await _endpoint(sessions, rights_world, ("order.fulfilled",))
+    both = await _endpoint(sessions, rights_world, ("order.fulfilled", "order.failed"))
     steps = process(CREATE, {"kind": "allocate", "to": "as_ordered"}, NOTIFY, WEBHOOK, UNEVALUABLE)
     async with running_worker(time_skipping_env.client, settings, sessions) as queue:
         handle = await start(time_skipping_env.client, queue, await workflow_input(sessions, order, steps))
@@ -73,6 +96,13 @@ async def test_a_step_failing_after_notify_and_webhook_publishes_only_the_failur
     assert await _statuses(sessions, order.id) == ({"revoked"}, {"revoked"})
     # Nothing was delivered, so all of the reserved quota is back.
     assert await _quota_used(sessions, rights_world.grants["C1"]) == 0
+    # What the outbox relay makes of it: one delivery, of order.failed, to the endpoint that wants failures;
+    # the endpoint that wants only order.fulfilled hears nothing.
+    async with sessions() as session:
+        starts = [start for event in events for start in await prepare_dispatch(session, event.id)]
+        await session.commit()
+    assert [(start.event_id, start.endpoint_id) for start in starts] == [(events[0].id, both)]
+    assert fulfilled_only != both
 
 
 async def test_a_template_that_no_longer_renders_fails_the_step_with_its_reason(
