@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tessera.db import unit_of_work
-from tessera.email.locales import DEFAULT_LOCALE, choose, recipient_locale, translated_name, translations
+from tessera.email.locales import DEFAULT_LOCALE, translated_name, translations
+from tessera.email.recipients import by_language
 from tessera.errors import TesseraError
 from tessera.licenses import fulfilment
-from tessera.models import EventKind, License, Organization, User
+from tessera.models import EventKind, License, User
 from tessera.notifications import render, render_source, template_environment, write_event
 from tessera.orders.errors import StepFailed
 from tessera.orders.facts import order_context
@@ -209,26 +209,12 @@ class OrderActivities:
     async def _by_language(
         self, session: AsyncSession, organization_id: uuid.UUID, request: NotifyInput, recipients: list[str]
     ) -> dict[str | None, list[str]]:
-        """Recipients grouped by the translation they read (None: English), in a stable order.
-
-        A recipient's locale is read when the row is written; one who changes it between a failed attempt and its
-        retry may get the message in both languages, once each.
-        """
+        """Recipients grouped by the translation they read (None: English)."""
         if request.source is not None:
             available = list(request.translations)
         else:  # a run started before texts travelled with it: the files as they are now
             available = list(translations(self._templates_dir, request.template))
-        if not recipients:
-            return {None: []}
-        organization = await session.get(Organization, organization_id)
-        addresses = [email.lower() for email in recipients]
-        found = await session.execute(select(User.email, User.locale).where(func.lower(User.email).in_(addresses)))
-        user_locales = {email.lower(): locale for email, locale in found.all()}
-        groups: dict[str | None, list[str]] = {}
-        for email in recipients:
-            tag = recipient_locale(user_locales.get(email.lower()), organization.locale if organization else None)
-            groups.setdefault(choose(tag, available), []).append(email)
-        return dict(sorted(groups.items(), key=lambda item: item[0] or ""))
+        return await by_language(session, organization_id, recipients, available)
 
     async def _recipients(
         self, session: AsyncSession, requester_id: uuid.UUID | None, order_id: uuid.UUID, to: list[str]

@@ -18,6 +18,8 @@ from temporalio import activity
 
 from activities.orders import business_failures
 from tessera.db import unit_of_work
+from tessera.email.locales import DEFAULT_LOCALE, translated_name
+from tessera.email.recipients import by_language
 from tessera.licenses import fulfilment
 from tessera.models import (
     Cancellation,
@@ -286,25 +288,31 @@ class SubscriptionActivities:
                 "valid_through": _iso(subscription.valid_through),
             }
         step = request.key.rsplit(":", 1)[-1]
-        try:
-            if request.source is not None:
-                subject, body = render_source(request.template, request.source, variables)
-            else:
-                subject, body = render(self._templates, request.template, variables)
-        except TemplateError as error:
-            raise StepFailed(f"step {step!r}: template {request.template!r} does not render: {error}") from None
         recipients = await self._recipients(session, order, requester, request.to)
-        await write_event(
-            session,
-            key=request.key,
-            kind=EventKind.notification,
-            name=request.template,
-            organization_id=order.organization_id,
-            order_id=order.id,
-            recipients=recipients,
-            subject=subject,
-            body=body,
-        )
+        available = list(request.translations) if request.source is not None else []
+        for locale, group in (await by_language(session, order.organization_id, recipients, available)).items():
+            # The English row keeps the step's key; each translation adds its locale to it.
+            name = translated_name(locale, request.template) if locale is not None else request.template
+            try:
+                if request.source is not None:
+                    source = request.translations[locale] if locale is not None else request.source
+                    subject, body = render_source(name, source, variables)
+                else:
+                    subject, body = render(self._templates, name, variables)
+            except TemplateError as error:
+                raise StepFailed(f"step {step!r}: template {name!r} does not render: {error}") from None
+            await write_event(
+                session,
+                key=f"{request.key}:{locale}" if locale is not None else request.key,
+                kind=EventKind.notification,
+                name=request.template,
+                organization_id=order.organization_id,
+                order_id=order.id,
+                recipients=group,
+                subject=subject,
+                body=body,
+                payload={"locale": locale or DEFAULT_LOCALE},
+            )
 
     async def _recipients(
         self, session: AsyncSession, order: Order, requester: uuid.UUID | None, to: list[str]

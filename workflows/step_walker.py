@@ -29,7 +29,7 @@ from tessera.processes import (
     evaluate,
     to_timedelta,
 )
-from workflows.order_models import ApproversInput, ApproversResult
+from workflows.order_models import ApproversInput, ApproversResult, translated_sources
 from workflows.subscription_models import ProcessState, StepDecision, StepDecisionResult, StepInput
 
 LOCAL_TIMEOUT = timedelta(seconds=30)
@@ -68,6 +68,7 @@ class StepWalker:
                         kind="notify",
                         template=step.template,
                         source=process.templates.get(step.template),
+                        translations=translated_sources(process.templates, step.template),
                         to=step.to,
                         requester_user_id=self._requester,
                         variables=self.template_variables(),

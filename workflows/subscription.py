@@ -29,6 +29,7 @@ from tessera.processes import (
     to_timedelta,
 )
 from workflows import search_attributes as sa
+from workflows.order_models import translated_sources
 from workflows.subscription_models import (
     ActivatedSignal,
     ProcessInput,
@@ -151,6 +152,7 @@ class SubscriptionWorkflow:
                         kind="notify",
                         template=reminder.template,
                         source=resolved.process.templates.get(reminder.template),
+                        translations=translated_sources(resolved.process.templates, reminder.template),
                         to=reminder.to,
                         variables={"reminder": reminder.label, "of": reminder.of.value, "at": at.isoformat()},
                     )
@@ -213,6 +215,7 @@ class SubscriptionWorkflow:
                         kind="notify",
                         template=step.template,
                         source=resolved.process.templates.get(step.template),
+                        translations=translated_sources(resolved.process.templates, step.template),
                         to=step.to,
                     )
                 )

@@ -90,6 +90,7 @@ class StepInput(BaseModel):
     kind: Literal["notify", "webhook"]
     template: str | None = None
     source: str | None = None
+    translations: dict[str, str] = Field(default_factory=dict, description="The template's translations by locale.")
     to: list[str] = Field(default_factory=list)
     event: str | None = None
     requester_user_id: str | None = None
