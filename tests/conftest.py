@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher, profiles
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from tessera.apikeys import create_api_key
+from tessera.auth import passwords
 from tessera.bootstrap import ensure_vendor
 from tessera.catalog.schema import VendorSpec
 from tessera.db import create_engine, create_session_factory, migrate
@@ -50,6 +52,35 @@ from workflows.search_attributes import ALL_KEYS
 POSTGRES_URL = os.environ.get("TESSERA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("TESSERA_REQUIRE_POSTGRES") == "1" or os.environ.get("CI") == "true"
 TEST_SECRET = b"test-secret-key-not-for-production"
+
+
+# --- passwords ---------------------------------------------------------------------------------------------
+
+
+CHEAP_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+PRODUCTION_HASHER = passwords._hasher
+
+
+def _use_hasher(hasher: PasswordHasher) -> None:
+    passwords._hasher = hasher
+    passwords._dummy_hash.cache_clear()  # it was made with the previous hasher's parameters
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2id at its lowest cost in the test process: the production profile costs about half a second per
+    hash here, and sign-in tests hash and verify many times. `production_password_hashing` restores it."""
+    _use_hasher(CHEAP_HASHER)
+    yield
+    _use_hasher(PRODUCTION_HASHER)
+
+
+@pytest.fixture
+def production_password_hashing() -> Iterator[None]:
+    """The hasher the application is built with, for the tests of what it stores."""
+    _use_hasher(PRODUCTION_HASHER)
+    yield
+    _use_hasher(CHEAP_HASHER)
 
 
 # --- databases ---------------------------------------------------------------------------------------------
