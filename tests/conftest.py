@@ -47,6 +47,7 @@ from tessera.models import (
     utcnow,
 )
 from tessera.settings import REPO_ROOT, Settings
+from tests.saved_world import SavedWorld, is_empty
 from workflows.search_attributes import ALL_KEYS
 
 POSTGRES_URL = os.environ.get("TESSERA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -402,11 +403,22 @@ async def build_rights_world(session: AsyncSession) -> RightsWorld:
     return world
 
 
+_saved_worlds: dict[str, SavedWorld] = {}
+"""The world as first built on each kind of database in this process."""
+
+
 @pytest.fixture
-async def rights_world(sessions: async_sessionmaker[AsyncSession]) -> RightsWorld:
+async def rights_world(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> RightsWorld:
+    """The world of organizations, people, keys, grants and tickets, in this test's database."""
+    saved = _saved_worlds.get(engine.dialect.name)
+    if saved is not None:
+        return await saved.copy_into(engine)
+    empty = await is_empty(engine)
     async with sessions() as session:
         world = await build_rights_world(session)
         await session.commit()
+    if empty:  # then every row is the world's, and none is another fixture's
+        _saved_worlds[engine.dialect.name] = await SavedWorld.capture(engine, world, TEST_SECRET)
     return world
 
 
