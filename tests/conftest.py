@@ -130,9 +130,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def _truncate_postgres(url: str) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
-        connection.execute(f"TRUNCATE {tables} CASCADE")
+    """Empty every table. DELETE, children first, in one transaction: on the few rows a test leaves it takes about
+    a millisecond, where TRUNCATE takes some sixty (it replaces each table's files)."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(f'DELETE FROM "{table.name}"')
 
 
 @pytest.fixture
