@@ -123,7 +123,9 @@ async def test_the_readme_counts_every_key_still_on_an_old_secret(
     async with sessions() as session:
         # One key from before versions were recorded, as the upgrade leaves them.
         first = await session.scalar(
-            select(ApiKey).where(ApiKey.revoked_at.is_(None), ApiKey.secret_version.is_not(None))
+            select(ApiKey)
+            .where(ApiKey.revoked_at.is_(None), ApiKey.secret_version.is_not(None))
+            .order_by(ApiKey.created_at)  # the oldest, never the one just moved: rows come in no fixed order
         )
         assert first is not None
         first.secret_version = None

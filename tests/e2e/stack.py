@@ -120,7 +120,7 @@ class DevStack:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise AssertionError(f"tessera dev did not become healthy:\n{self.text()}")
 
     def admin_key_printed(self) -> str | None:

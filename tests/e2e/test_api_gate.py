@@ -22,9 +22,10 @@ UPLOADS = 16
 UPLOAD_BYTES = 10 * 1024 * 1024
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """`tessera api` on a free loopback port; (pid, port)."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """`tessera api` on a free loopback port, one for the module (it takes seconds to start); (pid, port)."""
+    tmp_path = tmp_path_factory.mktemp("api-gate")
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TESSERA_")}
     env.update(

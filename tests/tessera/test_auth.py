@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters, profiles
 from pydantic import ValidationError
 
 from tessera.auth import passwords
@@ -38,6 +39,20 @@ def test_a_good_password_hashes_with_argon2id_and_verifies() -> None:
     assert not passwords.verify_password(stored, "correct horse battery stapler")
     assert not passwords.verify_password(None, "correct horse battery staple")
     assert not passwords.verify_password("not a hash", "x")
+
+
+@pytest.mark.usefixtures("production_password_hashing")
+def test_the_application_hashes_with_the_rfc_9106_low_memory_profile() -> None:
+    """The other tests hash at the lowest cost; what the application stores costs 64 MiB and three passes."""
+    stored = passwords.hash_password("correct horse battery staple")
+    parameters = extract_parameters(stored)
+    assert parameters == profiles.RFC_9106_LOW_MEMORY
+    assert (parameters.memory_cost, parameters.time_cost) == (64 * 1024, 3)
+    assert passwords.verify_password(stored, "correct horse battery staple")
+    assert not passwords.verify_password(None, "correct horse battery staple")
+    assert not passwords.needs_rehash(stored)
+    # A hash made at a lower cost is rewritten at the next sign-in.
+    assert passwords.needs_rehash(PasswordHasher.from_parameters(profiles.CHEAPEST).hash("x"))
 
 
 @pytest.mark.parametrize(
