@@ -260,18 +260,18 @@ async def world(sessions: async_sessionmaker[AsyncSession], count: int, zone: st
     subscriptions: list[uuid.UUID] = []
     for first in range(0, count, 500):  # as licenses.create does: the subscription with its licenses, 500 a commit
         async with sessions() as session:
-            product = await session.get(Product, product_id)
-            assert product is not None
+            bought = await session.get(Product, product_id)
+            assert bought is not None
             now = datetime.now(UTC)
             for order_id in order_ids[first : first + 500]:
                 order = await session.get(Order, order_id)
                 assert order is not None
-                subscription = await ensure_for_order(session, order, product, now)
+                subscription = await ensure_for_order(session, order, bought, now)
                 session.add(
                     License(
                         order_id=order.id,
                         line_no=1,
-                        product_id=product.id,
+                        product_id=bought.id,
                         organization_id=order.organization_id,
                         subscription_id=subscription.id,
                         expires_at=subscription.term_ends_at,

@@ -130,7 +130,7 @@ async def test_operators_find_subscriptions_by_customer_product_reseller_status_
             base = f'WorkflowType = "SubscriptionWorkflow" AND {ours}'
             c1, r1, r2 = w.orgs["C1"], w.orgs["R1"], w.orgs["R2"]
             queries = {
-                # the brief's example: C1's active subscriptions expiring before a date
+                # an operator's everyday question: C1's active subscriptions expiring before a date
                 f'{base} AND TesseraStatus = "active" AND TesseraCustomer = "{c1}" AND TesseraExpiry < "{cutoff}"': {
                     wid["month"],
                     wid["soon"],
