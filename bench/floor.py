@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
@@ -26,3 +26,16 @@ class BareWorkflow:
         for _ in range(shape.activities):
             await workflow.execute_activity(noop, Nothing(), start_to_close_timeout=timedelta(seconds=30))
         return Nothing()
+
+
+class WakeAt(BaseModel):
+    at: datetime
+
+
+@workflow.defn(name="HerdFloorWorkflow")
+class HerdFloorWorkflow:
+    """Sleeps until one instant, then finishes: what a herd of wake-ups costs Temporal itself."""
+
+    @workflow.run
+    async def run(self, wake: WakeAt) -> None:
+        await workflow.sleep(max(wake.at - workflow.now(), timedelta(0)))

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import signal
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.email import EmailActivities
@@ -77,6 +78,7 @@ def build_worker(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
     webhooks: WebhookActivities | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """A worker with every workflow and activity of Tessera."""
     system = SystemActivities(session_factory)
@@ -101,6 +103,7 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_seconds),
+        interceptors=interceptors,
     )
 
 

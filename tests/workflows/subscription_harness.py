@@ -56,12 +56,13 @@ async def buy_subscription(
     quantity: int = 2,
     organization: str = "C1",
     env: WorkflowEnvironment | None = None,
-    taken_over_from: date | None = None,
+    subscription_start: date | None = None,
 ) -> Subscription:
     """A fulfilled subscription order as the order workflow leaves it: licenses, tickets and the subscription.
 
     Bought "now" by the workflow clock of `env`: the shared time-skipping server's clock runs ahead of the wall
-    clock once a test has skipped years.
+    clock once a test has skipped years. A `subscription_start` in the past is a take-over: the terms before the
+    one running now are recorded as imported.
     """
     bought_at = await env.get_current_time() if env is not None else None
     async with sessions() as session:
@@ -74,10 +75,10 @@ async def buy_subscription(
             status="fulfilled",
             requested_by_user_id=world.users["customer_admin"],
             grant_id=world.grants[organization],
+            subscription_start=subscription_start,
         )
         if bought_at is not None:
             order.created_at = bought_at
-        order.subscription_start = taken_over_from
         session.add(order)
         grant = await session.get(Grant, world.grants[organization])
         assert grant is not None

@@ -245,7 +245,7 @@ async def test_a_subscription_taken_over_from_another_system_begins_at_its_curre
     now = await env.get_current_time()
     started = now.date().replace(year=now.year - 3) - timedelta(days=20)  # three years and twenty days ago
     product = await add_subscription_product(sessions, rights_world)
-    subscription = await buy_subscription(sessions, rights_world, product, env=env, taken_over_from=started)
+    subscription = await buy_subscription(sessions, rights_world, product, env=env, subscription_start=started)
     rows = await terms(sessions, subscription.id)
     assert [(row.term_no, row.kind) for row in rows] == [
         (1, TermKind.imported),
