@@ -49,6 +49,9 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=time
 ENDED = ("expired", "revoked")
 T = TypeVar("T")
 
+# Changes to the command sequence; runs recorded before each change replay along the old path.
+STATUS_FOLLOWS_CHANGES = "status-attribute-follows-changes"
+
 
 class _Ended(Exception):
     """The subscription was revoked (or expired) while the run waited."""
@@ -248,9 +251,12 @@ class SubscriptionWorkflow:
                 await workflow.wait_condition(lambda: self._changed, timeout=remaining)
             except TimeoutError:
                 return
+            status = self._snapshot.status
             await self._read()
             if self._snapshot.status in ENDED:
                 raise _Ended
+            if self._snapshot.status != status and workflow.patched(STATUS_FOLLOWS_CHANGES):
+                self._publish_attributes()  # e.g. non_renewing while cancelled, active again after an uncancel
 
     async def _read(self) -> None:
         self._snapshot = await self._local("subscriptions.snapshot", self._ref(), SubscriptionSnapshot)

@@ -33,6 +33,7 @@ from tests.workflows.subscription_harness import (
     terms,
     worker_on,
 )
+from workflows import search_attributes as sa
 from workflows.subscription_models import ProcessState
 from workflows.subscription_ops import (
     signal_subscription,
@@ -103,6 +104,7 @@ async def test_one_second_before_the_deadline_ends_this_term_and_at_the_deadline
         ends_late = await _cancel(client, queued, sessions, rights_world, on_time.id, deadline)
         assert ends_early == plan.term(1).ends_at
         assert ends_late == plan.term(2).ends_at
+        await eventually(lambda: _listed_as(client, early.id, "non_renewing"), "operators to see it non-renewing")
         await _at(env, plan.term(1).ends_at + timedelta(days=1))
         await eventually(lambda: _status(sessions, early.id, SubscriptionStatus.expired), "the early one to expire")
         await eventually(lambda: _term(sessions, on_time.id, 2), "the late one to renew once")
@@ -115,6 +117,11 @@ async def test_one_second_before_the_deadline_ends_this_term_and_at_the_deadline
     assert late_terms[1].renewed_at is not None
     assert await _licenses(sessions, early.id) == {LicenseStatus.expired}
     assert await _licenses(sessions, on_time.id) == {LicenseStatus.expired}
+
+
+async def _listed_as(client: Client, subscription_id: uuid.UUID, status: str) -> bool:
+    described = await client.get_workflow_handle(f"subscription-{subscription_id}").describe()
+    return described.typed_search_attributes.get(sa.STATUS) == status
 
 
 async def _status(sessions: async_sessionmaker[AsyncSession], subscription_id: uuid.UUID, status: str) -> bool:
