@@ -40,13 +40,17 @@ from tessera.subscriptions.creation import record
 from tessera.subscriptions.facts import resolve_for, subscription_context
 from tessera.subscriptions.terms import Term
 from workflows.subscription_models import (
+    BeginResult,
     CancellationRef,
     ProcessInput,
     ProcessResult,
+    RenewAction,
     RenewResult,
     RevokeInput,
     StepInput,
     SubscriptionSnapshot,
+    TermEndInput,
+    TermEndOutcome,
     TermEndResult,
     TermInfo,
     TermRef,
@@ -141,6 +145,55 @@ class SubscriptionActivities:
                 order = await fulfilment.load_order(session, subscription.order_id)
                 key = f"subscription-{subscription_id}:expired"
                 await self._event(session, order, subscription, key, "subscription.expired")
+
+    @activity.defn(name="subscriptions.begin")
+    async def begin(self, ref: TermRef) -> BeginResult:
+        """A run's start: the subscription as it stands and the steps of its term, in one read."""
+        subscription_id = uuid.UUID(ref.subscription_id)
+        async with business_failures(), self._sessions() as session:
+            snapshot = await self._snapshot(session, subscription_id)
+            subscription = await service.load(session, subscription_id)
+            context = await subscription_context(session, subscription)
+            process = await resolve_for(session, self._config(), ProcessName.subscription, context)
+        return BeginResult(snapshot=snapshot, resolved=ProcessResult(process=process, facts=context))
+
+    @activity.defn(name="subscriptions.end_term")
+    async def end_term(self, request: TermEndInput) -> TermEndOutcome:
+        """The end of a term in one transaction: renew (and its outbox steps), expire, or wait for a decision.
+
+        Idempotent like its parts: the renewal is keyed by (subscription, term), outbox rows by their step keys.
+        """
+        subscription_id = uuid.UUID(request.subscription_id)
+        async with business_failures(), unit_of_work(self._sessions) as session:
+            outcome = await service.term_end(session, subscription_id, request.term_no)
+            if outcome == service.TermEnd.undecided:
+                return TermEndOutcome(outcome="undecided")
+            if outcome == service.TermEnd.expire:
+                if await service.expire(session, subscription_id, request.at):
+                    subscription = await service.load(session, subscription_id)
+                    order = await fulfilment.load_order(session, subscription.order_id)
+                    key = f"subscription-{subscription_id}:expired"
+                    await self._event(session, order, subscription, key, "subscription.expired")
+                return TermEndOutcome(outcome="expired", snapshot=await self._snapshot(session, subscription_id))
+            if outcome == service.TermEnd.ended:
+                return TermEndOutcome(outcome="ended", snapshot=await self._snapshot(session, subscription_id))
+            renewed: Term | None = None
+            for action in request.actions:
+                if isinstance(action, RenewAction):
+                    renewed = await service.renew(
+                        session, self._secret_key, subscription_id, request.term_no + 1, request.at
+                    )
+                    if renewed is None:
+                        return TermEndOutcome(outcome="ended", snapshot=await self._snapshot(session, subscription_id))
+                    continue
+                subscription = await service.load(session, subscription_id)
+                order = await fulfilment.load_order(session, subscription.order_id)
+                if action.kind == "webhook":
+                    assert action.event is not None
+                    await self._event(session, order, subscription, action.key, action.event, action.variables)
+                else:
+                    await self._notify(session, order, subscription, action)
+            return TermEndOutcome(outcome="renewed", term=term_info(renewed))
 
     @activity.defn(name="subscriptions.apply_cancellation")
     async def apply_cancellation(self, ref: CancellationRef) -> str:
@@ -332,6 +385,8 @@ class SubscriptionActivities:
     def all(self) -> list[Any]:
         return [
             self.snapshot,
+            self.begin,
+            self.end_term,
             self.activate,
             self.resolve,
             self.commit,

@@ -23,6 +23,7 @@ from tessera.processes import (
     ReminderAnchor,
     ReminderStep,
     RenewStep,
+    Step,
     WaitStep,
     WebhookStep,
     evaluate,
@@ -32,13 +33,18 @@ from workflows import search_attributes as sa
 from workflows.order_models import translated_sources
 from workflows.subscription_models import (
     ActivatedSignal,
+    BeginResult,
     ProcessInput,
     ProcessResult,
+    RenewAction,
     RenewResult,
     StepInput,
     SubscriptionSnapshot,
     SubscriptionState,
     SubscriptionWorkflowInput,
+    TermEndAction,
+    TermEndInput,
+    TermEndOutcome,
     TermEndResult,
     TermInfo,
     TermRef,
@@ -51,6 +57,7 @@ T = TypeVar("T")
 
 # Changes to the command sequence; runs recorded before each change replay along the old path.
 STATUS_FOLLOWS_CHANGES = "status-attribute-follows-changes"
+ONE_WRITE_PER_WAKE_UP = "one-read-at-start-one-write-at-term-end"
 
 
 class _Ended(Exception):
@@ -89,17 +96,26 @@ class SubscriptionWorkflow:
     async def run(self, request: SubscriptionWorkflowInput) -> SubscriptionState:
         self._input = request
         try:
-            await self._read()
+            merged = workflow.patched(ONE_WRITE_PER_WAKE_UP)
+            begun = None
+            if merged:
+                begun = await self._local("subscriptions.begin", self._ref(), BeginResult)
+                self._snapshot, self._version = begun.snapshot, begun.resolved.process.version
+            else:
+                await self._read()
             if self._snapshot.status == "pending":
                 await self._wait_for_activation()
             term = self._snapshot.term
             if self._snapshot.status in ENDED or term is None:
                 raise _Ended
             self._publish_attributes()
-            resolved = await self._resolve()
+            resolved = begun.resolved if begun is not None else await self._resolve()
             await self._reminders_and_deadline(term, resolved)
             await self._until(term.ends_at)
-            if not await self._end_of_term(term, resolved):
+            ended = (
+                await self._end_of_term_merged(term, resolved) if merged else await self._end_of_term(term, resolved)
+            )
+            if not ended:
                 raise _Ended
         except _Ended:
             self._publish_attributes()
@@ -194,8 +210,79 @@ class SubscriptionWorkflow:
             await workflow.wait_condition(lambda: self._changed)
         return await self._renewal_steps(term, resolved)
 
-    async def _renewal_steps(self, term: TermInfo, resolved: ProcessResult) -> bool:
-        for step in resolved.process.steps:
+    async def _end_of_term_merged(self, term: TermInfo, resolved: ProcessResult) -> bool:
+        """Like _end_of_term, but the decision, the renewal and the outbox steps up to the first `wait` are one write.
+
+        A renewal herd (every subscription aligned to 1 January) costs the worker one local activity per
+        subscription at the term's end instead of one per step.
+        """
+        batch, rest = self._term_end_batch(term, resolved)
+        while True:
+            result = await self._local(
+                "subscriptions.end_term",
+                TermEndInput(
+                    subscription_id=self._subscription_id, term_no=term.number, at=workflow.now(), actions=batch
+                ),
+                TermEndOutcome,
+            )
+            if result.outcome != "undecided":
+                break
+            self._note("end of term", "waiting for the decision on a cancellation")
+            self._changed = False
+            await workflow.wait_condition(lambda: self._changed)
+        if result.snapshot is not None:
+            self._snapshot = result.snapshot
+        if result.outcome == "expired":
+            self._note("expired", f"effective end of term {term.number}")
+            return False
+        if result.outcome == "ended" or result.term is None:
+            self._note("renew", "not renewed: the subscription ended meanwhile")
+            return False
+        self._note("renew", f"term {result.term.number} runs through {result.term.valid_through}")
+        return await self._renewal_steps(term, resolved, rest) if rest else True
+
+    def _term_end_batch(self, term: TermInfo, resolved: ProcessResult) -> tuple[list[TermEndAction], list[Step]]:
+        """The renewal steps up to the first `wait` as one batch (conditions decided here), and the steps after."""
+        batch: list[TermEndAction] = []
+        steps: list[Step] = [step for step in resolved.process.steps if not isinstance(step, ReminderStep)]
+        for index, step in enumerate(steps):
+            if isinstance(step, WaitStep):
+                return batch, steps[index:]
+            if step.when and not self._holds(step.when, resolved.facts):
+                self._note(step.label, f"skipped: condition false: {step.when}")
+                continue
+            key = f"subscription-{self._subscription_id}:term-{term.number + 1}:{step.label}"
+            if isinstance(step, RenewStep):
+                batch.append(RenewAction(label=step.label))
+            elif isinstance(step, NotifyStep):
+                batch.append(self._notify_input(resolved, key, step))
+            elif isinstance(step, WebhookStep):
+                batch.append(self._webhook_input(resolved, key, step))
+        return batch, []
+
+    def _notify_input(self, resolved: ProcessResult, key: str, step: NotifyStep) -> StepInput:
+        return StepInput(
+            subscription_id=self._subscription_id,
+            order_id=self._order_id(resolved),
+            key=key,
+            kind="notify",
+            template=step.template,
+            source=resolved.process.templates.get(step.template),
+            translations=translated_sources(resolved.process.templates, step.template),
+            to=step.to,
+        )
+
+    def _webhook_input(self, resolved: ProcessResult, key: str, step: WebhookStep) -> StepInput:
+        return StepInput(
+            subscription_id=self._subscription_id,
+            order_id=self._order_id(resolved),
+            key=key,
+            kind="webhook",
+            event=step.event,
+        )
+
+    async def _renewal_steps(self, term: TermInfo, resolved: ProcessResult, steps: list[Step] | None = None) -> bool:
+        for step in resolved.process.steps if steps is None else steps:
             if isinstance(step, ReminderStep):
                 continue
             if step.when and not self._holds(step.when, resolved.facts):
@@ -210,29 +297,10 @@ class SubscriptionWorkflow:
                     return False
                 self._note(step.label, f"term {renewed.term.number} runs through {renewed.term.valid_through}")
             elif isinstance(step, NotifyStep):
-                await self._outbox(
-                    StepInput(
-                        subscription_id=self._subscription_id,
-                        order_id=self._order_id(resolved),
-                        key=key,
-                        kind="notify",
-                        template=step.template,
-                        source=resolved.process.templates.get(step.template),
-                        translations=translated_sources(resolved.process.templates, step.template),
-                        to=step.to,
-                    )
-                )
+                await self._outbox(self._notify_input(resolved, key, step))
                 self._note(step.label, "sent")
             elif isinstance(step, WebhookStep):
-                await self._outbox(
-                    StepInput(
-                        subscription_id=self._subscription_id,
-                        order_id=self._order_id(resolved),
-                        key=key,
-                        kind="webhook",
-                        event=step.event,
-                    )
-                )
+                await self._outbox(self._webhook_input(resolved, key, step))
                 self._note(step.label, step.event)
             elif isinstance(step, WaitStep):
                 await workflow.sleep(to_timedelta(step.duration))

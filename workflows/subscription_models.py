@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -160,3 +160,35 @@ class ProcessState(BaseModel):
     status: str = "running"
     waiting_for_approval: bool = False
     trail: list[dict[str, str]] = Field(default_factory=list)
+
+
+class RenewAction(BaseModel):
+    """The `renew` step inside a term-end batch."""
+
+    kind: Literal["renew"] = "renew"
+    label: str = "renew"
+
+
+TermEndAction = Annotated[RenewAction | StepInput, Field(discriminator="kind")]
+
+
+class TermEndInput(BaseModel):
+    """Everything the end of a term writes, in one transaction: the decision, the renewal and its outbox steps."""
+
+    subscription_id: str
+    term_no: int
+    at: datetime
+    actions: list[TermEndAction] = Field(default_factory=list)
+
+
+class TermEndOutcome(BaseModel):
+    outcome: Literal["renewed", "expired", "undecided", "ended"]
+    term: TermInfo | None = None
+    snapshot: SubscriptionSnapshot | None = None
+
+
+class BeginResult(BaseModel):
+    """Where the subscription stands and the steps of this term, read together when a run begins."""
+
+    snapshot: SubscriptionSnapshot
+    resolved: ProcessResult

@@ -21,12 +21,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from tessera.apikeys import authenticate
 from tessera.models import Cancellation, CancellationStatus, Subscription
 from tessera.processes import ResolvedProcess
 from tessera.processes.schema import ProcessName
 from tessera.settings import Settings
+from tessera.subscriptions import requests
 from tessera.subscriptions.facts import subscription_context
-from tests.conftest import RightsWorld
+from tests.conftest import TEST_SECRET, RightsWorld
 from tests.workflows.subscription_harness import (
     add_subscription_product,
     buy_subscription,
@@ -40,7 +42,7 @@ from workflows.cancellation import CancellationWorkflow
 from workflows.revocation import RevocationWorkflow
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription_models import CancellationWorkflowInput, ProcessState, StepDecision, StepDecisionResult
-from workflows.subscription_ops import start_revocation_workflow
+from workflows.subscription_ops import start_cancellation_workflow, start_revocation_workflow
 from workflows.worker import WORKFLOW_RUNNER
 
 FAMILIES = ("subscription_", "cancellation_", "revocation_")
@@ -178,3 +180,32 @@ async def test_an_approved_cancellation_and_a_license_revocation_replay(
         await _replayer().replay_workflow(history)
         if RECORD and database_url.startswith("sqlite"):
             save_history(history, stem)
+
+
+async def test_a_term_cancelled_midway_and_expiring_replays(
+    time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+    database_url: str,
+) -> None:
+    env, client = time_skipping_env, time_skipping_env.client
+    product = await add_subscription_product(sessions, rights_world)
+    subscription = await buy_subscription(sessions, rights_world, product, env=env)
+    async with worker_on(client, settings, sessions, f"replay-{uuid.uuid4()}") as queued:
+        handle = await start(client, queued, sessions, subscription)
+        await skip(env, timedelta(days=100))
+        async with sessions() as session:
+            principal = await authenticate(session, TEST_SECRET, rights_world.keys["vendor_admin"])
+            cancellation = await requests.cancel(
+                session, principal, subscription.id, received_at=await env.get_current_time()
+            )
+            await session.commit()
+            await start_cancellation_workflow(client, queued, session, cancellation.id)
+        await client.get_workflow_handle(cancellation.workflow_id, result_type=ProcessState).result()
+        await skip(env, timedelta(days=300))  # past the effective end
+        assert (await handle.result()).status == "expired"
+    history = await handle.fetch_history()
+    await _replayer().replay_workflow(history)
+    if RECORD and database_url.startswith("sqlite"):
+        save_history(history, "subscription_cancelled_and_expired")
