@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import uuid
 from datetime import timedelta
+from typing import TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -39,6 +41,7 @@ from workflows.system_check import SystemCheckInput, SystemCheckResult, SystemCh
 ORDER_WORKFLOW = "LicenseOrderWorkflow"
 """Started by name, so that the API does not import workflow code."""
 RPC_TIMEOUT = timedelta(seconds=10)
+D = TypeVar("D", bound=BaseModel)
 
 
 async def run_system_check(settings: Settings, *, timeout_seconds: float = 30.0) -> SystemCheckResult:
@@ -123,29 +126,37 @@ async def decide_order(
     client: Client, workflow_id: str, *, approve: bool, decision: ApprovalDecision
 ) -> DecisionResult:
     """Send an approval or rejection as a workflow update; its validator says who may and when."""
+    return await send_decision(client, workflow_id, approve=approve, decision=decision, result_type=DecisionResult)
+
+
+async def send_decision(
+    client: Client, workflow_id: str, *, approve: bool, decision: BaseModel, result_type: type[D], what: str = "order"
+) -> D:
+    """An `approve` or `reject` update to a workflow waiting at an approval step, its refusals as domain errors."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return await asyncio.wait_for(
+        result: D = await asyncio.wait_for(
             handle.execute_update(
-                "approve" if approve else "reject", decision, result_type=DecisionResult, rpc_timeout=RPC_TIMEOUT
+                "approve" if approve else "reject", decision, result_type=result_type, rpc_timeout=RPC_TIMEOUT
             ),
             RPC_TIMEOUT.total_seconds() + 5,
         )
+        return result
     except WorkflowUpdateFailedError as failed:
         cause = failed.cause
         kind = cause.type if isinstance(cause, ApplicationError) else None
         if kind == "not_an_approver":
-            raise NotAnApprover("you are not among the approvers of the step this order waits at") from None
+            raise NotAnApprover(f"you are not among the approvers of the step this {what} waits at") from None
         if kind == "self_approval":
             raise SelfApprovalNotAllowed(
-                "you requested this order; someone else among its approvers must decide it"
+                f"this {what} is your own; someone else among its approvers must decide it"
             ) from None
         if kind == "not_waiting":
-            raise NotWaiting("the order is not waiting for a decision (decided already, or needs none)") from None
+            raise NotWaiting(f"the {what} is not waiting for a decision (decided already, or needs none)") from None
         raise
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise NotWaiting("the order's workflow has finished; it waits for no decision") from None
+            raise NotWaiting(f"the {what}'s workflow has finished; it waits for no decision") from None
         raise WorkflowUnavailable(f"the workflow service did not answer ({error.status.name})") from error
     except (RuntimeError, TimeoutError) as error:
         raise WorkflowUnavailable("the workflow service did not answer; try again") from error

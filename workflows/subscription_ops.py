@@ -7,7 +7,6 @@ import no workflow code.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from datetime import datetime
@@ -15,26 +14,26 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tessera.errors import NotFound
 from tessera.models import Cancellation, License, ManagedBy, Order, Product, ProductGroup, Subscription
 from tessera.orders.config import workflows_config
-from tessera.orders.errors import NotAnApprover, NotWaiting, SelfApprovalNotAllowed, WorkflowUnavailable
+from tessera.orders.errors import WorkflowUnavailable
 from tessera.orders.facts import order_context
 from tessera.processes.schema import ProcessName
 from tessera.settings import Settings
 from tessera.subscriptions.facts import resolve_for, subscription_context
 from workflows import search_attributes as sa
-from workflows.client_ops import RPC_TIMEOUT
+from workflows.client_ops import RPC_TIMEOUT, send_decision
 from workflows.subscription_models import (
     ActivatedSignal,
     CancellationWorkflowInput,
@@ -221,29 +220,6 @@ async def _start(
 
 async def decide_step(client: Client, workflow_id: str, *, approve: bool, decision: StepDecision) -> StepDecisionResult:
     """Approve or reject the approval step a cancellation or revocation waits at."""
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        return await asyncio.wait_for(
-            handle.execute_update(
-                "approve" if approve else "reject", decision, result_type=StepDecisionResult, rpc_timeout=RPC_TIMEOUT
-            ),
-            RPC_TIMEOUT.total_seconds() + 5,
-        )
-    except WorkflowUpdateFailedError as failed:
-        cause = failed.cause
-        kind = cause.type if isinstance(cause, ApplicationError) else None
-        if kind == "not_an_approver":
-            raise NotAnApprover("you are not among the approvers of the step this request waits at") from None
-        if kind == "self_approval":
-            raise SelfApprovalNotAllowed(
-                "you made this request; someone else among its approvers must decide"
-            ) from None
-        if kind == "not_waiting":
-            raise NotWaiting("the request is not waiting for a decision (decided already, or needs none)") from None
-        raise
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise NotWaiting("the request's workflow has finished; it waits for no decision") from None
-        raise WorkflowUnavailable(f"the workflow service did not answer ({error.status.name})") from error
-    except (RuntimeError, TimeoutError) as error:
-        raise WorkflowUnavailable("the workflow service did not answer; try again") from error
+    return await send_decision(
+        client, workflow_id, approve=approve, decision=decision, result_type=StepDecisionResult, what="request"
+    )

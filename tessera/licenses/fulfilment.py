@@ -109,18 +109,7 @@ async def create_order_license_chunk(
         # Ordered for someone who has left since: the tickets go to the organization, for its admins.
         visibility = Visibility.admins_only
     licenses = [
-        License(
-            id=new_id(),
-            order_id=order.id,
-            line_no=line_no,
-            product_id=order.product_id,
-            organization_id=order.organization_id,
-            fields=order.fields,
-            modules=order.modules,
-            status=LicenseStatus.active,
-            expires_at=expires_at,
-            subscription_id=subscription_id,
-        )
+        _license(order, line_no, expires_at, subscription_id)
         for line_no in range(after_line + 1, last + 1)
         if line_no not in present
     ]
@@ -150,21 +139,7 @@ async def add_lines(
     Their tickets go to the order's organization, visible as the order asked: whoever held the first tickets by
     name may have left since, and an admin hands the new ones out.
     """
-    licenses = [
-        License(
-            id=new_id(),
-            order_id=order.id,
-            line_no=line_no,
-            product_id=order.product_id,
-            organization_id=order.organization_id,
-            fields=order.fields,
-            modules=order.modules,
-            status=LicenseStatus.active,
-            expires_at=expires_at,
-            subscription_id=subscription_id,
-        )
-        for line_no in line_numbers
-    ]
+    licenses = [_license(order, line_no, expires_at, subscription_id) for line_no in line_numbers]
     session.add_all(licenses)
     await session.flush()
     session.add_all([_ticket(secret_key, license, None, order.visibility) for license in licenses])
@@ -208,6 +183,21 @@ async def _require_live_grant(session: AsyncSession, order: Order) -> None:
         raise GrantWithdrawn("the grant this order was accepted under has been withdrawn since")
     if Permission.create not in grant.permissions:
         raise GrantWithdrawn("the grant this order was accepted under no longer allows creating licenses")
+
+
+def _license(order: Order, line_no: int, expires_at: datetime | None, subscription_id: uuid.UUID | None) -> License:
+    return License(
+        id=new_id(),
+        order_id=order.id,
+        line_no=line_no,
+        product_id=order.product_id,
+        organization_id=order.organization_id,
+        fields=order.fields,
+        modules=order.modules,
+        status=LicenseStatus.active,
+        expires_at=expires_at,
+        subscription_id=subscription_id,
+    )
 
 
 def _ticket(secret_key: bytes, license: License, user_id: uuid.UUID | None, visibility: str) -> Ticket:
