@@ -315,7 +315,7 @@ async def herd(client: Client, count: int, options: argparse.Namespace, pid: int
                         await start_subscription_workflow(client, settings.task_queue, session, subscription)
 
                 await in_parallel(count, one)
-                _, asleep_at = await poll(_count(seen, "subscriptions.resolve"), count, renews_at.timestamp())
+                _, asleep_at = await poll(_count(seen, "subscriptions.begin"), count, renews_at.timestamp())
                 late = asleep_at - renews_at.timestamp()
                 started = asleep_at - started_at
                 await until(renews_at)
@@ -324,7 +324,7 @@ async def herd(client: Client, count: int, options: argparse.Namespace, pid: int
                         _renewed(sessions), count, renews_at.timestamp() + MAX_WAIT_SECONDS
                     )
                     _, asleep_again_at = await poll(
-                        _count(seen, "subscriptions.resolve"), 2 * count, renews_at.timestamp() + MAX_WAIT_SECONDS
+                        _count(seen, "subscriptions.begin"), 2 * count, renews_at.timestamp() + MAX_WAIT_SECONDS
                     )
                 async with sessions() as session:
                     latest = await session.scalar(
@@ -345,7 +345,7 @@ async def herd(client: Client, count: int, options: argparse.Namespace, pid: int
         "renewed": renewed,
         "last_recorded": renewed_at - renews_at.timestamp(),
         "latest_renewed_at": (latest_at - renews_at).total_seconds(),
-        "last_renew_activity": seen.last.get("subscriptions.renew", 0.0) - renews_at.timestamp(),
+        "last_renew_activity": seen.last.get("subscriptions.end_term", 0.0) - renews_at.timestamp(),
         "asleep_again": asleep_again_at - renews_at.timestamp(),
         "peak_mb": peak[0],
         "busy": {name: f"{seconds:.1f} ({seen.counts[name]})" for name, seconds in seen.busy.items()},  # type: ignore[dict-item]

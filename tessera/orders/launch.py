@@ -22,7 +22,6 @@ from tessera.models import (
     OrganizationKind,
     Product,
     ProductGroup,
-    User,
     utcnow,
 )
 from tessera.orders.config import invalid
@@ -83,7 +82,7 @@ async def order_start(session: AsyncSession, order: Order, config: WorkflowsConf
     return OrderStart(
         order_id=order.id,
         workflow_id=order.workflow_id or f"order-{order.id}",
-        summary=f"{order.quantity} × {product.code} for {organization.name}, requested by {requested_by}",  # noqa: RUF001
+        summary=f"{order.quantity} × {product.code} for organization {organization.id}, requested by {requested_by}",  # noqa: RUF001
         process=process,
         facts=facts,
         organization_id=str(organization.id),
@@ -93,13 +92,13 @@ async def order_start(session: AsyncSession, order: Order, config: WorkflowsConf
 
 
 async def _requested_by(session: AsyncSession, order: Order, organization: Organization) -> str:
-    """Who asked, in words for operators: an e-mail, or the service account and its organization."""
+    """Who asked, in words for operators, by ids only: Temporal stores memos and summaries unencrypted."""
     if order.requested_by_user_id is not None:
-        user = await session.get(User, order.requested_by_user_id)
-        return user.email if user is not None and user.email else "a user"
+        return f"user {order.requested_by_user_id}"
     key = await session.get(ApiKey, order.requested_by_api_key_id) if order.requested_by_api_key_id else None
-    owner = await session.get(Organization, key.organization_id) if key and key.organization_id else None
-    return f"the service account {key.name!r} of {(owner or organization).name}" if key else "the system"
+    if key is None:
+        return "the system"
+    return f"the service account key {key.id} of organization {key.organization_id or organization.id}"
 
 
 async def mark_started(session: AsyncSession, order_id: uuid.UUID, process_version: str) -> None:

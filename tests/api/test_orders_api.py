@@ -92,7 +92,8 @@ async def test_an_accepted_order_starts_its_workflow_with_ids_and_words(
         "TesseraStatus": "accepted",
         "TesseraReseller": str(w.orgs["R1"]),
     }
-    summary = "3 × PRO-CAD for C1, requested by customer.admin@example.com"  # noqa: RUF001
+    # Ids only: memos and summaries are stored unencrypted, like search attributes.
+    summary = f"3 × PRO-CAD for organization {w.orgs['C1']}, requested by user {w.users['customer_admin']}"  # noqa: RUF001
     assert await described.memo_value("summary") == summary
     assert await described.static_summary() == summary
 
