@@ -17,6 +17,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.email.locales import DEFAULT_LOCALE, split_translated, translated_name
+from tessera.email.recipients import by_language
 from tessera.models import Event, EventKind, Membership, Role, User
 from tessera.notifications import render, write_event
 from tessera.rights.reach import path_ids
@@ -178,31 +180,35 @@ async def disable_endpoint(
     if getattr(changed, "rowcount", 0) != 1:
         return False
     recipients = await _administrators(session, endpoint.organization_id)
-    subject, body = render(
-        templates,
-        DISABLED_TEMPLATE,
-        {
-            "endpoint": {
-                "id": str(endpoint.id),
-                "url": endpoint.url,
-                "description": endpoint.description,
-                "organization_id": str(endpoint.organization_id),
-            },
-            "reason": reason,
-            "portal_url": portal_url,
+    variables = {
+        "endpoint": {
+            "id": str(endpoint.id),
+            "url": endpoint.url,
+            "description": endpoint.description,
+            "organization_id": str(endpoint.organization_id),
         },
-    )
-    await write_event(
-        session,
-        key=f"webhook-endpoint-{endpoint.id}:disabled:{now.isoformat()}",
-        kind=EventKind.notification,
-        name=DISABLED_TEMPLATE,
-        organization_id=endpoint.organization_id,
-        order_id=None,
-        recipients=recipients,
-        subject=subject,
-        body=body,
-    )
+        "reason": reason,
+        "portal_url": portal_url,
+    }
+    found = (split_translated(name) for name in templates.list_templates())
+    available = [locale for locale, base in found if locale is not None and base == DISABLED_TEMPLATE]
+    for locale, group in (await by_language(session, endpoint.organization_id, recipients, available)).items():
+        # Each admin reads it in their language; the English row keeps the plain key.
+        name = translated_name(locale, DISABLED_TEMPLATE) if locale is not None else DISABLED_TEMPLATE
+        subject, body = render(templates, name, variables)
+        suffix = f":{locale}" if locale is not None else ""
+        await write_event(
+            session,
+            key=f"webhook-endpoint-{endpoint.id}:disabled:{now.isoformat()}{suffix}",
+            kind=EventKind.notification,
+            name=DISABLED_TEMPLATE,
+            organization_id=endpoint.organization_id,
+            order_id=None,
+            recipients=group,
+            subject=subject,
+            body=body,
+            payload={"locale": locale or DEFAULT_LOCALE},
+        )
     return True
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.webhooks import WebhookActivities
-from tessera.models import Event, EventKind
+from tessera.models import Event, EventKind, User
 from tessera.settings import REPO_ROOT
 from tessera.webhooks.deliveries import prepare_dispatch
 from tessera.webhooks.event_types import EVENT_TYPES
@@ -121,6 +121,25 @@ async def test_retry_after_is_honoured_and_410_disables_the_endpoint_and_tells_i
     assert len(notes) == 1
     assert notes[0].recipients == [world.admin_email]
     assert notes[0].subject.startswith("Webhook endpoint disabled")
+
+
+async def test_the_disabled_notice_reaches_each_admin_in_their_language(
+    sessions: async_sessionmaker[AsyncSession], world: WebhookWorld
+) -> None:
+    async with sessions() as session:
+        admin = await session.scalar(select(User).where(User.email == world.admin_email))
+        assert admin is not None
+        admin.locale = "de"
+        await session.commit()
+    async with running_receiver(Receiver(script=[Answer(410)])) as receiver:
+        delivery_id = await one_delivery(sessions, world, receiver.url)
+        work = activities(sessions)
+        await work.attempt(attempt(delivery_id, 1))
+        await work.close()
+    async with sessions() as session:
+        notes = (await session.scalars(select(Event).where(Event.kind == EventKind.notification))).all()
+    assert [(note.payload["locale"], note.recipients) for note in notes] == [("de", [world.admin_email])]
+    assert not notes[0].subject.startswith("Webhook endpoint disabled")
 
 
 @pytest.mark.parametrize(("status", "final"), [(400, "failed"), (404, "failed"), (408, "pending"), (301, "pending")])
