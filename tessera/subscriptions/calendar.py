@@ -6,6 +6,7 @@ The rules are described in docs/domain.md, "Subscription terms".
 from __future__ import annotations
 
 import calendar
+from functools import cache
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,6 +58,7 @@ def last_day_to_cancel(valid_through: date, notice: Duration) -> date:
 _EVERY_KIND_OF_START = [date(2000, 1, 1) + timedelta(days=offset) for offset in range(4 * 365 + 1)]
 
 
+@cache  # it walks four years of starts; every check of a product's settings asks it again
 def notice_fills_a_term(term: Duration, notice: Duration) -> bool:
     """Whether some term of this length leaves no day to cancel: the notice period is as long as the term.
 
