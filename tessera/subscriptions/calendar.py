@@ -6,8 +6,8 @@ The rules are described in docs/domain.md, "Subscription terms".
 from __future__ import annotations
 
 import calendar
-from functools import cache
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from tessera.durations import Duration
