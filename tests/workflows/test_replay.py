@@ -2,9 +2,10 @@
 
 A change to the workflow code that would break running orders fails here; such a change needs
 `workflow.patched()` and a new history beside the old ones. Saved histories are never re-recorded or edited:
-`SHA256SUMS` lists each with its hash, and a test fails when a file differs from it or is not listed. Record the
+`SHA256SUMS` (the first ones) or a `<history>.sha256` beside it lists each with its hash, and a test fails when a
+file differs from it or is not listed. Record the
 histories of the scenarios below with `TESSERA_RECORD_HISTORIES=1 ./bin/test tests/workflows/test_replay.py`:
-recording never overwrites a file, it writes the next free name and adds it to `SHA256SUMS`; commit what you keep.
+recording never overwrites a file, it writes the next free name and its own `.sha256`; commit what you keep.
 """
 
 from __future__ import annotations
@@ -73,12 +74,17 @@ def _sha256(path: Path) -> str:
 
 
 def manifest() -> dict[str, str]:
-    """File name -> sha256, as committed in SHA256SUMS (the format `sha256sum -c` reads)."""
+    """File name -> sha256: `SHA256SUMS` (the first histories) and one `<history>.sha256` beside each later one.
+
+    Both are in the format `sha256sum -c` reads. A new history brings its own file, so recording one never
+    changes a file that was saved before.
+    """
     entries: dict[str, str] = {}
-    for line in (HISTORIES / "SHA256SUMS").read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            entries[name.lstrip("*")] = digest
+    for listing in [HISTORIES / "SHA256SUMS", *sorted(HISTORIES.glob("*.json.sha256"))]:
+        for line in listing.read_text().splitlines():
+            if line.strip():
+                digest, name = line.split(maxsplit=1)
+                entries[name.lstrip("*")] = digest
     return entries
 
 
@@ -89,7 +95,7 @@ def save_history(history: WorkflowHistory, stem: str) -> Path:
         path, number = HISTORIES / f"{stem}_{number}.json", number + 1
     with path.open("x") as file:  # "x": fails rather than overwrite, even in a race
         file.write(json.dumps(history.to_json_dict(), indent=1))
-    with (HISTORIES / "SHA256SUMS").open("a") as sums:
+    with (HISTORIES / f"{path.name}.sha256").open("x") as sums:
         sums.write(f"{_sha256(path)}  {path.name}\n")
     return path
 
@@ -97,7 +103,9 @@ def save_history(history: WorkflowHistory, stem: str) -> Path:
 def test_saved_histories_are_never_modified() -> None:
     listed = manifest()
     on_disk = {path.name for path in HISTORIES.glob("*.json")}
-    assert on_disk == set(listed), f"every history is listed in SHA256SUMS, and only those: {on_disk ^ set(listed)}"
+    assert on_disk == set(listed), (
+        f"every history is listed (SHA256SUMS or its .sha256), and only those: {on_disk ^ set(listed)}"
+    )
     changed = [name for name, digest in listed.items() if _sha256(HISTORIES / name) != digest]
     assert not changed, f"saved histories are never edited or re-recorded; record a new one instead: {changed}"
 

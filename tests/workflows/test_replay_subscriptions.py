@@ -2,7 +2,7 @@
 
 Recorded like the order histories (see test_replay.py): `TESSERA_RECORD_HISTORIES=1 ./bin/test
 tests/workflows/test_replay_subscriptions.py` writes new files next to the saved ones and lists them in
-SHA256SUMS; saved files are never re-recorded or edited.
+a `.sha256` of their own; saved files are never re-recorded or edited.
 """
 
 from __future__ import annotations
