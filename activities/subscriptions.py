@@ -34,6 +34,7 @@ from tessera.models import (
 from tessera.notifications import render, render_source, template_environment, write_event
 from tessera.orders.errors import StepFailed
 from tessera.orders.facts import order_context
+from tessera.processes import ConditionContext
 from tessera.processes.schema import ProcessName, WorkflowsConfig
 from tessera.subscriptions import service
 from tessera.subscriptions.creation import record
@@ -162,38 +163,48 @@ class SubscriptionActivities:
         """The end of a term in one transaction: renew (and its outbox steps), expire, or wait for a decision.
 
         Idempotent like its parts: the renewal is keyed by (subscription, term), outbox rows by their step keys.
+        With `begin_next`, a renewal also answers what `subscriptions.begin` would read for the next term.
         """
         subscription_id = uuid.UUID(request.subscription_id)
+        renewing = any(isinstance(action, RenewAction) for action in request.actions)
         async with business_failures(), unit_of_work(self._sessions) as session:
-            outcome = await service.term_end(session, subscription_id, request.term_no)
-            if outcome == service.TermEnd.undecided:
+            decision = await service.end_term(
+                session, self._secret_key, subscription_id, request.term_no, request.at, renewing=renewing
+            )
+            if decision.outcome == service.TermEnd.undecided:
                 return TermEndOutcome(outcome="undecided")
-            if outcome == service.TermEnd.expire:
+            if decision.outcome == service.TermEnd.expire:
                 if await service.expire(session, subscription_id, request.at):
                     subscription = await service.load(session, subscription_id)
                     order = await fulfilment.load_order(session, subscription.order_id)
                     key = f"subscription-{subscription_id}:expired"
                     await self._event(session, order, subscription, key, "subscription.expired")
                 return TermEndOutcome(outcome="expired", snapshot=await self._snapshot(session, subscription_id))
-            if outcome == service.TermEnd.ended:
+            if decision.outcome == service.TermEnd.ended:
                 return TermEndOutcome(outcome="ended", snapshot=await self._snapshot(session, subscription_id))
-            renewed: Term | None = None
+            subscription = await service.load(session, subscription_id)
+            order = await fulfilment.load_order(session, subscription.order_id)
+            # Read the subscription's facts once for every notify step and for the next term's begin.
+            context: ConditionContext | None = None
             for action in request.actions:
                 if isinstance(action, RenewAction):
-                    renewed = await service.renew(
-                        session, self._secret_key, subscription_id, request.term_no + 1, request.at
-                    )
-                    if renewed is None:
-                        return TermEndOutcome(outcome="ended", snapshot=await self._snapshot(session, subscription_id))
                     continue
-                subscription = await service.load(session, subscription_id)
-                order = await fulfilment.load_order(session, subscription.order_id)
                 if action.kind == "webhook":
                     assert action.event is not None
                     await self._event(session, order, subscription, action.key, action.event, action.variables)
-                else:
-                    await self._notify(session, order, subscription, action)
-            return TermEndOutcome(outcome="renewed", term=term_info(renewed))
+                    continue
+                if action.requester_user_id is None:
+                    context = context or await subscription_context(session, subscription)
+                await self._notify(session, order, subscription, action, context)
+            begun = None
+            if request.begin_next and decision.term is not None:
+                context = context or await subscription_context(session, subscription)
+                process = await resolve_for(session, self._config(), ProcessName.subscription, context)
+                begun = BeginResult(
+                    snapshot=await self._snapshot(session, subscription_id),
+                    resolved=ProcessResult(process=process, facts=context),
+                )
+            return TermEndOutcome(outcome="renewed", term=term_info(decision.term), begun=begun)
 
     @activity.defn(name="subscriptions.apply_cancellation")
     async def apply_cancellation(self, ref: CancellationRef) -> str:
@@ -309,14 +320,21 @@ class SubscriptionActivities:
         )
 
     async def _notify(
-        self, session: AsyncSession, order: Order, subscription: Subscription | None, request: StepInput
+        self,
+        session: AsyncSession,
+        order: Order,
+        subscription: Subscription | None,
+        request: StepInput,
+        context: ConditionContext | None = None,
     ) -> None:
+        """`context`: the subscription's facts when the caller read them already (no requester of its own)."""
         assert request.template is not None
         requester = uuid.UUID(request.requester_user_id) if request.requester_user_id else None
-        if subscription is not None:
-            context = await subscription_context(session, subscription, requester)
-        else:
-            context = await order_context(session, order)
+        if context is None:
+            if subscription is not None:
+                context = await subscription_context(session, subscription, requester)
+            else:
+                context = await order_context(session, order)
         variables: dict[str, Any] = {
             **context.model_dump(mode="json"),
             "portal_url": self._portal_url,

@@ -38,6 +38,10 @@ class SubscriptionWorkflowInput(BaseModel):
     reseller_id: str | None = None
     product_code: str
     product_group: str
+    begun: BeginResult | None = Field(
+        default=None,
+        description="What the previous run's renewal read for this term; the run then reads nothing at its start.",
+    )
 
 
 class SubscriptionSnapshot(BaseModel):
@@ -179,12 +183,14 @@ class TermEndInput(BaseModel):
     term_no: int
     at: datetime
     actions: list[TermEndAction] = Field(default_factory=list)
+    begin_next: bool = Field(default=False, description="A renewal also reads what the next term's run begins with.")
 
 
 class TermEndOutcome(BaseModel):
     outcome: Literal["renewed", "expired", "undecided", "ended"]
     term: TermInfo | None = None
     snapshot: SubscriptionSnapshot | None = None
+    begun: BeginResult | None = None
 
 
 class BeginResult(BaseModel):

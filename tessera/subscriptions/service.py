@@ -171,21 +171,80 @@ async def renew(
     ended meanwhile (revoked, or a cancellation applied for this very moment).
     """
     subscription = await load(session, subscription_id, lock=True)
-    plan = plan_of(subscription)
-    term = plan.term(term_no)
     if subscription.term_no >= term_no:
-        return term
+        return plan_of(subscription).term(term_no)
     if subscription.status not in LIVE or subscription.term_no != term_no - 1:
         return None
     cancellation = await live_cancellation(session, subscription_id)
     if cancellation is not None and cancellation.effective_term_no == term_no - 1:
         return None
+    return await _renew_locked(session, secret_key, subscription, term_no, at)
+
+
+@dataclass(frozen=True)
+class TermEndDecision:
+    outcome: TermEnd
+    term: Term | None = None
+    """With `renew`: the term that runs now."""
+    cancellation: Cancellation | None = None
+    """The live cancellation as read under the lock (none after a renewal it did not stop)."""
+
+
+async def end_term(
+    session: AsyncSession,
+    secret_key: bytes,
+    subscription_id: uuid.UUID,
+    term_no: int,
+    at: datetime,
+    *,
+    renewing: bool = True,
+) -> TermEndDecision:
+    """The end of `term_no` under one row lock and one read: renew into the next term, or say why not.
+
+    The decision of `term_end` and the work of `renew` (and of `commit` when the notice deadline is the term's
+    end, as with a notice of P0D) in one pass, so a renewal herd costs each subscription one read, not three.
+    `expire` is left to the caller (rare, and it writes its own event). Idempotent like `renew`. Without
+    `renewing` (the process's renew step was skipped) a renewal is decided but not made: `term` stays None.
+    """
+    subscription = await load(session, subscription_id, lock=True)
+    if subscription.status not in LIVE:
+        return TermEndDecision(TermEnd.ended)
+    cancellation = await live_cancellation(session, subscription_id)
+    if subscription.term_no > term_no:  # renewed already (a retried run)
+        return TermEndDecision(TermEnd.renew, plan_of(subscription).term(subscription.term_no), cancellation)
+    if subscription.term_no != term_no:
+        return TermEndDecision(TermEnd.ended)
+    if cancellation is not None and cancellation.effective_term_no == term_no:
+        applied = cancellation.status == CancellationStatus.applied
+        return TermEndDecision(TermEnd.expire if applied else TermEnd.undecided, cancellation=cancellation)
+    if not renewing:
+        return TermEndDecision(TermEnd.renew, cancellation=cancellation)
+    term = await _renew_locked(session, secret_key, subscription, term_no + 1, at)
+    return TermEndDecision(TermEnd.renew, term, cancellation)
+
+
+async def _renew_locked(
+    session: AsyncSession, secret_key: bytes, subscription: Subscription, term_no: int, at: datetime
+) -> Term:
+    """Renew a subscription whose row lock is held and whose renewal was decided."""
+    term = plan_of(subscription).term(term_no)
     quantity = subscription.next_quantity or subscription.quantity
     row = await add_term(session, subscription, term, TermKind.renewal, quantity, committed_at=at)
     if quantity != subscription.quantity:
         await seats.resize(session, secret_key, subscription, quantity, term.ends_at)
     row.quantity = quantity
     row.amount = None if row.unit_price is None else row.unit_price * quantity
+    if row.committed_at is None or (row.committed_at == at and row.renewed_at is None):
+        # Committed by this very renewal (the notice deadline is the term's end): its history says so too.
+        await record(
+            session,
+            subscription,
+            "committed",
+            key=f"{subscription.id}:committed:{term_no}",
+            term_no=term_no,
+            detail={"valid_through": term.valid_through.isoformat()},
+            at=at,
+        )
     row.committed_at = row.committed_at or at
     row.renewed_at = at
     subscription.quantity = quantity
