@@ -110,7 +110,7 @@ class SubscriptionActivities:
         async with business_failures(), self._sessions() as session:
             subscription = await service.load(session, uuid.UUID(request.subscription_id))
             context = await subscription_context(session, subscription)
-            process = await resolve_for(session, self._config(), ProcessName(request.process), context)
+            process = resolve_for(self._config(), ProcessName(request.process), context)
         return ProcessResult(process=process, facts=context)
 
     @activity.defn(name="subscriptions.commit")
@@ -155,7 +155,7 @@ class SubscriptionActivities:
             snapshot = await self._snapshot(session, subscription_id)
             subscription = await service.load(session, subscription_id)
             context = await subscription_context(session, subscription)
-            process = await resolve_for(session, self._config(), ProcessName.subscription, context)
+            process = resolve_for(self._config(), ProcessName.subscription, context)
         return BeginResult(snapshot=snapshot, resolved=ProcessResult(process=process, facts=context))
 
     @activity.defn(name="subscriptions.end_term")
@@ -199,7 +199,7 @@ class SubscriptionActivities:
             begun = None
             if request.begin_next and decision.term is not None:
                 context = context or await subscription_context(session, subscription)
-                process = await resolve_for(session, self._config(), ProcessName.subscription, context)
+                process = resolve_for(self._config(), ProcessName.subscription, context)
                 begun = BeginResult(
                     snapshot=await self._snapshot(session, subscription_id),
                     resolved=ProcessResult(process=process, facts=context),
@@ -359,7 +359,9 @@ class SubscriptionActivities:
                 "valid_through": _iso(subscription.valid_through),
             }
         step = request.key.rsplit(":", 1)[-1]
-        recipients = await self._recipients(session, order, requester, request.to)
+        assert context.organization is not None
+        path = [uuid.UUID(org) for org in (context.organization.id, *context.organization.ancestor_ids)]
+        recipients = await self._recipients(session, order, requester, request.to, path)
         available = list(request.translations) if request.source is not None else []
         for locale, group in (await by_language(session, order.organization_id, recipients, available)).items():
             # The English row keeps the step's key; each translation adds its locale to it.
@@ -386,7 +388,7 @@ class SubscriptionActivities:
             )
 
     async def _recipients(
-        self, session: AsyncSession, order: Order, requester: uuid.UUID | None, to: list[str]
+        self, session: AsyncSession, order: Order, requester: uuid.UUID | None, to: list[str], path: list[uuid.UUID]
     ) -> list[str]:
         emails: list[str] = []
         for recipient in to:
@@ -397,7 +399,7 @@ class SubscriptionActivities:
                 user = await session.get(User, user_id) if user_id else None
                 emails += [user.email] if user else []
             else:
-                emails += [user.email for user in await fulfilment.approvers(session, order.id, recipient)]
+                emails += [user.email for user in await fulfilment.approvers(session, order.id, recipient, path=path)]
         return sorted(set(emails))
 
     def all(self) -> list[Any]:

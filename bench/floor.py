@@ -39,3 +39,22 @@ class HerdFloorWorkflow:
     @workflow.run
     async def run(self, wake: WakeAt) -> None:
         await workflow.sleep(max(wake.at - workflow.now(), timedelta(0)))
+
+
+class ShapeAt(BaseModel):
+    at: datetime
+    continued: bool = False
+
+
+@workflow.defn(name="RenewalShapeFloorWorkflow")
+class RenewalShapeFloorWorkflow:
+    """A renewal's shape with nothing in it: sleep until one instant, one no-op local activity, continue as new;
+    the new run finishes at once. What Temporal itself costs per renewal, before any of Tessera's work."""
+
+    @workflow.run
+    async def run(self, shape: ShapeAt) -> None:
+        if shape.continued:
+            return
+        await workflow.sleep(max(shape.at - workflow.now(), timedelta(0)))
+        await workflow.execute_local_activity(noop, Nothing(), start_to_close_timeout=timedelta(seconds=30))
+        workflow.continue_as_new(ShapeAt(at=shape.at, continued=True))

@@ -9,7 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -66,6 +67,16 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
         except BaseException:
             await session.rollback()
             raise
+
+
+async def insert_once(session: AsyncSession, table: Table, values: dict[str, Any], *, unique: str) -> bool:
+    """INSERT unless a row with the same `unique` column exists, in one statement (ON CONFLICT DO NOTHING): True
+    when this call wrote it. A concurrent twin waits for the first writer's transaction, then does nothing."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=[unique]).returning(table.c.id)
+    )
+    return (await session.execute(statement)).first() is not None
 
 
 def alembic_config(url: str) -> Config:

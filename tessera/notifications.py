@@ -14,10 +14,10 @@ from typing import Any
 from jinja2 import BaseLoader, DictLoader, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.models import Event, EventKind
+from tessera.db import insert_once
+from tessera.models import Event, EventKind, new_id, utcnow
 
 
 def template_environment(templates_dir: Path) -> SandboxedEnvironment:
@@ -70,27 +70,24 @@ async def write_event(
     subject: str = "",
     body: str = "",
     payload: dict[str, Any] | None = None,
-) -> Event:
-    """Insert the event unless one with `key` exists; a concurrent twin loses on the unique key."""
-    existing = await session.scalar(select(Event).where(Event.key == key))
-    if existing is not None:
-        return existing
-    event = Event(
-        key=key,
-        kind=kind,
-        name=name,
-        organization_id=organization_id,
-        order_id=order_id,
-        recipients=recipients or [],
-        subject=subject,
-        body=body,
-        payload=payload or {},
-    )
-    try:
-        async with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        found = await session.scalar(select(Event).where(Event.key == key))
-        assert found is not None
-        return found
-    return event
+) -> uuid.UUID:
+    """Insert the event unless one with `key` exists (a retried step writes it once); its id either way."""
+    event_id = new_id()
+    values = {
+        "id": event_id,
+        "key": key,
+        "kind": kind,
+        "name": name,
+        "organization_id": organization_id,
+        "order_id": order_id,
+        "recipients": recipients or [],
+        "subject": subject,
+        "body": body,
+        "payload": payload or {},
+        "created_at": utcnow(),
+    }
+    if await insert_once(session, Event.__table__, values, unique="key"):  # type: ignore[arg-type]
+        return event_id
+    existing = await session.scalar(select(Event.id).where(Event.key == key))
+    assert existing is not None
+    return existing

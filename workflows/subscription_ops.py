@@ -136,7 +136,7 @@ async def start_cancellation_workflow(
     subscription = await session.get(Subscription, cancellation.subscription_id)
     assert subscription is not None
     context = await subscription_context(session, subscription, cancellation.requested_by_user_id)
-    process = await resolve_for(session, workflows_config(settings), ProcessName.cancellation, context)
+    process = resolve_for(workflows_config(settings), ProcessName.cancellation, context)
     request = CancellationWorkflowInput(
         subscription_id=str(subscription.id),
         cancellation_id=str(cancellation.id),
@@ -178,7 +178,7 @@ async def start_revocation_workflow(
         assert order is not None
         order_id, subscription_id = order.id, license.subscription_id
         context = await order_context(session, order)
-    process = await resolve_for(session, workflows_config(settings), ProcessName.revocation, context)
+    process = resolve_for(workflows_config(settings), ProcessName.revocation, context)
     workflow_id = f"revocation-{target_id}"
     request = RevocationWorkflowInput(
         target=target,

@@ -338,14 +338,22 @@ async def release_order_quota(session: AsyncSession, order_id: uuid.UUID) -> int
     return back
 
 
-async def approvers(session: AsyncSession, order_id: uuid.UUID, approver_set: str | Sequence[str]) -> list[User]:
+async def approvers(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    approver_set: str | Sequence[str],
+    *,
+    path: list[uuid.UUID] | None = None,
+) -> list[User]:
     """Users who may decide: the named set relative to the order's organization, always with vendor admins.
 
     `group_admins`: admins of the order's organization, else of its nearest ancestor below the vendor that has
-    some; `reseller_admins`: admins of the nearest reseller above it; named e-mails: those users.
+    some; `reseller_admins`: admins of the nearest reseller above it; named e-mails: those users. `path`: the
+    order's organization and its ancestors, nearest first, when the caller read them already.
     """
-    order = await load_order(session, order_id)
-    path = await path_ids(session, order.organization_id)
+    if path is None:
+        order = await load_order(session, order_id)
+        path = await path_ids(session, order.organization_id)
     kinds = dict(
         (await session.execute(select(Organization.id, Organization.kind).where(Organization.id.in_(path)))).all()
     )

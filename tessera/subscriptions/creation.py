@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.catalog.schema import AnniversaryAnchor, SubscriptionTerms
+from tessera.db import insert_once
 from tessera.models import (
     License,
     LicenseStatus,
@@ -28,6 +29,7 @@ from tessera.models import (
     SubscriptionTerm,
     TermKind,
     new_id,
+    utcnow,
 )
 from tessera.rights.reach import path_ids
 from tessera.subscriptions.plans import local_date, plan_of, term_covering
@@ -183,18 +185,15 @@ async def record(
     at: datetime | None = None,
 ) -> None:
     """Add to the subscription's history unless an entry with `key` exists (a retried step writes it once)."""
-    if await session.scalar(select(SubscriptionEvent.id).where(SubscriptionEvent.key == key)) is not None:
-        return
-    entry = SubscriptionEvent(
-        key=key,
-        subscription_id=subscription.id,
-        action=action,
-        term_no=term_no,
-        detail=detail or {},
-        actor_user_id=actor_user_id,
-        actor_api_key_id=actor_api_key_id,
-    )
-    if at is not None:
-        entry.at = at
-    session.add(entry)
-    await session.flush()
+    values = {
+        "id": new_id(),
+        "key": key,
+        "subscription_id": subscription.id,
+        "at": at or utcnow(),
+        "action": action,
+        "term_no": term_no,
+        "detail": detail or {},
+        "actor_user_id": actor_user_id,
+        "actor_api_key_id": actor_api_key_id,
+    }
+    await insert_once(session, SubscriptionEvent.__table__, values, unique="key")  # type: ignore[arg-type]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.licenses import fulfilment
-from tessera.models import ProductGroup, Subscription, User
+from tessera.models import Subscription, User
 from tessera.orders.facts import order_context
 from tessera.processes import ConditionContext, RequesterFacts, SubscriptionFacts
 from tessera.processes.resolve import ResolvedProcess, resolve_steps
@@ -33,17 +32,14 @@ async def subscription_context(
     return context
 
 
-async def resolve_for(
-    session: AsyncSession, config: WorkflowsConfig, process: ProcessName, context: ConditionContext
-) -> ResolvedProcess:
+def resolve_for(config: WorkflowsConfig, process: ProcessName, context: ConditionContext) -> ResolvedProcess:
     """The steps of `process` for this subscription (or license), after the overrides that match it."""
     assert context.product is not None
     assert context.organization is not None
-    group = await session.scalar(select(ProductGroup.code).where(ProductGroup.code == context.product.group))
     return resolve_steps(
         config,
         process,
-        product_group=group,
+        product_group=context.product.group or None,  # read from the database with the rest of the facts
         product=context.product.code,
         organization_ids=[context.organization.id, *context.organization.ancestor_ids],
     )

@@ -22,7 +22,7 @@ async def add_notification(
     locale: str | None = None,
 ) -> uuid.UUID:
     async with sessions() as session:
-        event = await write_event(
+        event_id = await write_event(
             session,
             key=f"test-{uuid.uuid4()}",
             kind=EventKind.notification,
@@ -35,7 +35,7 @@ async def add_notification(
             payload={"locale": locale} if locale else {},
         )
         await session.commit()
-        return event.id
+        return event_id
 
 
 async def load(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> Event:
