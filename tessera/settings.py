@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         description="How long a workflow's next task waits for the worker that has it in memory before any worker "
         "may take it (and replay it).",
     )
+    worker_max_local_activities: int = Field(
+        default=15,
+        ge=1,
+        le=1000,
+        description="Local activities (short database steps such as a renewal) a worker runs at once; keep it at or "
+        "below the database connection pool (SQLite 15, PostgreSQL 30), so a herd waits in the worker's queue "
+        "rather than timing out on the pool.",
+    )
     smtp_url: SecretStr | None = Field(
         default=None,
         description="Where e-mail goes: smtp://user:pw@host:587?starttls=true or smtps://host:465; "

@@ -103,6 +103,7 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_seconds),
+        max_concurrent_local_activities=settings.worker_max_local_activities,
         interceptors=interceptors,
     )
 
