@@ -7,33 +7,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.orders import business_failures
+from activities.subscription_outbox import SubscriptionOutbox
 from tessera.db import unit_of_work
-from tessera.email.locales import DEFAULT_LOCALE, translated_name
-from tessera.email.recipients import by_language
 from tessera.licenses import fulfilment
 from tessera.models import (
     Cancellation,
     CancellationStatus,
-    EventKind,
-    License,
-    Order,
-    Subscription,
     SubscriptionStatus,
-    User,
 )
-from tessera.notifications import render, render_source, template_environment, write_event
-from tessera.orders.errors import StepFailed
-from tessera.orders.facts import order_context
+from tessera.notifications import template_environment
 from tessera.processes import ConditionContext
 from tessera.processes.schema import ProcessName, WorkflowsConfig
 from tessera.subscriptions import service
@@ -73,8 +63,7 @@ class SubscriptionActivities:
     ) -> None:
         self._sessions = session_factory
         self._secret_key = secret_key
-        self._templates = template_environment(templates_dir)
-        self._portal_url = portal_url
+        self._outbox = SubscriptionOutbox(template_environment(templates_dir), portal_url)
         self._config = workflows_config
 
     @activity.defn(name="subscriptions.snapshot")
@@ -145,7 +134,7 @@ class SubscriptionActivities:
                 subscription = await service.load(session, subscription_id)
                 order = await fulfilment.load_order(session, subscription.order_id)
                 key = f"subscription-{subscription_id}:expired"
-                await self._event(session, order, subscription, key, "subscription.expired")
+                await self._outbox.event(session, order, subscription, key, "subscription.expired")
 
     @activity.defn(name="subscriptions.begin")
     async def begin(self, ref: TermRef) -> BeginResult:
@@ -178,7 +167,7 @@ class SubscriptionActivities:
                     subscription = await service.load(session, subscription_id)
                     order = await fulfilment.load_order(session, subscription.order_id)
                     key = f"subscription-{subscription_id}:expired"
-                    await self._event(session, order, subscription, key, "subscription.expired")
+                    await self._outbox.event(session, order, subscription, key, "subscription.expired")
                 return TermEndOutcome(outcome="expired", snapshot=await self._snapshot(session, subscription_id))
             if decision.outcome == service.TermEnd.ended:
                 return TermEndOutcome(outcome="ended", snapshot=await self._snapshot(session, subscription_id))
@@ -191,11 +180,11 @@ class SubscriptionActivities:
                     continue
                 if action.kind == "webhook":
                     assert action.event is not None
-                    await self._event(session, order, subscription, action.key, action.event, action.variables)
+                    await self._outbox.event(session, order, subscription, action.key, action.event, action.variables)
                     continue
                 if action.requester_user_id is None:
                     context = context or await subscription_context(session, subscription)
-                await self._notify(session, order, subscription, action, context)
+                await self._outbox.notify(session, order, subscription, action, context)
             begun = None
             if request.begin_next and decision.term is not None:
                 context = context or await subscription_context(session, subscription)
@@ -280,127 +269,9 @@ class SubscriptionActivities:
             order = await fulfilment.load_order(session, uuid.UUID(request.order_id))
             if request.kind == "webhook":
                 assert request.event is not None
-                await self._event(session, order, subscription, request.key, request.event, request.variables)
+                await self._outbox.event(session, order, subscription, request.key, request.event, request.variables)
             else:
-                await self._notify(session, order, subscription, request)
-
-    async def _event(
-        self,
-        session: AsyncSession,
-        order: Order,
-        subscription: Subscription | None,
-        key: str,
-        name: str,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        payload: dict[str, Any] = {"order_id": str(order.id), "external_ref": order.external_ref, **(extra or {})}
-        if subscription is not None:
-            licenses = (
-                await session.scalars(
-                    select(License.id).where(License.subscription_id == subscription.id).order_by(License.line_no)
-                )
-            ).all()
-            payload |= {
-                "subscription_id": str(subscription.id),
-                "status": subscription.status,
-                "term_no": subscription.term_no,
-                "valid_through": _iso(subscription.valid_through),
-                "effective_end_at": _iso(subscription.effective_end_at),
-                "quantity": subscription.quantity,
-                "license_ids": [str(license_id) for license_id in licenses],
-            }
-        await write_event(
-            session,
-            key=key,
-            kind=EventKind.webhook,
-            name=name,
-            organization_id=order.organization_id,
-            order_id=order.id,
-            payload=payload,
-        )
-
-    async def _notify(
-        self,
-        session: AsyncSession,
-        order: Order,
-        subscription: Subscription | None,
-        request: StepInput,
-        context: ConditionContext | None = None,
-    ) -> None:
-        """`context`: the subscription's facts when the caller read them already (no requester of its own)."""
-        assert request.template is not None
-        requester = uuid.UUID(request.requester_user_id) if request.requester_user_id else None
-        if context is None:
-            if subscription is not None:
-                context = await subscription_context(session, subscription, requester)
-            else:
-                context = await order_context(session, order)
-        variables: dict[str, Any] = {
-            **context.model_dump(mode="json"),
-            "portal_url": self._portal_url,
-            "effective_end": request.variables.get("effective_end", ""),
-            "license": {
-                "id": request.variables.get("license_id", ""),
-                "status": request.variables.get("license_status", ""),
-            },
-        }
-        if subscription is not None:
-            variables["renewal"] = {
-                "term_start": _iso(subscription.term_starts_at),
-                "term_end": _iso(subscription.valid_through),
-                "unit_price": "" if subscription.unit_price is None else str(subscription.unit_price),
-                "currency": subscription.currency or "",
-            }
-            variables["reminder"] = {
-                "name": request.variables.get("reminder", ""),
-                "of": request.variables.get("of", ""),
-                "at": request.variables.get("at", ""),
-                "last_day_to_cancel": _iso(subscription.last_day_to_cancel),
-                "valid_through": _iso(subscription.valid_through),
-            }
-        step = request.key.rsplit(":", 1)[-1]
-        assert context.organization is not None
-        path = [uuid.UUID(org) for org in (context.organization.id, *context.organization.ancestor_ids)]
-        recipients = await self._recipients(session, order, requester, request.to, path)
-        available = list(request.translations) if request.source is not None else []
-        for locale, group in (await by_language(session, order.organization_id, recipients, available)).items():
-            # The English row keeps the step's key; each translation adds its locale to it.
-            name = translated_name(locale, request.template) if locale is not None else request.template
-            try:
-                if request.source is not None:
-                    source = request.translations[locale] if locale is not None else request.source
-                    subject, body = render_source(name, source, variables)
-                else:
-                    subject, body = render(self._templates, name, variables)
-            except TemplateError as error:
-                raise StepFailed(f"step {step!r}: template {name!r} does not render: {error}") from None
-            await write_event(
-                session,
-                key=f"{request.key}:{locale}" if locale is not None else request.key,
-                kind=EventKind.notification,
-                name=request.template,
-                organization_id=order.organization_id,
-                order_id=order.id,
-                recipients=group,
-                subject=subject,
-                body=body,
-                payload={"locale": locale or DEFAULT_LOCALE},
-            )
-
-    async def _recipients(
-        self, session: AsyncSession, order: Order, requester: uuid.UUID | None, to: list[str], path: list[uuid.UUID]
-    ) -> list[str]:
-        emails: list[str] = []
-        for recipient in to:
-            if "@" in recipient:
-                emails.append(recipient)
-            elif recipient == "requester":
-                user_id = requester or order.requested_by_user_id
-                user = await session.get(User, user_id) if user_id else None
-                emails += [user.email] if user else []
-            else:
-                emails += [user.email for user in await fulfilment.approvers(session, order.id, recipient, path=path)]
-        return sorted(set(emails))
+                await self._outbox.notify(session, order, subscription, request)
 
     def all(self) -> list[Any]:
         return [
@@ -418,7 +289,3 @@ class SubscriptionActivities:
             self.revoke,
             self.step,
         ]
-
-
-def _iso(value: date | datetime | None) -> str:
-    return value.isoformat() if value is not None else ""
