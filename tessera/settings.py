@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     outbox_relay_interval_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the worker's outbox relay looks for undispatched events."
     )
+    cloud_device_limit: int = Field(
+        default=3, ge=1, le=1000, description="How many devices may use one cloud container at a time."
+    )
+    cloud_access_ttl: timedelta = Field(
+        default=timedelta(hours=1),
+        ge=timedelta(minutes=1),
+        le=timedelta(hours=24),
+        description="How long a certificate from a cloud container's access stays valid (minutes to hours).",
+    )
 
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod
