@@ -1,0 +1,80 @@
+"""Races on one cloud container, fired through the ASGI app on both databases (PostgreSQL is the one that counts).
+
+Invariants checked afterwards: after concurrent rotations exactly one of the credentials handed out works and
+no rotation was lost; concurrent first accesses from many devices seat at most the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+from httpx import AsyncClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tessera.cloud.models import CloudContainer, CloudDevice
+from tests.conftest import RightsWorld, bearer
+
+CONTAINERS = "/api/v1/cloud-containers"
+CONCURRENT = 10
+
+
+async def _container(api: AsyncClient, world: RightsWorld) -> tuple[str, str]:
+    created = await api.post(CONTAINERS, json={}, headers=bearer(world.keys["m_C1"]))
+    assert created.status_code == 201, created.text
+    return created.json()["id"], created.json()["credential_file"]["credential"]
+
+
+async def test_concurrent_rotations_leave_exactly_one_working_credential(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    container_id, first = await _container(api, rights_world)
+    auth = bearer(rights_world.keys["m_C1"])
+    responses = await asyncio.gather(
+        *(api.post(f"{CONTAINERS}/{container_id}/credentials", headers=auth) for _ in range(CONCURRENT))
+    )
+    assert Counter(r.status_code for r in responses) == {200: CONCURRENT}, [r.text for r in responses]
+    issued = [first, *(r.json()["credential_file"]["credential"] for r in responses)]
+    assert len(set(issued)) == CONCURRENT + 1
+    answers = [
+        await api.post(f"{CONTAINERS}/{container_id}/access", json={"credential": credential, "device_id": "d"})
+        for credential in issued
+    ]
+    assert sorted(a.status_code for a in answers) == [200] + [401] * CONCURRENT
+    async with sessions() as session:
+        container = await session.get(CloudContainer, uuid.UUID(container_id))
+        assert container is not None
+        assert container.credential_generation == CONCURRENT + 1  # every rotation counted: none lost
+    winner = issued[[a.status_code for a in answers].index(200)]
+    generations = sorted(r.json()["credential_generation"] for r in responses)
+    assert generations == list(range(2, CONCURRENT + 2))
+    last = next(r for r in responses if r.json()["credential_generation"] == CONCURRENT + 1)
+    assert last.json()["credential_file"]["credential"] == winner
+
+
+async def test_concurrent_first_accesses_seat_at_most_the_limit(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    container_id, credential = await _container(api, rights_world)
+    path = f"{CONTAINERS}/{container_id}/access"
+    responses = await asyncio.gather(
+        *(api.post(path, json={"credential": credential, "device_id": f"device-{n}"}) for n in range(CONCURRENT))
+    )
+    assert Counter(r.status_code for r in responses) == {200: 3, 409: CONCURRENT - 3}, [r.text for r in responses]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"device-limit-reached"}
+    seated = sorted(r.json()["device_id"] for r in responses if r.status_code == 200)
+    async with sessions() as session:
+        recorded = await session.scalars(
+            select(CloudDevice.device_id).where(CloudDevice.container_id == uuid.UUID(container_id))
+        )
+        assert sorted(recorded.all()) == seated
+        assert await session.scalar(select(func.count()).select_from(CloudDevice)) == 3
+    # The same device racing itself takes one seat, not several.
+    again = await asyncio.gather(
+        *(api.post(path, json={"credential": credential, "device_id": seated[0]}) for _ in range(5))
+    )
+    assert {r.status_code for r in again} == {200}
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(CloudDevice)) == 3
