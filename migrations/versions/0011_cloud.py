@@ -1,7 +1,7 @@
 """cloud containers, the devices that reach them, and lost-device recoveries
 
 Revision ID: 0011_cloud
-Revises: 0009_email
+Revises: 0010_activation
 Create Date: 2026-12-01 14:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_cloud"
-down_revision: str | None = "0009_email"
+down_revision: str | None = "0010_activation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
