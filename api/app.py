@@ -14,6 +14,7 @@ from api.middleware import RequestGate, SecurityHeaders
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
+    activations,
     api_keys,
     auth,
     catalog,
@@ -22,6 +23,7 @@ from api.routes import (
     events,
     health,
     invitations,
+    jwks,
     licenses,
     orders,
     organizations,
@@ -32,6 +34,7 @@ from api.routes import (
     webhooks,
 )
 from tessera import __version__
+from tessera.activation.runtime import activation_runtime
 from tessera.auth.ratelimit import SignInLimiter
 from tessera.db import create_engine, create_session_factory
 from tessera.settings import Settings, get_settings
@@ -53,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             temporal=temporal,
             secret_key=settings.resolved_secret_key(),
             sign_in_limiter=SignInLimiter(settings.sign_in_limit_account, settings.sign_in_limit_client),
+        )
+        app.state.activation = activation_runtime(
+            settings, app.state.tessera.session_factory, app.state.tessera.secret_key
         )
         try:
             yield
@@ -85,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
+    app.include_router(activations.router, prefix=API_PREFIX)
+    app.include_router(jwks.router)
     app.include_router(cloud_containers.router, prefix=API_PREFIX)
     if settings.dev_outbox:
         app.include_router(dev_outbox.router)

@@ -173,11 +173,16 @@ class SigningKeys:
         """Read the key again at the next use (after a rotation in this process)."""
         self._signer = None
 
-    async def signer(self, exp: datetime) -> Signer:
-        """The signer for a certificate that expires at `exp`; its key's `signed_until` reaches at least that far."""
+    async def current(self) -> Signer:
+        """The key that signs now (created if there is none yet), as last read."""
         signer = self._signer
         if signer is None or time.monotonic() - signer.read_at > CACHE_SECONDS:
             signer = self._signer = await self._load()
+        return signer
+
+    async def signer(self, exp: datetime) -> Signer:
+        """The signer for a certificate that expires at `exp`; its key's `signed_until` reaches at least that far."""
+        signer = await self.current()
         if signer.signed_until is None or signer.signed_until < exp:
             signer.signed_until = await self._cover(signer, exp + COVER_MARGIN)
         return signer

@@ -17,6 +17,8 @@ class ActivationStatus(StrEnum):
     """Holds one of its ticket's `max_activations` slots."""
     returned = "returned"
     """Given back (deactivated): the slot is free, the row stays as the history of moves."""
+    recovered = "recovered"
+    """Taken back from a lost device: the slot is free, and refresh answers a `revoked` certificate."""
 
 
 class SigningKey(Base):
