@@ -36,6 +36,7 @@ from api.routes import (
 from tessera import __version__
 from tessera.activation.runtime import activation_runtime
 from tessera.auth.ratelimit import SignInLimiter
+from tessera.cloud.binding import register_cloud_kind
 from tessera.db import create_engine, create_session_factory
 from tessera.settings import Settings, get_settings
 from workflows.connection import connect_temporal
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.activation = activation_runtime(
             settings, app.state.tessera.session_factory, app.state.tessera.secret_key
         )
+        register_cloud_kind(app.state.activation.limits)
         try:
             yield
         finally:

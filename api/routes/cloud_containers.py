@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from api.deps import Cursor, Limit, Session, State, scoped
 from api.openapi import problems
+from api.routes.activations import Runtime
 from api.schemas.cloud_containers import (
     CloudAccessCreate,
     CloudAccessRead,
@@ -113,7 +114,7 @@ async def get_cloud_container(
 
 @router.delete("/cloud-containers/{container_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_cloud_container(container_id: uuid.UUID, session: Session, caller: ContainersWriter) -> None:
-    """Delete a container: its credential stops working and its activations are returned to their tickets."""
+    """Delete a container: its credential stops working, its activations are returned (tickets free to move)."""
     await access.delete_with_activations(session, caller, container_id)
 
 
@@ -143,13 +144,18 @@ async def release_cloud_device(
     responses=problems(401, 409, 429, s409="The container is already used from as many devices as it may be."),
 )
 async def access_cloud_container(
-    container_id: uuid.UUID, body: CloudAccessCreate, request: Request, session: Session, state: State
+    container_id: uuid.UUID,
+    body: CloudAccessCreate,
+    request: Request,
+    session: Session,
+    state: State,
+    runtime: Runtime,
 ) -> CloudAccessRead:
     """From a device, with the credential file: short-lived certificates of every license in the container."""
     client = request.client.host if request.client else "unknown"
     granted = await access.access_container(
         session,
-        state.secret_key,
+        runtime,
         container_id,
         body.credential,
         body.device_id,

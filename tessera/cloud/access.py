@@ -1,8 +1,9 @@
 """A device reaching its cloud container: the credential opens it, the device takes a seat, certificates come back.
 
-One certificate per license active in the container, in the same format as any activation's (audience: the
-container's id), valid for `cloud_access_ttl` only: a device that lost its seat or whose container's credential
-was rotated holds nothing that lasts.
+One certificate per license active in the container, in the same format as any activation's (audience
+`cloud:<container id>`, the activation's id and its next `seq`), valid for `cloud_access_ttl` only (or less, when
+the license ends sooner): a device that lost its seat or whose container's credential was rotated holds nothing
+that lasts. An empty container answers an empty list, and the device is seated all the same.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.activation import refresh
+from tessera.activation.certificates import certificate_exp, license_claims, sign_certificate
+from tessera.activation.models import Activation, ActivationStatus
+from tessera.activation.returns import free_activation
+from tessera.activation.runtime import ActivationRuntime
 from tessera.cloud import containers, devices
-from tessera.models import utcnow
+from tessera.cloud.binding import container_id_of, credential_limiter
+from tessera.cloud.errors import InvalidCredential
+from tessera.models import Ticket, utcnow
 from tessera.principal import Principal
+from tessera.rights.locks import lock_rows
 from tessera.settings import Settings
 
 
@@ -34,23 +44,78 @@ class AccessGrant:
     certificates: list[IssuedCertificate] = field(default_factory=list)
 
 
+async def _active_in(session: AsyncSession, container_id: uuid.UUID) -> list[Activation]:
+    query = (
+        select(Activation)
+        .where(Activation.container_id == container_id_of(container_id), Activation.status == ActivationStatus.active)
+        .order_by(Activation.activated_at, Activation.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def access_container(
     session: AsyncSession,
-    secret_key: bytes,
+    runtime: ActivationRuntime,
     container_id: uuid.UUID,
     credential: str,
     device_id: str,
     *,
     settings: Settings,
-    client: str,  # noqa: ARG001 (limits failed look-ups per client address)
+    client: str,
+    now: datetime | None = None,
 ) -> AccessGrant:
     """Open the container with its credential, seat the device (within the limit), certify its licenses."""
-    container = await containers.open_container(session, secret_key, container_id, credential, lock=True)
-    now = utcnow()
+    now = now or utcnow()
+    limiter = credential_limiter(runtime.limits)
+    await limiter.check(client)
+    until = now + settings.cloud_access_ttl
+    # The key first: reading it (or raising its signed_until) may need a write that must not wait behind ours.
+    signer = await runtime.keys.signer(until)
+    try:
+        container = await containers.open_container(session, runtime.secret_key, container_id, credential, lock=True)
+    except InvalidCredential:
+        await limiter.failed(client)
+        raise
     await devices.admit_device(session, container, device_id, limit=settings.cloud_device_limit, at=now)
-    return AccessGrant(container.id, device_id, now + settings.cloud_access_ttl, [])
+    issued: list[IssuedCertificate] = []
+    for activation in await _active_in(session, container.id):
+        facts = await refresh.read_activation(session, activation.id)
+        seq = await refresh.next_seq(session, activation.id, now)
+        if facts is None or seq is None:  # pragma: no cover - the container's lock keeps them active
+            continue
+        exp = certificate_exp(facts.license, now, settings.cloud_access_ttl)
+        claims = license_claims(
+            facts.license,
+            issuer=runtime.issuer,
+            audience=facts.container_id,
+            activation_id=activation.id,
+            seq=seq,
+            now=now,
+            exp=exp,
+        )
+        issued.append(IssuedCertificate(activation.license_id, activation.id, sign_certificate(signer, claims)))
+    return AccessGrant(container.id, device_id, until, issued)
 
 
-async def delete_with_activations(session: AsyncSession, principal: Principal, container_id: uuid.UUID) -> None:
-    """Delete the container and return every activation in it, so its tickets can be activated elsewhere."""
-    await containers.delete_container(session, principal, container_id)
+async def delete_with_activations(
+    session: AsyncSession, principal: Principal, container_id: uuid.UUID, *, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Delete the container and return every activation in it (slots freed, no move counted); their ids.
+
+    The tickets are locked before the container, in the order activation takes them, so a deletion and an
+    activation into the same container never wait for each other in a circle.
+    """
+    now = now or utcnow()
+    await containers.get_container(session, principal, container_id)  # 404 before any lock
+    tickets = await session.scalars(
+        select(Activation.ticket_id).where(
+            Activation.container_id == container_id_of(container_id), Activation.status == ActivationStatus.active
+        )
+    )
+    await lock_rows(session, Ticket.__table__, list(tickets.all()))  # type: ignore[arg-type]
+    await containers.delete_container(session, principal, container_id, at=now)
+    freed = []
+    for activation in await _active_in(session, container_id):
+        if await free_activation(session, activation.id, now=now, by=principal):
+            freed.append(activation.id)
+    return freed
