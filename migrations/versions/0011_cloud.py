@@ -75,9 +75,42 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cloud_device")),
         sa.UniqueConstraint("container_id", "device_id", name=op.f("uq_cloud_device_container_id_device_id")),
     )
+    op.create_table(
+        "activation_recovery",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("activation_id", sa.Uuid(), nullable=False),
+        sa.Column("ticket_id", sa.Uuid(), nullable=False),
+        sa.Column("workflow_id", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("requested_by_user_id", sa.Uuid(), nullable=True),
+        sa.Column("requested_by_api_key_id", sa.Uuid(), nullable=True),
+        _instant("ended_at", nullable=True),
+        _instant("created_at"),
+        _instant("updated_at"),
+        sa.ForeignKeyConstraint(
+            ["activation_id"], ["activation.id"], name=op.f("fk_activation_recovery_activation_id_activation")
+        ),
+        sa.ForeignKeyConstraint(["ticket_id"], ["ticket.id"], name=op.f("fk_activation_recovery_ticket_id_ticket")),
+        sa.ForeignKeyConstraint(
+            ["requested_by_user_id"],
+            ["user_account.id"],
+            name=op.f("fk_activation_recovery_requested_by_user_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["requested_by_api_key_id"],
+            ["api_key.id"],
+            name=op.f("fk_activation_recovery_requested_by_api_key_id_api_key"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activation_recovery")),
+        sa.UniqueConstraint("activation_id", name=op.f("uq_activation_recovery_activation_id")),
+        sa.UniqueConstraint("workflow_id", name=op.f("uq_activation_recovery_workflow_id")),
+    )
+    op.create_index(op.f("ix_activation_recovery_ticket_id"), "activation_recovery", ["ticket_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_activation_recovery_ticket_id"), table_name="activation_recovery")
+    op.drop_table("activation_recovery")
     op.drop_table("cloud_device")
     op.drop_index(op.f("ix_cloud_container_user_id"), table_name="cloud_container")
     op.drop_index(op.f("ix_cloud_container_organization_id"), table_name="cloud_container")
