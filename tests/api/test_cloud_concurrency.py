@@ -11,10 +11,12 @@ import uuid
 from collections import Counter
 
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tessera.activation.models import Activation
 from tessera.cloud.models import CloudContainer, CloudDevice
+from tessera.models import Product
 from tests.conftest import RightsWorld, bearer
 
 CONTAINERS = "/api/v1/cloud-containers"
@@ -78,3 +80,38 @@ async def test_concurrent_first_accesses_seat_at_most_the_limit(
     assert {r.status_code for r in again} == {200}
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(CloudDevice)) == 3
+
+
+async def test_a_deletion_racing_activations_leaves_no_activation_in_the_deleted_container(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    w = rights_world
+    async with sessions() as session:
+        await session.execute(
+            update(Product).where(Product.id == w.product_id).values(container_kinds=["cloud"], max_activations=3)
+        )
+        await session.commit()
+    container_id, credential = await _container(api, w)
+    already = {"kind": "cloud", "cloud_container_id": container_id, "credential": credential}
+    first = await api.post("/api/v1/activations", json={"code": w.codes["own"], "container": already})
+    assert first.status_code == 201, first.text
+    codes = [w.codes[name] for name in ("subtree", "sibling", "foreign", "own_admins_only", "own_named")]
+    racing = [api.post("/api/v1/activations", json={"code": code, "container": already}) for code in codes]
+    deletion = api.delete(f"{CONTAINERS}/{container_id}", headers=bearer(w.keys["m_C1"]))
+    answers = await asyncio.gather(*racing[:2], deletion, *racing[2:])
+    deleted, activations = answers[2], [*answers[:2], *answers[3:]]
+    assert deleted.status_code == 204, deleted.text
+    assert {a.status_code for a in activations} <= {201, 401}, [a.text for a in activations]
+    async with sessions() as session:
+        left = await session.scalar(
+            select(func.count()).where(
+                Activation.container_id == f"cloud:{container_id}", Activation.status == "active"
+            )
+        )
+        assert left == 0
+        returned = await session.scalar(
+            select(func.count()).where(
+                Activation.container_id == f"cloud:{container_id}", Activation.status == "returned"
+            )
+        )
+        assert returned == 1 + sum(a.status_code == 201 for a in activations)

@@ -7,6 +7,7 @@ rejected leaves the activation untouched. A second request while one runs gets t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -14,13 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tessera.activation.models import Activation
+from tessera.activation.recovery_models import ActivationRecovery
 from tessera.models import Event
 from tessera.settings import Settings
 from tests.conftest import RightsWorld, bearer
@@ -162,3 +164,26 @@ async def test_an_approval_approves_or_rejects(
             await replayer().replay_workflow(history)
             if RECORD and database_url.startswith("sqlite"):
                 save_history(history, stem)
+
+
+async def test_concurrent_requests_get_one_recovery_and_one_run(
+    time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+) -> None:
+    w = rights_world
+    async with recovery_stack(time_skipping_env, settings, sessions) as stack:
+        lost = await stack.activate(w.codes["own"], "lost-device-9")
+        who = ["customer_admin", "reseller_admin", "vendor_admin"] * 3
+        answers = await asyncio.gather(*(stack.recover(w, name, lost["activation_id"]) for name in who))
+        assert {answer.status_code for answer in answers} == {202}, [a.text for a in answers]
+        assert len({answer.json()["id"] for answer in answers}) == 1
+        STARTED.append(answers[0].json()["workflow_id"])
+        async with sessions() as session:
+            count = await session.scalar(
+                select(func.count()).where(ActivationRecovery.activation_id == uuid.UUID(lost["activation_id"]))
+            )
+            assert count == 1
+        # Every later request found the first run (USE_EXISTING): it still waits out its lock period.
+        assert (await stack.handle(lost["activation_id"]).describe()).status == WorkflowExecutionStatus.RUNNING
