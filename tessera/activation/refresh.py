@@ -140,9 +140,9 @@ async def refresh(
 ) -> str:
     """A fresh certificate for the activation; the caller commits."""
     now = now or utcnow()
-    facts = await authenticated_activation(session, runtime, activation_id, secret, client)
-    # The key first: reading it (or raising its signed_until) may need a write that must not wait behind ours.
+    # The key before this request's first statement (see SigningKeys): its waits never hold a connection.
     await runtime.keys.signer(now + runtime.certificate_ttl)
+    facts = await authenticated_activation(session, runtime, activation_id, secret, client)
     seq = await next_seq(session, activation_id, now)
     if seq is None:
         raise ActivationReturned  # returned between the read and the update

@@ -108,7 +108,7 @@ async def issue_certificate(
 ) -> str:
     """A signed certificate for an activation whose `seq` the caller has just raised (under its row's lock).
 
-    Call it, or `runtime.keys.signer(...)` first, before the request writes anything (see SigningKeys).
+    Call `runtime.keys.signer(now + runtime.certificate_ttl)` before the request's first statement (SigningKeys).
     """
     exp = certificate_exp(facts, now, runtime.certificate_ttl)
     signer = await runtime.keys.signer(exp)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.app import create_app
 from tessera.activation import keys
 from tessera.licenses import codes
 from tessera.licenses.fulfilment import revoke_licenses
 from tessera.models import Subscription, Ticket
+from tessera.settings import Settings
 from tessera.subscriptions import service as subscriptions
 from tests.api.subscriptions import add_subscription_products, make_subscription
 from tests.conftest import TEST_SECRET, RightsWorld
@@ -82,16 +86,47 @@ async def test_refresh_after_revocation_says_revoked_and_the_ticket_is_done(
 
 
 async def test_rotation_keeps_old_certificates_verifiable(
-    api: AsyncClient,
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://tessera.test") as api,
+    ):
+        await rotated_and_verified(api, app, sessions, rights_world)
+
+
+async def test_a_rotation_elsewhere_takes_effect_after_the_cache_time(
+    settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     rights_world: RightsWorld,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(keys, "CACHE_SECONDS", 0.0)  # the API reads the key at every use, seeing the rotation
+    monkeypatch.setattr(keys, "CACHE_SECONDS", 0.0)
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://tessera.test") as api,
+    ):
+        await api.get("/.well-known/jwks.json")
+        async with sessions() as session:
+            newer = await keys.rotate_signing_key(session, TEST_SECRET)
+            await session.commit()
+        # The process signs on with the key it holds while it reads the new one in the background.
+        await api.post(ACTIVATIONS, json={"code": rights_world.codes["own"], "container": DEVICE})
+        await asyncio.sleep(0.5)
+        new = (await api.post(ACTIVATIONS, json={"code": rights_world.codes["subtree"], "container": DEVICE})).json()
+        assert jwt.decode(new["certificate"], await published(api), algorithms=["EdDSA"]).header["kid"] == newer.kid
+
+
+async def rotated_and_verified(
+    api: AsyncClient, app: FastAPI, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
     old = (await api.post(ACTIVATIONS, json={"code": rights_world.codes["own"], "container": DEVICE})).json()
     async with sessions() as session:
         newer = await keys.rotate_signing_key(session, TEST_SECRET)
         await session.commit()
+    app.state.activation.keys.forget()  # as `tessera keys rotate` in this very process
     new = (await api.post(ACTIVATIONS, json={"code": rights_world.codes["subtree"], "container": DEVICE})).json()
     published_keys = await published(api)
     old_token = jwt.decode(old["certificate"], published_keys, algorithms=["EdDSA"])
