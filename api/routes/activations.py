@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import State
+from api.deps import AppState, State
 from api.openapi import problems
 from api.schemas.activations import (
     ActivationCreate,
@@ -20,8 +21,9 @@ from api.schemas.activations import (
     ActivationReturnedRead,
     CertificateRead,
 )
+from tessera.activation import offline, returns, service
 from tessera.activation import refresh as refreshing
-from tessera.activation import returns, service
+from tessera.activation.errors import OfflineNonceReused, OfflineRequestTooLarge
 from tessera.activation.models import ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.apikeys import authenticate
@@ -58,6 +60,14 @@ async def optional_principal(state: State, credentials: Credentials, scope: str)
     return principal
 
 
+async def _signal_first_activation(state: AppState, subscription_id: uuid.UUID, activated_at: datetime) -> None:
+    """After the commit: the workflow reads the activation's effects; it ignores a repeated signal."""
+    try:
+        await send_first_activation(state.temporal, subscription_id, activated_at)
+    except Exception:  # the activation stands; the workflow is told again at the next activation of its licenses
+        log.warning("could not signal subscription %s of its first activation", subscription_id)
+
+
 @router.post(
     "/activations",
     response_model=ActivationCreated,
@@ -87,11 +97,7 @@ async def create_activation(
             session, runtime, body.code, body.container, client=client_of(request), principal=principal
         )
     if done.pending_subscription_id is not None:
-        # After the commit: the workflow reads the activation's effects; it ignores a repeated signal.
-        try:
-            await send_first_activation(state.temporal, done.pending_subscription_id, done.activated_at)
-        except Exception:  # the activation stands; the subscription's workflow is told at its next activation
-            log.warning("could not signal subscription %s of its first activation", done.pending_subscription_id)
+        await _signal_first_activation(state, done.pending_subscription_id, done.activated_at)
     if not done.created:
         response.status_code = status.HTTP_200_OK
     return ActivationCreated(
@@ -149,3 +155,73 @@ async def return_activation(
         returned_at=done.returned_at,
         moves_left=done.moves_left,
     )
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` put in place, to stand alone in the OpenAPI document."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it grows beyond `limit` bytes (before the rest is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise OfflineRequestTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OfflineRequestTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/activations/offline",
+    response_model=offline.OfflineUpdate,
+    responses=problems(
+        404,
+        409,
+        413,
+        422,
+        429,
+        s404="No ticket with this code, or no activation with this id and secret.",
+        s409="Replayed (an older `last_seq`), the nonce answered another request, or the ticket cannot be activated.",
+        s413=f"The request file is larger than {offline.MAX_REQUEST_BYTES} bytes.",
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inlined(offline.OfflineRequest.model_json_schema())}},
+        }
+    },
+)
+async def offline_activation(request: Request, state: State, runtime: Runtime) -> offline.OfflineUpdate:
+    """Answer a device's offline request file with its update file (the same request again: the same answer)."""
+    parsed = offline.parse_request(await _read_limited(request, offline.MAX_REQUEST_BYTES))
+    for attempt in range(2):
+        try:
+            async with unit_of_work(state.session_factory) as session:
+                answered = await offline.answer_request(session, runtime, parsed, client=client_of(request))
+            break
+        except offline.NonceTaken:
+            if attempt:
+                raise OfflineNonceReused from None
+            # The same request at the same moment: the other transaction answered; its answer is read next.
+    if answered.pending_subscription_id is not None:
+        await _signal_first_activation(state, answered.pending_subscription_id, answered.activated_at)
+    return answered.update

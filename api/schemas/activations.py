@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -44,3 +45,16 @@ class ActivationReturnedRead(StrictModel):
     status: str
     returned_at: datetime
     moves_left: int = Field(description="How many more times the ticket may move within the current period.")
+
+
+class JwkRead(StrictModel):
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="The public key, base64url.")
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class JwksRead(StrictModel):
+    keys: list[JwkRead]

@@ -86,7 +86,12 @@ def upgrade() -> None:
         sa.Column(
             "request_hash", sa.LargeBinary(length=32), nullable=False, comment="SHA-256 of the canonical request"
         ),
-        sa.Column("activation_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "activation_id",
+            sa.Uuid(),
+            nullable=True,
+            comment="none while the nonce is claimed and the answer not made yet",
+        ),
         sa.Column("answer_encrypted", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

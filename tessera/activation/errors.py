@@ -104,3 +104,67 @@ class TooManyFailures(TesseraError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed attempts; try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+class OfflineReplay(Conflict):
+    """An offline request naming an older certificate than the newest issued: an old request played again."""
+
+    code = "offline-replay"
+    title = "Offline request replayed"
+
+    def __init__(self, held: int, issued: int) -> None:
+        super().__init__(
+            f"the request says the device holds certificate {held}, but {issued} was issued since: upload the "
+            "request that got it again, or make a new request on the device",
+            issues=[FieldIssue("last_seq", f"older than the newest certificate issued ({issued})")],
+        )
+
+
+class OfflineSeqUnknown(InvalidInput):
+    code = "offline-seq-unknown"
+    title = "Unknown certificate number"
+
+    def __init__(self, held: int, issued: int) -> None:
+        super().__init__(
+            f"the request names certificate {held}, but only {issued} were issued",
+            issues=[FieldIssue("last_seq", f"no certificate {held} was issued for this activation")],
+        )
+
+
+class OfflineNonceReused(Conflict):
+    code = "offline-nonce-reused"
+    title = "Nonce used by another request"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this nonce was answered for another request: make a new request on the device",
+            issues=[FieldIssue("nonce", "used by another request")],
+        )
+
+
+class OfflineRequestTooLarge(TesseraError):
+    status = 413
+    code = "offline-request-too-large"
+    title = "Offline request too large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a request file is at most {limit} bytes")
+
+
+class OfflineRequestMalformed(InvalidInput):
+    code = "offline-request-malformed"
+    title = "Malformed offline request"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"this is not a request file: {reason}", issues=[FieldIssue("(body)", reason)])
+
+
+class ContainerMismatch(InvalidInput):
+    code = "container-mismatch"
+    title = "Another container"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this activation belongs to another container",
+            issues=[FieldIssue("container", "not the container of this activation")],
+        )

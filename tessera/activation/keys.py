@@ -11,6 +11,8 @@ stored value is always at least the latest `exp` signed, and it is written about
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 import uuid
@@ -32,6 +34,7 @@ from tessera.activation.models import SigningKey
 from tessera.auth.keyring import as_ring
 from tessera.models import utcnow
 
+log = logging.getLogger(__name__)
 ALGORITHM = "EdDSA"
 _NONCE = 12
 COVER_MARGIN = timedelta(days=1)
@@ -157,35 +160,70 @@ class Signer:
 
 
 class SigningKeys:
-    """The process's view of the signing key, read again every `CACHE_SECONDS`, each read in its own transaction.
+    """The process's view of the signing key, in transactions of its own.
 
     Its own transactions, because a key (or a raised `signed_until`) must be committed before a certificate
-    naming it leaves, whatever happens to the request's transaction; call `signer` before the request writes
-    anything, so that on SQLite it never waits for its own request's write lock.
+    naming it leaves, whatever happens to the request's transaction. Call `signer(now + ttl)` first in a request,
+    before its session takes a connection: the only waits on the database (the first read of the key, a raise of
+    `signed_until` about once a day) happen then, so a request never holds one pooled connection while waiting for
+    another, and on SQLite never waits for its own write lock. After `CACHE_SECONDS` the key is read again in the
+    background (a rotation takes effect then) while requests go on signing with the key they have; the new key's
+    `signed_until` is raised before it is used.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], secret_key: bytes) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        secret_key: bytes,
+        horizon: timedelta = timedelta(days=30),
+    ) -> None:
         self._sessions = session_factory
         self._secret_key = secret_key
+        self._horizon = horizon
         self._signer: Signer | None = None
+        self._loading = asyncio.Lock()
+        self._covering = asyncio.Lock()
+        self._reload: asyncio.Task[None] | None = None
 
     def forget(self) -> None:
-        """Read the key again at the next use (after a rotation in this process)."""
+        """Read the key again, before signing, at the next use (after a rotation in this process)."""
         self._signer = None
 
     async def current(self) -> Signer:
         """The key that signs now (created if there is none yet), as last read."""
         signer = self._signer
-        if signer is None or time.monotonic() - signer.read_at > CACHE_SECONDS:
-            signer = self._signer = await self._load()
+        if signer is None:
+            async with self._loading:  # one first read, however many requests arrive at once
+                if self._signer is None:
+                    self._signer = await self._ready(await self._load())
+                signer = self._signer
+        elif time.monotonic() - signer.read_at > CACHE_SECONDS and self._reload is None:
+            self._reload = asyncio.create_task(self._reload_in_background())
         return signer
 
     async def signer(self, exp: datetime) -> Signer:
         """The signer for a certificate that expires at `exp`; its key's `signed_until` reaches at least that far."""
         signer = await self.current()
         if signer.signed_until is None or signer.signed_until < exp:
-            signer.signed_until = await self._cover(signer, exp + COVER_MARGIN)
+            async with self._covering:
+                if signer.signed_until is None or signer.signed_until < exp:
+                    signer.signed_until = await self._cover(signer, exp + COVER_MARGIN)
         return signer
+
+    async def _ready(self, signer: Signer) -> Signer:
+        """The signer with `signed_until` raised ahead of what the next day's certificates need."""
+        needed = utcnow() + self._horizon + COVER_MARGIN / 2
+        if signer.signed_until is None or signer.signed_until < needed:
+            signer.signed_until = await self._cover(signer, needed + COVER_MARGIN / 2)
+        return signer
+
+    async def _reload_in_background(self) -> None:
+        try:
+            self._signer = await self._ready(await self._load())
+        except Exception:  # the key in hand keeps signing; the next use tries again
+            log.warning("could not read the signing key again", exc_info=True)
+        finally:
+            self._reload = None
 
     async def _load(self) -> Signer:
         async with self._sessions() as session:

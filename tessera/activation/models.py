@@ -88,6 +88,8 @@ class OfflineExchange(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     nonce_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32), comment="SHA-256 of the canonical request")
-    activation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("activation.id"), index=True)
+    activation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("activation.id"), index=True, comment="none while the nonce is claimed and the answer not made yet"
+    )
     answer_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

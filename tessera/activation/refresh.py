@@ -36,6 +36,8 @@ _READ = (
         _activation.c.status,
         _activation.c.container_id,
         _activation.c.license_id,
+        _activation.c.ticket_id,
+        _activation.c.seq,
         _license.c.status.label("license_status"),
         _license.c.expires_at,
         _license.c.fields,
@@ -57,9 +59,12 @@ class ActivationFacts:
     """An activation as refresh and offline updates read it."""
 
     activation_id: uuid.UUID
+    ticket_id: uuid.UUID
     secret_hash: bytes
     status: str
     container_id: str
+    seq: int
+    """Certificates issued so far (as read: a refresh running at the same time may raise it)."""
     license: LicenseFacts
 
 
@@ -73,9 +78,11 @@ async def read_activation(session: AsyncSession, activation_id: uuid.UUID) -> Ac
         license_status = LicenseStatus.revoked  # taken back from a lost device: that device must stop
     return ActivationFacts(
         activation_id=activation_id,
+        ticket_id=row.ticket_id,
         secret_hash=row.secret_hash,
         status=row.status,
         container_id=row.container_id,
+        seq=row.seq,
         license=LicenseFacts(
             license_id=row.license_id,
             product_code=row.code,
@@ -88,14 +95,20 @@ async def read_activation(session: AsyncSession, activation_id: uuid.UUID) -> Ac
     )
 
 
-async def next_seq(session: AsyncSession, activation_id: uuid.UUID, now: datetime) -> int | None:
-    """Raise the activation's certificate counter and return it; None if it is no longer active or recovered."""
+async def next_seq(
+    session: AsyncSession, activation_id: uuid.UUID, now: datetime, *, expected: int | None = None
+) -> int | None:
+    """Raise the activation's certificate counter and return it; None if it is no longer active or recovered, or
+    (with `expected`) if the counter is no longer `expected`: another certificate was issued meanwhile."""
+    where = [
+        _activation.c.id == activation_id,
+        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
+    ]
+    if expected is not None:
+        where.append(_activation.c.seq == expected)
     seq = await session.scalar(
         update(_activation)
-        .where(
-            _activation.c.id == activation_id,
-            _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
-        )
+        .where(*where)
         .values(seq=_activation.c.seq + 1, refreshed_at=now, updated_at=now)
         .returning(_activation.c.seq)
     )
@@ -127,9 +140,9 @@ async def refresh(
 ) -> str:
     """A fresh certificate for the activation; the caller commits."""
     now = now or utcnow()
-    facts = await authenticated_activation(session, runtime, activation_id, secret, client)
-    # The key first: reading it (or raising its signed_until) may need a write that must not wait behind ours.
+    # The key before this request's first statement (see SigningKeys): its waits never hold a connection.
     await runtime.keys.signer(now + runtime.certificate_ttl)
+    facts = await authenticated_activation(session, runtime, activation_id, secret, client)
     seq = await next_seq(session, activation_id, now)
     if seq is None:
         raise ActivationReturned  # returned between the read and the update

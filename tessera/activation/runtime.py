@@ -39,7 +39,7 @@ def activation_runtime(
     return ActivationRuntime(
         session_factory=session_factory,
         secret_key=secret_key,
-        keys=SigningKeys(session_factory, secret_key),
+        keys=SigningKeys(session_factory, secret_key, settings.certificate_ttl),
         limits=FailureLimits(
             storage, settings.activation_failure_limit_client, settings.activation_failure_limit_global
         ),

@@ -29,6 +29,8 @@ from tessera.activation.errors import (
     ActivationsExhausted,
     ContainerKindNotAllowed,
     LicenseExpired,
+    OfflineReplay,
+    OfflineSeqUnknown,
     TicketNotFound,
     TicketRevoked,
 )
@@ -106,7 +108,7 @@ async def issue_certificate(
 ) -> str:
     """A signed certificate for an activation whose `seq` the caller has just raised (under its row's lock).
 
-    Call it, or `runtime.keys.signer(...)` first, before the request writes anything (see SigningKeys).
+    Call `runtime.keys.signer(now + runtime.certificate_ttl)` before the request's first statement (SigningKeys).
     """
     exp = certificate_exp(facts, now, runtime.certificate_ttl)
     signer = await runtime.keys.signer(exp)
@@ -123,6 +125,14 @@ async def issue_certificate(
     return sign_certificate(signer, claims)
 
 
+def check_held_seq(held: int, issued: int) -> None:
+    """A device's request must name the newest certificate issued to it: older is a replay."""
+    if held < issued:
+        raise OfflineReplay(held, issued)
+    if held > issued:
+        raise OfflineSeqUnknown(held, issued)
+
+
 async def activate(
     session: AsyncSession,
     runtime: ActivationRuntime,
@@ -133,8 +143,13 @@ async def activate(
     principal: Principal | None = None,
     now: datetime | None = None,
     nonce: str | None = None,
+    expected_seq: int | None = None,
 ) -> Activated:
-    """Turn the ticket of `code` into a license on `container`; the caller commits, then signals (see Activated)."""
+    """Turn the ticket of `code` into a license on `container`; the caller commits, then signals (see Activated).
+
+    `nonce` binds the certificate to an offline request; `expected_seq`, the `seq` the device says it holds, must
+    be the activation's when the ticket is active in this container already (else OfflineReplay).
+    """
     now = now or utcnow()
     # The key is read, and its signed_until raised, in transactions of its own before this one writes.
     await runtime.keys.signer(now + runtime.certificate_ttl)
@@ -169,6 +184,8 @@ async def activate(
     )
     pending: uuid.UUID | None = None
     if existing is not None:
+        if expected_seq is not None:
+            check_held_seq(expected_seq, existing.seq)
         existing.secret_hash = activation_secrets.secret_hash(runtime.secret_key, secret)
         existing.seq += 1
         existing.refreshed_at = now
