@@ -55,6 +55,7 @@ async def test_concurrent_rotations_leave_exactly_one_working_credential(
         assert container is not None
         assert container.credential_generation == CONCURRENT + 1  # every rotation counted: none lost
 
+
 async def test_concurrent_first_accesses_seat_at_most_the_limit(
     api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
