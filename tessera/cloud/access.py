@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.activation import refresh
-from tessera.activation.certificates import certificate_exp, license_claims, sign_certificate
+from tessera.activation.certificates import LicenseFacts, certificate_exp, license_claims, sign_certificate
+from tessera.activation.keys import Signer
 from tessera.activation.models import Activation, ActivationStatus
 from tessera.activation.returns import free_activation
 from tessera.activation.runtime import ActivationRuntime
 from tessera.cloud import containers, devices
 from tessera.cloud.binding import container_id_of, credential_limiter
 from tessera.cloud.errors import InvalidCredential
-from tessera.models import Ticket, utcnow
+from tessera.models import License, Product, Ticket, utcnow
 from tessera.principal import Principal
 from tessera.rights.locks import lock_rows
 from tessera.settings import Settings
@@ -44,6 +44,39 @@ class AccessGrant:
     certificates: list[IssuedCertificate] = field(default_factory=list)
 
 
+_activation: Table = Activation.__table__  # type: ignore[assignment]
+_license: Table = License.__table__  # type: ignore[assignment]
+_product: Table = Product.__table__  # type: ignore[assignment]
+_ticket: Table = Ticket.__table__  # type: ignore[assignment]
+
+# Built once, with the container id bound: one statement raises every seq, one reads what the certificates say.
+_RAISE_SEQS = (
+    update(_activation)
+    .where(_activation.c.container_id == bindparam("audience"), _activation.c.status == ActivationStatus.active)
+    .values(seq=_activation.c.seq + 1, refreshed_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(_activation.c.id, _activation.c.seq)
+)
+_READ_LICENSES = (
+    select(
+        _activation.c.id,
+        _activation.c.license_id,
+        _license.c.status.label("license_status"),
+        _license.c.expires_at,
+        _license.c.fields,
+        _license.c.modules,
+        _product.c.code,
+        _ticket.c.status.label("ticket_status"),
+    )
+    .select_from(
+        _activation.join(_license, _license.c.id == _activation.c.license_id)
+        .join(_product, _product.c.id == _license.c.product_id)
+        .join(_ticket, _ticket.c.id == _activation.c.ticket_id)
+    )
+    .where(_activation.c.container_id == bindparam("audience"), _activation.c.status == ActivationStatus.active)
+    .order_by(_activation.c.activated_at, _activation.c.id)
+)
+
+
 async def _active_in(session: AsyncSession, container_id: uuid.UUID) -> list[Activation]:
     query = (
         select(Activation)
@@ -51,6 +84,38 @@ async def _active_in(session: AsyncSession, container_id: uuid.UUID) -> list[Act
         .order_by(Activation.activated_at, Activation.id)
     )
     return list((await session.scalars(query)).all())
+
+
+async def _certify(
+    session: AsyncSession, runtime: ActivationRuntime, signer: Signer, audience: str, now: datetime, ttl: timedelta
+) -> list[IssuedCertificate]:
+    """One certificate per active license in the container, whose row lock the caller holds: two statements."""
+    raised = await session.execute(_RAISE_SEQS, {"audience": audience, "now": now})
+    seqs: dict[uuid.UUID, int] = {row.id: row.seq for row in raised}
+    issued = []
+    for row in (await session.execute(_READ_LICENSES, {"audience": audience})).all():
+        if row.id not in seqs:  # returned by its ticket's holder between the two statements
+            continue
+        facts = LicenseFacts(
+            license_id=row.license_id,
+            product_code=row.code,
+            modules=list(row.modules or []),
+            fields=dict(row.fields or {}),
+            license_status=row.license_status,
+            ticket_status=row.ticket_status,
+            expires_at=row.expires_at,
+        )
+        claims = license_claims(
+            facts,
+            issuer=runtime.issuer,
+            audience=audience,
+            activation_id=row.id,
+            seq=seqs[row.id],
+            now=now,
+            exp=certificate_exp(facts, now, ttl),
+        )
+        issued.append(IssuedCertificate(row.license_id, row.id, sign_certificate(signer, claims)))
+    return issued
 
 
 async def access_container(
@@ -77,23 +142,7 @@ async def access_container(
         await limiter.failed(client)
         raise
     await devices.admit_device(session, container, device_id, limit=settings.cloud_device_limit, at=now)
-    issued: list[IssuedCertificate] = []
-    for activation in await _active_in(session, container.id):
-        facts = await refresh.read_activation(session, activation.id)
-        seq = await refresh.next_seq(session, activation.id, now)
-        if facts is None or seq is None:  # pragma: no cover - the container's lock keeps them active
-            continue
-        exp = certificate_exp(facts.license, now, settings.cloud_access_ttl)
-        claims = license_claims(
-            facts.license,
-            issuer=runtime.issuer,
-            audience=facts.container_id,
-            activation_id=activation.id,
-            seq=seq,
-            now=now,
-            exp=exp,
-        )
-        issued.append(IssuedCertificate(activation.license_id, activation.id, sign_certificate(signer, claims)))
+    issued = await _certify(session, runtime, signer, container_id_of(container.id), now, settings.cloud_access_ttl)
     return AccessGrant(container.id, device_id, until, issued)
 
 

@@ -8,7 +8,7 @@ comes back a visit, not a second seat.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,8 @@ from tessera.errors import NotFound
 from tessera.models import utcnow
 
 MAX_DEVICE_ID_LENGTH = 200
+LAST_SEEN_PRECISION = timedelta(minutes=1)
+"""Recording every visit would make each access a write more; a minute's precision tells when a device was used."""
 
 
 async def list_devices(session: AsyncSession, container_id: uuid.UUID) -> list[CloudDevice]:
@@ -37,8 +39,9 @@ async def admit_device(
         .execution_options(populate_existing=True)
     )
     if known is not None:
-        known.last_seen_at = now
-        await session.flush()
+        if now - known.last_seen_at >= LAST_SEEN_PRECISION:
+            known.last_seen_at = now
+            await session.flush()
         return known
     count = await session.scalar(select(func.count()).where(CloudDevice.container_id == container.id))
     if (count or 0) >= limit:
