@@ -199,3 +199,14 @@ async def test_the_device_limit_at_its_edge_and_release(api: AsyncClient, rights
     shown = await api.get(f"{CONTAINERS}/{made['id']}", headers=admin)
     assert sorted(d["device_id"] for d in shown.json()["devices"]) == ["d3", "d4"]
     assert shown.json()["device_limit"] == 3
+
+
+async def test_a_refused_credential_is_never_echoed(api: AsyncClient, rights_world: RightsWorld) -> None:
+    made = await _create(api, rights_world, "m_C1")
+    secret_like = "tcc_" + "s3cr3t" * 20  # too long: refused by the schema, before any look-up
+    status, problem = await _access(api, made["id"], secret_like, "d1")
+    assert status == 422
+    assert "s3cr3t" not in json.dumps(problem)
+    status, problem = await _access(api, made["id"], _file(made)["credential"] + "x", "d1")
+    assert status == 401
+    assert _file(made)["credential"] not in json.dumps(problem)
