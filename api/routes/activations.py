@@ -28,6 +28,7 @@ from tessera.activation.models import ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.apikeys import authenticate
 from tessera.db import unit_of_work
+from tessera.models import utcnow
 from tessera.principal import Principal
 from tessera.rights import scopes
 from workflows.subscription_ops import send_first_activation
@@ -116,9 +117,17 @@ async def refresh_activation(
     activation_id: uuid.UUID, body: ActivationRefresh, request: Request, state: State, runtime: Runtime
 ) -> CertificateRead:
     """A fresh certificate for an activation: the license as it is now (renewed, revoked), with a higher `seq`."""
+    now = utcnow()
+    # The key before the first statement (see SigningKeys); the read; the write and its commit taking their turn.
+    await runtime.keys.signer(now + runtime.certificate_ttl)
     async with unit_of_work(state.session_factory) as session:
-        certificate = await refreshing.refresh(session, runtime, activation_id, body.secret, client=client_of(request))
-    return CertificateRead(certificate=certificate)
+        facts = await refreshing.authenticated_activation(
+            session, runtime, activation_id, body.secret, client_of(request)
+        )
+        async with runtime.write_turn():
+            seq = await refreshing.raise_seq(session, facts, now)
+            await session.commit()  # within the turn; returning the connection and signing need none
+    return CertificateRead(certificate=await refreshing.certificate_for(runtime, facts, seq, now))
 
 
 @router.delete(

@@ -138,14 +138,35 @@ async def refresh(
     client: str,
     now: datetime | None = None,
 ) -> str:
-    """A fresh certificate for the activation; the caller commits."""
+    """A fresh certificate for the activation in one unit of work; the caller commits.
+
+    The API runs the steps (`authenticated_activation`, `raise_seq`, `certificate_for`) on its own, so that on
+    SQLite only the write and its commit take their turn (see ActivationRuntime.write_turn), and signing happens
+    after the commit.
+    """
     now = now or utcnow()
     # The key before this request's first statement (see SigningKeys): its waits never hold a connection.
     await runtime.keys.signer(now + runtime.certificate_ttl)
     facts = await authenticated_activation(session, runtime, activation_id, secret, client)
-    seq = await next_seq(session, activation_id, now)
+    return await reissue(session, runtime, facts, now)
+
+
+async def reissue(session: AsyncSession, runtime: ActivationRuntime, facts: ActivationFacts, now: datetime) -> str:
+    """Raise the authenticated activation's `seq` and sign its certificate; the caller commits."""
+    seq = await raise_seq(session, facts, now)
+    return await certificate_for(runtime, facts, seq, now)
+
+
+async def raise_seq(session: AsyncSession, facts: ActivationFacts, now: datetime) -> int:
+    """The authenticated activation's next `seq`, or ActivationReturned if it was returned meanwhile."""
+    seq = await next_seq(session, facts.activation_id, now)
     if seq is None:
         raise ActivationReturned  # returned between the read and the update
+    return seq
+
+
+async def certificate_for(runtime: ActivationRuntime, facts: ActivationFacts, seq: int, now: datetime) -> str:
+    """The certificate with `seq` (raised, and best committed, before: a certificate never repeats a number)."""
     return await issue_certificate(
-        runtime, facts.license, activation_id=activation_id, container_id=facts.container_id, seq=seq, now=now
+        runtime, facts.license, activation_id=facts.activation_id, container_id=facts.container_id, seq=seq, now=now
     )
