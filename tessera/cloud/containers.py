@@ -1,8 +1,9 @@
 """Cloud containers: created for a user or an organization, seen and managed by their owner and administrators.
 
-Reach: the owner sees their own containers; administrators of an organization see every container living in its
-subtree (the organization's own and its members'); vendor admins see all. Anything else is a 404 like a missing
-container. Whoever sees a container may manage it (rotate its credential, release a device, delete it).
+Reach: the owner sees their own containers (while a member of the container's organization); administrators of
+an organization see every container living in its subtree (the organization's own and its members'); vendor
+admins see all. Anything else is a 404 like a missing container. Whoever sees a container may manage it (rotate
+its credential, release a device, delete it).
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ def container_filter(principal: Principal) -> ColumnElement[bool]:
     if principal.vendor_admin:
         return and_(live, true())
     clauses: list[ColumnElement[bool]] = []
-    if principal.user_id is not None:
-        clauses.append(CloudContainer.user_id == principal.user_id)
+    if principal.user_id is not None and principal.member_of:
+        # Only while the owner belongs to the container's organization: someone who left it manages nothing there.
+        clauses.append(
+            and_(
+                CloudContainer.user_id == principal.user_id,
+                CloudContainer.organization_id.in_(list(principal.member_of)),
+            )
+        )
     if principal.admin_of:
         clauses.append(CloudContainer.organization_id.in_(reach.subtree_ids(principal.admin_of)))
     return and_(live, or_(*clauses)) if clauses else false()

@@ -210,3 +210,19 @@ async def test_a_refused_credential_is_never_echoed(api: AsyncClient, rights_wor
     status, problem = await _access(api, made["id"], _file(made)["credential"] + "x", "d1")
     assert status == 401
     assert _file(made)["credential"] not in json.dumps(problem)
+
+
+async def test_an_owner_who_left_the_organization_no_longer_reaches_their_container(
+    api: AsyncClient, rights_world: RightsWorld
+) -> None:
+    w = rights_world
+    made = await _create(api, w, "m_C1")
+    left = await api.delete(
+        f"{V1}/organizations/{w.orgs['C1']}/members/{w.users['m_C1']}", headers=bearer(w.keys["customer_admin"])
+    )
+    assert left.status_code == 204, left.text
+    assert (await api.get(f"{CONTAINERS}/{made['id']}", headers=bearer(w.keys["m_C1"]))).status_code == 404
+    # Its organization's administrators still manage it (and the credential file keeps working until they act).
+    assert (await api.get(f"{CONTAINERS}/{made['id']}", headers=bearer(w.keys["customer_admin"]))).status_code == 200
+    status, _granted = await _access(api, made["id"], _file(made)["credential"], "d1")
+    assert status == 200
