@@ -221,6 +221,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is no rate limit; write e.g. 5/minute;20/hour") from None
         return value
 
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _readable_rate_limit_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://")):
+            # The URL itself is not repeated: it may hold the password.
+            raise ValueError("TESSERA_RATE_LIMIT_URL must be a redis:// or rediss:// URL")
+        return value
+
     @field_validator("smtp_url")
     @classmethod
     def _readable_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:

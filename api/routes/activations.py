@@ -118,15 +118,18 @@ async def refresh_activation(
 ) -> CertificateRead:
     """A fresh certificate for an activation: the license as it is now (renewed, revoked), with a higher `seq`."""
     now = utcnow()
-    # The key before the first statement (see SigningKeys); the read; the write and its commit taking their turn.
+    # The key before the first statement (see SigningKeys).
     await runtime.keys.signer(now + runtime.certificate_ttl)
+    client = client_of(request)
     async with unit_of_work(state.session_factory) as session:
-        facts = await refreshing.authenticated_activation(
-            session, runtime, activation_id, body.secret, client_of(request)
-        )
-        async with runtime.write_turn():
-            seq = await refreshing.raise_seq(session, facts, now)
-            await session.commit()  # within the turn; returning the connection and signing need none
+        if runtime.serialize_writes:
+            # SQLite: the read, then the write and its commit taking their turn in this process.
+            facts = await refreshing.authenticated_activation(session, runtime, activation_id, body.secret, client)
+            async with runtime.write_turn():
+                seq = await refreshing.raise_seq(session, facts, now)
+                await session.commit()  # within the turn; returning the connection and signing need none
+        else:
+            facts, seq = await refreshing.refresh_returning(session, runtime, activation_id, body.secret, client, now)
     return CertificateRead(certificate=await refreshing.certificate_for(runtime, facts, seq, now))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,21 +31,22 @@ _product: Table = Product.__table__  # type: ignore[assignment]
 _ticket: Table = Ticket.__table__  # type: ignore[assignment]
 
 # Built once, with the id as a bound parameter: the statement is compiled once per process.
+_COLUMNS = (
+    _activation.c.secret_hash,
+    _activation.c.status,
+    _activation.c.container_id,
+    _activation.c.license_id,
+    _activation.c.ticket_id,
+    _activation.c.seq,
+    _license.c.status.label("license_status"),
+    _license.c.expires_at,
+    _license.c.fields,
+    _license.c.modules,
+    _product.c.code,
+    _ticket.c.status.label("ticket_status"),
+)
 _READ = (
-    select(
-        _activation.c.secret_hash,
-        _activation.c.status,
-        _activation.c.container_id,
-        _activation.c.license_id,
-        _activation.c.ticket_id,
-        _activation.c.seq,
-        _license.c.status.label("license_status"),
-        _license.c.expires_at,
-        _license.c.fields,
-        _license.c.modules,
-        _product.c.code,
-        _ticket.c.status.label("ticket_status"),
-    )
+    select(*_COLUMNS)
     .select_from(
         _activation.join(_license, _license.c.id == _activation.c.license_id)
         .join(_product, _product.c.id == _license.c.product_id)
@@ -68,11 +70,49 @@ class ActivationFacts:
     license: LicenseFacts
 
 
+# PostgreSQL: the authenticated read and the seq update in one statement (SQLite's RETURNING cannot name the
+# joined tables). Only a row whose secret hash matches and that can be refreshed is updated.
+_REFRESH_RETURNING = (
+    update(_activation)
+    .where(
+        _activation.c.id == bindparam("activation_id"),
+        _activation.c.secret_hash.in_(bindparam("hashes", expanding=True)),
+        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
+        _license.c.id == _activation.c.license_id,
+        _product.c.id == _license.c.product_id,
+        _ticket.c.id == _activation.c.ticket_id,
+    )
+    .values(seq=_activation.c.seq + 1, refreshed_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(*_COLUMNS)
+)
+
+
 async def read_activation(session: AsyncSession, activation_id: uuid.UUID) -> ActivationFacts | None:
     """Everything a certificate for this activation says, in one statement."""
     row = (await session.execute(_READ, {"activation_id": activation_id})).first()
+    return None if row is None else _facts(activation_id, row)
+
+
+async def refresh_returning(
+    session: AsyncSession, runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str, now: datetime
+) -> tuple[ActivationFacts, int]:
+    """PostgreSQL's refresh: one statement authenticates, raises `seq` and returns the facts (with the new `seq`).
+
+    When it changes no row, the plain read tells why (and counts a failure); the caller commits.
+    """
+    await runtime.limiter.check(client)
+    hashes = activation_secrets.candidate_hashes(runtime.secret_key, secret)
+    row = (
+        await session.execute(_REFRESH_RETURNING, {"activation_id": activation_id, "hashes": hashes, "now": now})
+    ).first()
     if row is None:
-        return None
+        await authenticated_activation(session, runtime, activation_id, secret, client)
+        raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+    facts = _facts(activation_id, row)
+    return facts, facts.seq
+
+
+def _facts(activation_id: uuid.UUID, row: Any) -> ActivationFacts:  # a row of _COLUMNS
     license_status = row.license_status
     if row.status == ActivationStatus.recovered:
         license_status = LicenseStatus.revoked  # taken back from a lost device: that device must stop

@@ -27,3 +27,8 @@ def secret_matches(secret_key: bytes, secret: str, stored: bytes) -> bool:
         digest = hmac.new(candidate, secret.encode(), hashlib.sha256).digest()
         found |= hmac.compare_digest(digest, stored)
     return found
+
+
+def candidate_hashes(secret_key: bytes, secret: str) -> list[bytes]:
+    """The secret's hash under each secret of the ring: the stored hash is one of them if the secret is right."""
+    return [hmac.new(candidate, secret.encode(), hashlib.sha256).digest() for candidate in as_ring(secret_key).secrets]

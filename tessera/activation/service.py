@@ -182,7 +182,6 @@ async def activate(
             Activation.status == ActivationStatus.active,
         )
     )
-    pending: uuid.UUID | None = None
     if existing is not None:
         if expected_seq is not None:
             check_held_seq(expected_seq, existing.seq)
@@ -203,7 +202,6 @@ async def activate(
             # Its duration runs from the first activation, not from the order.
             license.expires_at = license_expiry(product.code, product.kind, product.expiry, license.fields, now)
             facts = facts_of(license, product.code, ticket.status)
-        pending = await _pending_subscription(session, license)
         activation = Activation(
             ticket_id=ticket.id,
             license_id=license.id,
@@ -218,6 +216,8 @@ async def activate(
         ticket.status = TicketStatus.activated
         created = True
     await session.flush()
+    # Also when activated into this container again: that retries a signal Temporal did not take the first time.
+    pending = await _pending_subscription(session, license)
     certificate = await issue_certificate(
         runtime,
         facts,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -17,9 +19,10 @@ from tessera.activation.errors import (
 )
 from tessera.activation.keys import jwks_document, published_keys
 from tessera.activation.models import Activation
+from tessera.activation.returns import free_activation
 from tessera.activation.service import activate
 from tessera.licenses.fulfilment import revoke_licenses
-from tessera.models import Ticket, TicketStatus
+from tessera.models import License, Ticket, TicketStatus
 from tessera.settings import Settings
 from tests.activation.world import runtime_for, set_product
 from tests.conftest import RightsWorld
@@ -109,3 +112,30 @@ async def test_unknown_revoked_and_wrong_kind_are_refused(
     async with sessions() as session:
         with pytest.raises(TicketRevoked):
             await activate(session, runtime, rights_world.codes["own"], DEVICE, client="c")
+
+
+async def test_a_time_limited_license_runs_from_its_first_activation(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    await set_product(sessions, rights_world.product_id, kind="time_limited", expiry={"duration": "P1Y"})
+    runtime = runtime_for(settings, sessions)
+    now = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    async with sessions() as session:
+        await activate(session, runtime, rights_world.codes["own"], DEVICE, client="c", now=now)
+        await session.commit()
+    async with sessions() as session:
+        license = await session.get_one(License, rights_world.licenses["own"])
+    assert license.expires_at == datetime(2028, 3, 1, 12, tzinfo=UTC)
+    # A later activation (after a return, elsewhere) does not start it again.
+    later = now + timedelta(days=10)
+    async with sessions() as session:
+        activation_id = await session.scalar(select(Activation.id))
+        assert activation_id is not None
+        await free_activation(session, activation_id, now=later)
+        await session.commit()
+    async with sessions() as session:
+        other = SoftwareContainer(kind="software", fingerprint="device-0002")
+        await activate(session, runtime, rights_world.codes["own"], other, client="c", now=later)
+        await session.commit()
+        license = await session.get_one(License, rights_world.licenses["own"], populate_existing=True)
+    assert license.expires_at == datetime(2028, 3, 1, 12, tzinfo=UTC)

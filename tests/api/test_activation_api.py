@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 
 import pytest
 from httpx import AsyncClient
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tessera.activation import containers
+from tests.activation.world import set_product
 from tests.conftest import RightsWorld, bearer
 
 ACTIVATIONS = "/api/v1/activations"
@@ -114,9 +118,53 @@ async def test_bad_bodies_name_the_field(api: AsyncClient, body: dict[str, objec
     assert field in [issue["field"] for issue in answer.json()["errors"]], answer.json()
 
 
-async def test_wrong_kind_and_cloud_until_served(api: AsyncClient, rights_world: RightsWorld) -> None:
+async def test_wrong_kind_and_cloud_until_served(
+    api: AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As on a deployment that serves no cloud containers: no binder for the kind.
+    monkeypatch.setattr(containers, "_BINDERS", {k: v for k, v in containers._BINDERS.items() if k != "cloud"})
     dongle = await api.post(
         ACTIVATIONS, json={"code": rights_world.codes["own"], "container": {"kind": "dongle", "serial": "3-1234567"}}
     )
     assert dongle.status_code == 422
     assert dongle.json()["code"] == "container-kind-not-allowed"
+    assert dongle.json()["errors"][0]["field"] == "container.kind"
+    await set_product(sessions, rights_world.product_id, container_kinds=["software", "cloud"])
+    cloud = {"kind": "cloud", "cloud_container_id": str(uuid.uuid4()), "credential": "c" * 40}
+    answer = await api.post(ACTIVATIONS, json={"code": rights_world.codes["own"], "container": cloud})
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "container-kind-unavailable"
+    assert answer.json()["errors"][0]["field"] == "container.kind"
+
+
+async def test_return_by_an_administrator_and_the_moves_limit_at_the_edge(
+    api: AsyncClient, rights_world: RightsWorld
+) -> None:
+    code = rights_world.codes["own"]
+    for n in range(3):
+        created = (
+            await api.post(ACTIVATIONS, json={"code": code, "container": {**DEVICE, "fingerprint": f"dev-{n:05d}"}})
+        ).json()
+        path = f"{ACTIVATIONS}/{created['activation_id']}"
+        # Administrators elsewhere, and a member without the allocate permission, do not reach it.
+        for outsider, status in (("sibling_admin", 404), ("foreign_admin", 404), ("customer_member", 403)):
+            refused = await api.request("DELETE", path, headers=bearer(rights_world.keys[outsider]))
+            assert refused.status_code == status, (outsider, refused.text)
+        answer = await api.request("DELETE", path, headers=bearer(rights_world.keys["customer_admin"]))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["moves_left"] == 2 - n
+    created = (await api.post(ACTIVATIONS, json={"code": code, "container": DEVICE})).json()
+    fourth = await api.request(
+        "DELETE", f"{ACTIVATIONS}/{created['activation_id']}", json={"secret": created["secret"]}
+    )
+    assert fourth.status_code == 429
+    assert fourth.json()["code"] == "moves-exhausted"
+    assert 29 * 86400 < int(fourth.headers["retry-after"]) <= 30 * 86400
+    # Still active where it is: a refused move leaves the license in place.
+    refreshed = await api.post(f"{ACTIVATIONS}/{created['activation_id']}/refresh", json={"secret": created["secret"]})
+    assert refreshed.status_code == 200
+    without = await api.request("DELETE", f"{ACTIVATIONS}/{created['activation_id']}")
+    assert without.status_code == 404

@@ -191,6 +191,9 @@ GRANT_BODIES = {
     "sibling": {"permissions": ["allocate", "create"], "quota": 5, "delegable": False},
     "foreign": {"permissions": ["allocate", "create"], "quota": None, "delegable": False},
 }
+DEVICE = {"kind": "software", "fingerprint": "matrix-device"}
+ACTIVATION = {"code": "0000-0000-0000-0000-0000-0000-0000", "container": DEVICE}
+OFFLINE_REQUEST = {"format": "tessera-offline-request/1", **ACTIVATION, "nonce": "n" * 32, "last_seq": 0}
 GROUP = {"code": "CAD", "name": {"en": "CAD"}}
 PRODUCT = {"code": "PRO-CAD", "group": "CAD", "name": {"en": "ProCAD"}, "kind": "perpetual"}
 
@@ -257,6 +260,16 @@ ROUTES: dict[str, Route] = {
     "GET /docs/oauth2-redirect": Route(None),
     "GET /redoc": Route(None),
     "GET /docs/static/{name}": Route(None, request=lambda _w, _o: ("/docs/static/swagger-ui-bundle.js", None)),
+    # Activation: the ticket code or activation secret is the credential; made-up ones are not found.
+    "GET /.well-known/jwks.json": Route(None),
+    f"POST {V1}/activations": Route(None, 404, lambda _w, _o: ("", ACTIVATION)),
+    f"POST {V1}/activations/offline": Route(None, 404, lambda _w, _o: ("", OFFLINE_REQUEST)),
+    f"POST {V1}/activations/{{activation_id}}/refresh": Route(
+        None, 404, lambda _w, _o: (f"{V1}/activations/{uuid.uuid4()}/refresh", {"secret": "tsa_made_up"})
+    ),
+    f"DELETE {V1}/activations/{{activation_id}}": Route(
+        None, 404, lambda _w, _o: (f"{V1}/activations/{uuid.uuid4()}", {"secret": "tsa_made_up"})
+    ),
     f"GET {V1}/product-groups": Route(everyone(200)),
     f"POST {V1}/product-groups": Route(vendor_only(409), request=lambda _w, _o: ("", GROUP)),
     f"GET {V1}/products": Route(everyone(200)),
