@@ -19,7 +19,7 @@ from tessera.activation.limits import FailureLimiter, FailureLimits
 from tessera.cloud import containers
 from tessera.cloud.errors import InvalidCredential
 
-LIMITER = "cloud-credential"
+LIMITER = "cloud-credentials"
 """The limiter of failed cloud container credential look-ups (per client address and overall)."""
 KIND = "cloud"
 
