@@ -115,3 +115,25 @@ async def test_a_deletion_racing_activations_leaves_no_activation_in_the_deleted
             )
         )
         assert returned == 1 + sum(a.status_code == 201 for a in activations)
+
+
+async def test_releases_racing_new_devices_never_seat_more_than_the_limit(
+    api: AsyncClient, rights_world: RightsWorld, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    container_id, credential = await _container(api, rights_world)
+    path = f"{CONTAINERS}/{container_id}/access"
+    for n in range(3):
+        assert (await api.post(path, json={"credential": credential, "device_id": f"seated-{n}"})).status_code == 200
+    auth = bearer(rights_world.keys["m_C1"])
+    releases = [api.delete(f"{CONTAINERS}/{container_id}/devices/seated-{n}", headers=auth) for n in range(3)]
+    newcomers = [api.post(path, json={"credential": credential, "device_id": f"new-{n}"}) for n in range(8)]
+    answers = await asyncio.gather(
+        *(call for pair in zip(newcomers, [*releases, *[None] * 5]) for call in pair if call)
+    )
+    released = [a for a in answers if a.request.method == "DELETE"]
+    arrived = [a for a in answers if a.request.method == "POST"]
+    assert {a.status_code for a in released} == {204}
+    assert {a.status_code for a in arrived} <= {200, 409}
+    async with sessions() as session:
+        seated = await session.scalar(select(func.count()).where(CloudDevice.container_id == uuid.UUID(container_id)))
+    assert seated == sum(a.status_code == 200 for a in arrived) <= 3
