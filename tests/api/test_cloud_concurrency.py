@@ -127,9 +127,9 @@ async def test_releases_racing_new_devices_never_seat_more_than_the_limit(
     auth = bearer(rights_world.keys["m_C1"])
     releases = [api.delete(f"{CONTAINERS}/{container_id}/devices/seated-{n}", headers=auth) for n in range(3)]
     newcomers = [api.post(path, json={"credential": credential, "device_id": f"new-{n}"}) for n in range(8)]
-    answers = await asyncio.gather(
-        *(call for pair in zip(newcomers, [*releases, *[None] * 5]) for call in pair if call)
-    )
+    # Interleaved: a newcomer, a release, a newcomer, ... then the remaining newcomers.
+    calls = [*(call for pair in zip(newcomers[:3], releases, strict=True) for call in pair), *newcomers[3:]]
+    answers = await asyncio.gather(*calls)
     released = [a for a in answers if a.request.method == "DELETE"]
     arrived = [a for a in answers if a.request.method == "POST"]
     assert {a.status_code for a in released} == {204}
