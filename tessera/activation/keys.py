@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from joserfc.jwk import OKPKey
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tessera.activation.inserts import insert_unless_present
 from tessera.activation.models import SigningKey
 from tessera.auth.keyring import as_ring
 from tessera.models import utcnow
@@ -93,17 +93,15 @@ async def ensure_signing_key(session: AsyncSession, secret_key: bytes) -> Signin
     """The key that signs now, creating the first one if there is none; the caller commits.
 
     Two processes starting at once both try generation 1: the unique constraint lets one insert win, the other's
-    savepoint rolls back and it reads the winner's key.
+    does nothing and it reads the winner's key.
     """
     key = await newest_key(session)
     if key is not None:
         return key
     candidate = _new_key(secret_key, generation=1)
-    try:
-        async with session.begin_nested():
-            session.add(candidate)
-    except IntegrityError:
-        pass
+    values = {column: getattr(candidate, column) for column in ("generation", "kid", "public_key")}
+    values |= {"id": uuid.uuid4(), "private_key_encrypted": candidate.private_key_encrypted, "created_at": utcnow()}
+    await insert_unless_present(session, SigningKey.__table__, values, "generation")  # type: ignore[arg-type]
     key = await newest_key(session)
     assert key is not None, "a first signing key was inserted"
     return key

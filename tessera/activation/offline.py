@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import Field, StringConstraints, model_validator
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.activation.containers import BindingContext, ContainerSpec, bind_container
@@ -41,6 +41,7 @@ from tessera.activation.errors import (
     OfflineRequestMalformed,
     OfflineRequestTooLarge,
 )
+from tessera.activation.inserts import insert_unless_present
 from tessera.activation.models import OfflineExchange
 from tessera.activation.refresh import authenticated_activation, next_seq
 from tessera.activation.runtime import ActivationRuntime
@@ -50,6 +51,7 @@ from tessera.errors import InvalidInput
 from tessera.models import utcnow
 from tessera.schema_base import StrictModel, validate_input
 
+_exchange: Table = OfflineExchange.__table__  # type: ignore[assignment]
 MAX_REQUEST_BYTES = 4096
 REQUEST_FORMAT = "tessera-offline-request/1"
 UPDATE_FORMAT: Literal["tessera-offline-update/1"] = "tessera-offline-update/1"
@@ -185,12 +187,21 @@ async def answer_request(
     if replayed is not None:
         return Answered(replayed, None, now, replayed=True)
     nonce_hash = _hash(request.nonce)
-    claim = OfflineExchange(nonce_hash=nonce_hash, request_hash=request_hash(request), answer_encrypted=b"")
-    try:
-        async with session.begin_nested():
-            session.add(claim)
-    except IntegrityError:
-        raise NonceTaken from None
+    # The claim is this transaction's first write: on SQLite every later read in it is current.
+    claim_id = await insert_unless_present(
+        session,
+        _exchange,
+        {
+            "id": uuid.uuid4(),
+            "nonce_hash": nonce_hash,
+            "request_hash": request_hash(request),
+            "answer_encrypted": b"",
+            "created_at": now,
+        },
+        "nonce_hash",
+    )
+    if claim_id is None:
+        raise NonceTaken
     pending: uuid.UUID | None = None
     if request.code is not None:
         done = await activate(
@@ -214,9 +225,11 @@ async def answer_request(
         assert request.activation_id is not None
         assert request.secret is not None
         update = await _refresh(session, runtime, request, request.activation_id, request.secret, client, now)
-    claim.activation_id = update.activation_id
-    claim.answer_encrypted = _seal(runtime.secret_key, nonce_hash, update)
-    await session.flush()
+    await session.execute(
+        sql_update(_exchange)
+        .where(_exchange.c.id == claim_id)
+        .values(activation_id=update.activation_id, answer_encrypted=_seal(runtime.secret_key, nonce_hash, update))
+    )
     return Answered(update, pending, now, replayed=False)
 
 

@@ -112,15 +112,19 @@ async def test_nonce_reused_by_another_request_and_older_seq_are_refused(
     replayed = await upload(api, refresh | {"nonce": secrets.token_urlsafe(24)})
     assert replayed.status_code == 409
     assert replayed.json()["code"] == "offline-replay"
-    unknown = await upload(api, refresh | {"nonce": secrets.token_urlsafe(24), "last_seq": 7})
+    kept_nonce = secrets.token_urlsafe(24)
+    unknown = await upload(api, refresh | {"nonce": kept_nonce, "last_seq": 7})
     assert unknown.status_code == 422
     assert unknown.json()["code"] == "offline-seq-unknown"
+    # A refused request uses up nothing: its nonce still answers a corrected request.
+    corrected = await upload(api, refresh | {"nonce": kept_nonce, "last_seq": 2})
+    assert corrected.status_code == 200, corrected.text
     elsewhere = await upload(
         api,
-        refresh | {"nonce": secrets.token_urlsafe(24), "last_seq": 2, "container": {"kind": "dongle", "serial": "x1"}},
+        refresh | {"nonce": secrets.token_urlsafe(24), "last_seq": 3, "container": {"kind": "dongle", "serial": "x1"}},
     )
     assert elsewhere.json()["code"] == "container-mismatch"
-    wrong_secret = await upload(api, refresh | {"nonce": secrets.token_urlsafe(24), "last_seq": 2, "secret": "tsa_no"})
+    wrong_secret = await upload(api, refresh | {"nonce": secrets.token_urlsafe(24), "last_seq": 3, "secret": "tsa_no"})
     assert wrong_secret.status_code == 404
     # The code path with the ticket active in this container already: the device must hold the newest seq.
     by_code_again = await upload(api, request_by_code(rights_world.codes["own"]))

@@ -5,6 +5,7 @@ returns within the period ≤ the moves allowed, and one signing key however man
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from tessera.activation.keys import SigningKeys
-from tessera.activation.models import Activation, ActivationStatus, SigningKey
+from tessera.activation.models import Activation, ActivationStatus, OfflineExchange, SigningKey
 from tessera.settings import Settings
 from tests.activation.world import set_product
 from tests.conftest import TEST_SECRET, RightsWorld
@@ -105,3 +106,48 @@ async def test_concurrent_first_starts_create_one_signing_key(
     assert len({signer.kid for signer in signers}) == 1
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(SigningKey)) == 1
+
+
+def offline_request(code: str, nonce: str) -> dict[str, object]:
+    return {"format": "tessera-offline-request/1", "code": code, "container": device(1), "nonce": nonce, "last_seq": 0}
+
+
+async def test_one_request_file_uploaded_many_times_at_once_gets_one_answer(
+    api_three_moves: AsyncClient, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    body = offline_request(rights_world.codes["own"], secrets.token_urlsafe(24))
+    answers = await asyncio.gather(
+        *(api_three_moves.post(f"{ACTIVATIONS}/offline", json=body) for _ in range(CONCURRENT))
+    )
+    assert {a.status_code for a in answers} == {200}, [a.text[:400] for a in answers if a.status_code != 200]
+    assert len({a.text for a in answers}) == 1  # the identical answer, however the uploads met
+    async with sessions() as session:
+        seq = await session.scalar(select(Activation.seq))
+        exchanges = await session.scalar(select(func.count()).select_from(OfflineExchange))
+    assert (seq, exchanges) == (1, 1)
+
+
+async def test_concurrent_offline_refreshes_from_one_seq_issue_one_certificate(
+    api_three_moves: AsyncClient, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    first = (
+        await api_three_moves.post(
+            f"{ACTIVATIONS}/offline", json=offline_request(rights_world.codes["own"], secrets.token_urlsafe(24))
+        )
+    ).json()
+    refreshes = [
+        {
+            "format": "tessera-offline-request/1",
+            "activation_id": first["activation_id"],
+            "secret": first["secret"],
+            "container": device(1),
+            "nonce": secrets.token_urlsafe(24),
+            "last_seq": 1,
+        }
+        for _ in range(CONCURRENT)
+    ]
+    answers = await asyncio.gather(*(api_three_moves.post(f"{ACTIVATIONS}/offline", json=r) for r in refreshes))
+    assert Counter(a.status_code for a in answers) == {200: 1, 409: CONCURRENT - 1}, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"offline-replay"}
+    async with sessions() as session:
+        assert await session.scalar(select(Activation.seq)) == 2
