@@ -14,16 +14,20 @@ from api.middleware import RequestGate, SecurityHeaders
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
+    activations,
     api_keys,
     auth,
     catalog,
+    cloud_containers,
     dev_outbox,
     events,
     health,
     invitations,
+    jwks,
     licenses,
     orders,
     organizations,
+    recovery,
     subscription_decisions,
     subscriptions,
     tickets,
@@ -31,7 +35,9 @@ from api.routes import (
     webhooks,
 )
 from tessera import __version__
+from tessera.activation.runtime import activation_runtime
 from tessera.auth.ratelimit import SignInLimiter
+from tessera.cloud.binding import register_cloud_kind
 from tessera.db import create_engine, create_session_factory
 from tessera.settings import Settings, get_settings
 from workflows.connection import connect_temporal
@@ -53,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret_key=settings.resolved_secret_key(),
             sign_in_limiter=SignInLimiter(settings.sign_in_limit_account, settings.sign_in_limit_client),
         )
+        app.state.activation = activation_runtime(
+            settings, app.state.tessera.session_factory, app.state.tessera.secret_key
+        )
+        register_cloud_kind(app.state.activation.limits)
         try:
             yield
         finally:
@@ -84,6 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
+    app.include_router(activations.router, prefix=API_PREFIX)
+    app.include_router(jwks.router)
+    app.include_router(cloud_containers.router, prefix=API_PREFIX)
+    app.include_router(recovery.router, prefix=API_PREFIX)
     if settings.dev_outbox:
         app.include_router(dev_outbox.router)
     install_openapi(app)

@@ -499,6 +499,11 @@ def outbox(
         raise _fail(error) from None
 
 
+from tessera.activation.cli import register as register_activation_commands  # noqa: E402
+
+register_activation_commands(app)
+
+
 def main() -> None:
     from pydantic import ValidationError
 

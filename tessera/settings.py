@@ -148,6 +148,50 @@ class Settings(BaseSettings):
     outbox_relay_interval_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the worker's outbox relay looks for undispatched events."
     )
+    cloud_device_limit: int = Field(
+        default=3, ge=1, le=1000, description="How many devices may use one cloud container at a time."
+    )
+    cloud_access_ttl: timedelta = Field(
+        default=timedelta(hours=1),
+        ge=timedelta(minutes=1),
+        le=timedelta(hours=24),
+        description="How long a certificate from a cloud container's access stays valid (minutes to hours).",
+    )
+
+    certificate_ttl: timedelta = Field(
+        default=timedelta(days=30),
+        gt=timedelta(0),
+        le=timedelta(days=400),
+        description="How long a license certificate is valid before the software must refresh it (its `exp`).",
+    )
+    certificate_issuer: str | None = Field(
+        default=None, max_length=200, description="The certificates' `iss`; default: `portal_url`."
+    )
+    activation_moves: int = Field(
+        default=3, ge=0, le=1000, description="Returns (moves to another container) allowed per ticket and period."
+    )
+    activation_moves_period: timedelta = Field(
+        default=timedelta(days=30), gt=timedelta(0), description="The period `activation_moves` counts in."
+    )
+    activation_failure_limit_client: str = Field(
+        default="10/minute;100/hour",
+        description="Failed ticket-code and activation-secret look-ups per client address (`limits` notation).",
+    )
+    activation_failure_limit_global: str = Field(
+        default="300/minute;3000/hour",
+        description="Failed ticket-code and activation-secret look-ups from all clients together.",
+    )
+    rate_limit_url: SecretStr | None = Field(
+        default=None,
+        description="Where failure counts live when several API processes share them, e.g. redis://host:6379/0; "
+        "default: each process's memory.",
+    )
+    rate_limit_prefix: str = Field(
+        default="tessera", min_length=1, max_length=100, description="Prefix of the rate limiter's keys in Redis."
+    )
+    jwks_max_age_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="How long clients may cache /.well-known/jwks.json."
+    )
 
     @field_validator("webhook_allowed_networks", mode="before")
     @classmethod
@@ -171,13 +215,28 @@ class Settings(BaseSettings):
             return None
         return async_database_url(url)
 
-    @field_validator("sign_in_limit_account", "sign_in_limit_client")
+    @field_validator(
+        "sign_in_limit_account",
+        "sign_in_limit_client",
+        "activation_failure_limit_client",
+        "activation_failure_limit_global",
+    )
     @classmethod
     def _readable_limits(cls, value: str) -> str:
         try:
             parse_many(value)
         except ValueError:
             raise ValueError(f"{value!r} is no rate limit; write e.g. 5/minute;20/hour") from None
+        return value
+
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _readable_rate_limit_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://")):
+            # The URL itself is not repeated: it may hold the password.
+            raise ValueError("TESSERA_RATE_LIMIT_URL must be a redis:// or rediss:// URL")
         return value
 
     @field_validator("smtp_url")

@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.email import EmailActivities
 from activities.orders import OrderActivities
+from activities.recovery import RecoveryActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
@@ -29,6 +30,7 @@ from workflows.connection import connect_temporal_patiently
 from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
 from workflows.outbox_relay import build_relay
+from workflows.recovery import RecoveryWorkflow
 from workflows.revocation import RevocationWorkflow
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription_ops import start_order_subscription
@@ -68,6 +70,7 @@ WORKFLOWS: list[type] = [
     SubscriptionWorkflow,
     CancellationWorkflow,
     RevocationWorkflow,
+    RecoveryWorkflow,
     WebhookDeliveryWorkflow,
     EmailDeliveryWorkflow,
 ]
@@ -98,7 +101,14 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[system.check, *orders.all(), *subscriptions.all(), *webhooks.all(), email.send],
+        activities=[
+            system.check,
+            *orders.all(),
+            *subscriptions.all(),
+            *webhooks.all(),
+            email.send,
+            *RecoveryActivities(session_factory).all(),
+        ],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         max_cached_workflows=settings.worker_max_cached_workflows,

@@ -55,6 +55,7 @@ ALLOWED_KINDS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.cancellation: ("approval", "cancel", "notify", "wait", "webhook"),
     ProcessName.revocation: ("approval", "revoke", "notify", "wait", "webhook"),
     ProcessName.report: ("notify", "wait", "webhook"),
+    ProcessName.recovery: ("approval", "recover", "notify", "wait", "webhook"),
 }
 CORE_STEP: dict[ProcessName, str | None] = {
     ProcessName.license_order: "create_license",
@@ -62,6 +63,7 @@ CORE_STEP: dict[ProcessName, str | None] = {
     ProcessName.cancellation: "cancel",
     ProcessName.revocation: "revoke",
     ProcessName.report: None,
+    ProcessName.recovery: "recover",
 }
 ROOTS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.license_order: ("order", "product", "organization", "requester"),
@@ -69,6 +71,7 @@ ROOTS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.cancellation: ("subscription", "order", "product", "organization", "requester"),
     ProcessName.revocation: ("order", "product", "organization", "requester"),
     ProcessName.report: (),
+    ProcessName.recovery: ("order", "product", "organization", "requester"),
 }
 TEMPLATE_EXTRAS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.license_order: ("licenses",),
@@ -76,6 +79,7 @@ TEMPLATE_EXTRAS: dict[ProcessName, tuple[str, ...]] = {
     ProcessName.cancellation: ("effective_end",),
     ProcessName.revocation: ("license",),
     ProcessName.report: ("report",),
+    ProcessName.recovery: ("license",),
 }
 _AFTER_CORE = ("allocate", "visibility")
 

@@ -15,7 +15,15 @@ from typing import Annotated
 
 from pydantic import Field, PrivateAttr
 
-from tessera.processes.steps import ApprovalStep, NotifyStep, ReminderStep, Step, StepName
+from tessera.processes.steps import (
+    ApprovalStep,
+    NotifyStep,
+    RecoverStep,
+    ReminderStep,
+    Step,
+    StepName,
+    WaitStep,
+)
 from tessera.schema_base import Code, StrictModel
 
 
@@ -25,6 +33,7 @@ class ProcessName(StrEnum):
     cancellation = "cancellation"
     revocation = "revocation"
     report = "report"
+    recovery = "recovery"
 
 
 OrganizationId = Annotated[
@@ -93,14 +102,21 @@ class ProcessSpec(StrictModel):
     overrides: list[Override] = Field(default_factory=list)
 
 
+def default_recovery() -> ProcessSpec:
+    """Recovery as it runs when the file does not list it (files written before it existed): a week's lock period."""
+    return ProcessSpec(steps=[WaitStep(kind="wait", name="lock period", duration="P7D"), RecoverStep(kind="recover")])
+
+
 class WorkflowsConfig(StrictModel):
-    """Every process must be listed: the file is the one place that says what each workflow does."""
+    """Every process must be listed (the file is the one place that says what each workflow does), except
+    `recovery`, which came later: left out, it is a week's lock period, then the recovery."""
 
     license_order: ProcessSpec
     subscription: ProcessSpec
     cancellation: ProcessSpec
     revocation: ProcessSpec
     report: ProcessSpec
+    recovery: ProcessSpec = Field(default_factory=default_recovery)
 
     _templates: dict[str, str] = PrivateAttr(default_factory=dict)
 

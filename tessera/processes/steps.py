@@ -245,6 +245,13 @@ class RevokeStep(StepBase):
         return f"revoke the license at once{self._suffix()}"
 
 
+class RecoverStep(StepBase):
+    kind: Literal["recover"]
+
+    def describe(self) -> str:
+        return f"free the lost activation's slot; its refresh answers revoked from then on{self._suffix()}"
+
+
 class ReminderAnchor(StrEnum):
     cancel_deadline = "cancel_deadline"
     """The end of the last day to cancel: the moment the renewal becomes binding."""
@@ -291,6 +298,7 @@ Step = Annotated[
     | RenewStep
     | CancelStep
     | RevokeStep
+    | RecoverStep
     | WaitStep
     | WebhookStep
     | ReminderStep,
@@ -306,6 +314,7 @@ STEP_KINDS: tuple[str, ...] = (
     "renew",
     "cancel",
     "revoke",
+    "recover",
     "wait",
     "webhook",
     "reminder",

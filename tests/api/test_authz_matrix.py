@@ -22,12 +22,16 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
+from tessera.activation import recovery
+from tessera.activation.models import Activation
 from tessera.apikeys import authenticate
 from tessera.catalog.schema import SubscriptionTerms
+from tessera.cloud import containers
+from tessera.cloud.models import CloudContainer, CloudDevice
 from tessera.db import create_engine, create_session_factory
 from tessera.models import ApiKey, Event, EventKind, Grant, Membership, Order, Product, utcnow
 from tessera.settings import REPO_ROOT, Settings
@@ -187,6 +191,9 @@ GRANT_BODIES = {
     "sibling": {"permissions": ["allocate", "create"], "quota": 5, "delegable": False},
     "foreign": {"permissions": ["allocate", "create"], "quota": None, "delegable": False},
 }
+DEVICE = {"kind": "software", "fingerprint": "matrix-device"}
+ACTIVATION = {"code": "0000-0000-0000-0000-0000-0000-0000", "container": DEVICE}
+OFFLINE_REQUEST = {"format": "tessera-offline-request/1", **ACTIVATION, "nonce": "n" * 32, "last_seq": 0}
 GROUP = {"code": "CAD", "name": {"en": "CAD"}}
 PRODUCT = {"code": "PRO-CAD", "group": "CAD", "name": {"en": "ProCAD"}, "kind": "perpetual"}
 
@@ -214,6 +221,36 @@ async def _restore_key(session: AsyncSession, world: RightsWorld, obj: str) -> N
     await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=None))
 
 
+CLOUD_CONTAINERS: dict[str, uuid.UUID] = {}
+"""Object -> the cloud container of its organization (made in `add_cloud`)."""
+ACTIVATIONS: dict[str, uuid.UUID] = {}
+"""Object -> an activation of its ticket, with a pending recovery."""
+MATRIX_DEVICE = "matrix-device"
+
+
+def container_path(suffix: str = "") -> Request:
+    return lambda _world, obj: (f"/api/v1/cloud-containers/{CLOUD_CONTAINERS[obj or 'own']}{suffix}", None)
+
+
+def activation_path(suffix: str = "") -> Request:
+    return lambda _world, obj: (f"/api/v1/activations/{ACTIVATIONS[obj or 'own']}{suffix}", None)
+
+
+async def _restore_container(session: AsyncSession, _world: RightsWorld, obj: str) -> None:
+    container_id = CLOUD_CONTAINERS[obj]
+    await session.execute(update(CloudContainer).where(CloudContainer.id == container_id).values(deleted_at=None))
+    await _restore_device(session, _world, obj)
+
+
+async def _restore_device(session: AsyncSession, _world: RightsWorld, obj: str) -> None:
+    await session.execute(
+        delete(CloudDevice).where(
+            CloudDevice.container_id == CLOUD_CONTAINERS[obj], CloudDevice.device_id == MATRIX_DEVICE
+        )
+    )
+    session.add(CloudDevice(container_id=CLOUD_CONTAINERS[obj], device_id=MATRIX_DEVICE))
+
+
 V1 = "/api/v1"
 ROUTES: dict[str, Route] = {
     # Public: no key needed. Temporal is not running for these tests, so health honestly answers 503.
@@ -223,6 +260,16 @@ ROUTES: dict[str, Route] = {
     "GET /docs/oauth2-redirect": Route(None),
     "GET /redoc": Route(None),
     "GET /docs/static/{name}": Route(None, request=lambda _w, _o: ("/docs/static/swagger-ui-bundle.js", None)),
+    # Activation: the ticket code or activation secret is the credential; made-up ones are not found.
+    "GET /.well-known/jwks.json": Route(None),
+    f"POST {V1}/activations": Route(None, 404, lambda _w, _o: ("", ACTIVATION)),
+    f"POST {V1}/activations/offline": Route(None, 404, lambda _w, _o: ("", OFFLINE_REQUEST)),
+    f"POST {V1}/activations/{{activation_id}}/refresh": Route(
+        None, 404, lambda _w, _o: (f"{V1}/activations/{uuid.uuid4()}/refresh", {"secret": "tsa_made_up"})
+    ),
+    f"DELETE {V1}/activations/{{activation_id}}": Route(
+        None, 404, lambda _w, _o: (f"{V1}/activations/{uuid.uuid4()}", {"secret": "tsa_made_up"})
+    ),
     f"GET {V1}/product-groups": Route(everyone(200)),
     f"POST {V1}/product-groups": Route(vendor_only(409), request=lambda _w, _o: ("", GROUP)),
     f"GET {V1}/products": Route(everyone(200)),
@@ -409,6 +456,45 @@ ROUTES: dict[str, Route] = {
         lambda w, o: (f"{V1}/events/{w.webhook_events[o or 'own']}/redeliver", None),
         per_object=True,
     ),
+    # Cloud containers (one of each organization's own, with a device seated) and lost-device recoveries (one
+    # pending for each object's ticket's activation). Temporal is not running: a recovery that passes every
+    # check, and every decision on one, answers 503 (retry).
+    f"GET {V1}/cloud-containers": Route(everyone(200)),
+    f"POST {V1}/cloud-containers": Route(
+        NAMES_IN_BODY,
+        201,
+        lambda w, o: ("", {"organization_id": str(w.orgs[ORG_OF[o or "own"]]), "for_organization": True}),
+        per_object=True,
+    ),
+    f"GET {V1}/cloud-containers/{{container_id}}": Route(OWNS_KEY, 200, container_path(), per_object=True),
+    f"DELETE {V1}/cloud-containers/{{container_id}}": Route(
+        OWNS_KEY, 204, container_path(), per_object=True, restore=_restore_container
+    ),
+    f"POST {V1}/cloud-containers/{{container_id}}/credentials": Route(
+        OWNS_KEY, 200, container_path("/credentials"), per_object=True
+    ),
+    f"DELETE {V1}/cloud-containers/{{container_id}}/devices/{{device_id}}": Route(
+        OWNS_KEY, 204, container_path(f"/devices/{MATRIX_DEVICE}"), per_object=True, restore=_restore_device
+    ),
+    # Reached with a credential, never an API key: a made-up one is refused the same for everyone.
+    f"POST {V1}/cloud-containers/{{container_id}}/access": Route(
+        None,
+        401,
+        lambda _w, _o: (
+            f"{V1}/cloud-containers/{CLOUD_CONTAINERS['own']}/access",
+            {"credential": "tcc_made-up", "device_id": "matrix"},
+        ),
+    ),
+    f"POST {V1}/activations/{{activation_id}}/recover": Route(
+        ADMINISTERS, 503, activation_path("/recover"), per_object=True
+    ),
+    f"GET {V1}/activations/{{activation_id}}/recovery": Route(SEES, 200, activation_path("/recovery"), per_object=True),
+    f"POST {V1}/activations/{{activation_id}}/recover/approve": Route(
+        SEES, 503, activation_path("/recover/approve"), per_object=True
+    ),
+    f"POST {V1}/activations/{{activation_id}}/recover/reject": Route(
+        SEES, 503, activation_path("/recover/reject"), per_object=True
+    ),
 }
 
 
@@ -469,6 +555,7 @@ async def matrix(matrix_database: str, tmp_path_factory: pytest.TempPathFactory)
         world.subscriptions = await add_subscriptions(session, world)
         await session.commit()
     await add_webhooks(sessions, world)
+    await add_cloud(sessions, world)
     settings = Settings(
         database_url=matrix_database,
         var_dir=Path(tmp_path_factory.mktemp("var")),
@@ -544,6 +631,38 @@ async def add_webhooks(sessions: async_sessionmaker[AsyncSession], world: Rights
             await session.flush()
             world.webhook_events[obj] = event.id
             await prepare_dispatch(session, event.id)
+        await session.commit()
+
+
+async def add_cloud(sessions: async_sessionmaker[AsyncSession], world: RightsWorld) -> None:
+    """A cloud container of each object's organization with a device seated, and for each object's ticket an
+    activation whose recovery is pending."""
+    async with sessions() as session:
+        admin = await authenticate(session, TEST_SECRET, world.keys["vendor_admin"])
+        for obj, org_name in ORG_OF.items():
+            container, _file = await containers.create_container(
+                session,
+                admin,
+                TEST_SECRET,
+                api_base_url="http://x.test/api/v1",
+                organization_id=world.orgs[org_name],
+                for_organization=True,
+            )
+            CLOUD_CONTAINERS[obj] = container.id
+            session.add(CloudDevice(container_id=container.id, device_id=MATRIX_DEVICE))
+            activation = Activation(
+                ticket_id=world.tickets[obj],
+                license_id=world.licenses[obj],
+                container_kind="software",
+                container_id=f"software:matrix-{obj}",
+                status="active",
+                secret_hash=uuid.uuid4().bytes * 2,
+                seq=1,
+            )
+            session.add(activation)
+            await session.flush()
+            ACTIVATIONS[obj] = activation.id
+            await recovery.request_recovery(session, admin, activation.id)
         await session.commit()
 
 
@@ -732,6 +851,9 @@ LISTS: dict[str, ItemCheck] = {  # every GET list route: how to tell that an ite
     f"GET {V1}/organizations/{{organization_id}}/members": member_in_reach,
     f"GET {V1}/organizations/{{organization_id}}/grants": item_org_in_reach,
     f"GET {V1}/webhook-endpoints": item_org_in_reach,
+    f"GET {V1}/cloud-containers": lambda tree, user, item: (
+        item["user_id"] == str(user) or uuid.UUID(item["organization_id"]) in tree.administered(user)
+    ),
     f"GET {V1}/webhook-endpoints/{{endpoint_id}}/deliveries": lambda tree, user, item: (
         ENDPOINT_ORGS[uuid.UUID(item["endpoint_id"])] in tree.administered(user) or user in tree.vendor_admins()
     ),

@@ -61,6 +61,8 @@ async def test_every_readme_curl_with_a_body_is_read_by_the_api(api: AsyncClient
     variables = {"TESSERA": "http://tessera.test", "KEY": rights_world.keys["vendor_admin"]}
     variables["CONTOSO"] = str(rights_world.orgs["C1"])
     variables["SUB"] = str(uuid.uuid4())  # none such: the body is still read (and judged) before the lookup
+    # Cloud containers: a ticket code, and a container and credential that do not exist (the body is still read).
+    variables |= {"CODE": rights_world.codes["own"], "ID": str(uuid.uuid4()), "CREDENTIAL": "tcc_none"}
     commands = curl_commands()
     assert len(commands) >= 3, commands  # invitations, sign-in, orders
     for words in commands:

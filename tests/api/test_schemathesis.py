@@ -60,6 +60,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> t
             config_dir=REPO_ROOT / "config",
             secret_key=TEST_SECRET.decode(),
             temporal_address="127.0.0.1:1",
+            # Generated codes and secrets are all wrong: the failure limits would answer 429 to valid input.
+            activation_failure_limit_client="1000000/minute",
+            activation_failure_limit_global="1000000/minute",
         ),
         key,
     )

@@ -1,0 +1,212 @@
+"""Refresh: the device presents its activation id and secret and gets a fresh certificate with a higher `seq`.
+
+The hot path, so Core statements only: one read of everything the certificate says (activation, license,
+product, ticket in one join), one `UPDATE ... SET seq = seq + 1 RETURNING seq` (atomic on both databases, no
+lock needed), then signing with the process's cached key. A renewed subscription's licenses carry their new
+`expires_at`, a revoked license (or ticket) comes back `revoked`, and so does an activation recovered from a lost
+device; a returned activation is refused (its slot may be someone else's now).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.activation import secrets as activation_secrets
+from tessera.activation.certificates import LicenseFacts
+from tessera.activation.errors import ActivationNotFound, ActivationReturned
+from tessera.activation.models import Activation, ActivationStatus
+from tessera.activation.runtime import ActivationRuntime
+from tessera.activation.service import issue_certificate
+from tessera.models import License, LicenseStatus, Product, Ticket, utcnow
+
+_activation: Table = Activation.__table__  # type: ignore[assignment]
+_license: Table = License.__table__  # type: ignore[assignment]
+_product: Table = Product.__table__  # type: ignore[assignment]
+_ticket: Table = Ticket.__table__  # type: ignore[assignment]
+
+# Built once, with the id as a bound parameter: the statement is compiled once per process.
+_COLUMNS = (
+    _activation.c.secret_hash,
+    _activation.c.status,
+    _activation.c.container_id,
+    _activation.c.license_id,
+    _activation.c.ticket_id,
+    _activation.c.seq,
+    _license.c.status.label("license_status"),
+    _license.c.expires_at,
+    _license.c.fields,
+    _license.c.modules,
+    _product.c.code,
+    _ticket.c.status.label("ticket_status"),
+)
+_READ = (
+    select(*_COLUMNS)
+    .select_from(
+        _activation.join(_license, _license.c.id == _activation.c.license_id)
+        .join(_product, _product.c.id == _license.c.product_id)
+        .join(_ticket, _ticket.c.id == _activation.c.ticket_id)
+    )
+    .where(_activation.c.id == bindparam("activation_id"))
+)
+
+
+@dataclass(frozen=True)
+class ActivationFacts:
+    """An activation as refresh and offline updates read it."""
+
+    activation_id: uuid.UUID
+    ticket_id: uuid.UUID
+    secret_hash: bytes
+    status: str
+    container_id: str
+    seq: int
+    """Certificates issued so far (as read: a refresh running at the same time may raise it)."""
+    license: LicenseFacts
+
+
+# PostgreSQL: the authenticated read and the seq update in one statement (SQLite's RETURNING cannot name the
+# joined tables). Only a row whose secret hash matches and that can be refreshed is updated.
+_REFRESH_RETURNING = (
+    update(_activation)
+    .where(
+        _activation.c.id == bindparam("activation_id"),
+        _activation.c.secret_hash.in_(bindparam("hashes", expanding=True)),
+        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
+        _license.c.id == _activation.c.license_id,
+        _product.c.id == _license.c.product_id,
+        _ticket.c.id == _activation.c.ticket_id,
+    )
+    .values(seq=_activation.c.seq + 1, refreshed_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(*_COLUMNS)
+)
+
+
+async def read_activation(session: AsyncSession, activation_id: uuid.UUID) -> ActivationFacts | None:
+    """Everything a certificate for this activation says, in one statement."""
+    row = (await session.execute(_READ, {"activation_id": activation_id})).first()
+    return None if row is None else _facts(activation_id, row)
+
+
+async def refresh_returning(
+    session: AsyncSession, runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str, now: datetime
+) -> tuple[ActivationFacts, int]:
+    """PostgreSQL's refresh: one statement authenticates, raises `seq` and returns the facts (with the new `seq`).
+
+    When it changes no row, the plain read tells why (and counts a failure); the caller commits.
+    """
+    await runtime.limiter.check(client)
+    hashes = activation_secrets.candidate_hashes(runtime.secret_key, secret)
+    row = (
+        await session.execute(_REFRESH_RETURNING, {"activation_id": activation_id, "hashes": hashes, "now": now})
+    ).first()
+    if row is None:
+        await authenticated_activation(session, runtime, activation_id, secret, client)
+        raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+    facts = _facts(activation_id, row)
+    return facts, facts.seq
+
+
+def _facts(activation_id: uuid.UUID, row: Any) -> ActivationFacts:  # a row of _COLUMNS
+    license_status = row.license_status
+    if row.status == ActivationStatus.recovered:
+        license_status = LicenseStatus.revoked  # taken back from a lost device: that device must stop
+    return ActivationFacts(
+        activation_id=activation_id,
+        ticket_id=row.ticket_id,
+        secret_hash=row.secret_hash,
+        status=row.status,
+        container_id=row.container_id,
+        seq=row.seq,
+        license=LicenseFacts(
+            license_id=row.license_id,
+            product_code=row.code,
+            modules=list(row.modules or []),
+            fields=dict(row.fields or {}),
+            license_status=license_status,
+            ticket_status=row.ticket_status,
+            expires_at=row.expires_at,
+        ),
+    )
+
+
+async def next_seq(
+    session: AsyncSession, activation_id: uuid.UUID, now: datetime, *, expected: int | None = None
+) -> int | None:
+    """Raise the activation's certificate counter and return it; None if it is no longer active or recovered, or
+    (with `expected`) if the counter is no longer `expected`: another certificate was issued meanwhile."""
+    where = [
+        _activation.c.id == activation_id,
+        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
+    ]
+    if expected is not None:
+        where.append(_activation.c.seq == expected)
+    seq = await session.scalar(
+        update(_activation)
+        .where(*where)
+        .values(seq=_activation.c.seq + 1, refreshed_at=now, updated_at=now)
+        .returning(_activation.c.seq)
+    )
+    return None if seq is None else int(seq)
+
+
+async def authenticated_activation(
+    session: AsyncSession, runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str
+) -> ActivationFacts:
+    """The activation if `secret` is its secret; unknown id and wrong secret alike count as a failure."""
+    await runtime.limiter.check(client)
+    facts = await read_activation(session, activation_id)
+    if facts is None or not activation_secrets.secret_matches(runtime.secret_key, secret, facts.secret_hash):
+        await runtime.limiter.failed(client)
+        raise ActivationNotFound
+    if facts.status == ActivationStatus.returned:
+        raise ActivationReturned
+    return facts
+
+
+async def refresh(
+    session: AsyncSession,
+    runtime: ActivationRuntime,
+    activation_id: uuid.UUID,
+    secret: str,
+    *,
+    client: str,
+    now: datetime | None = None,
+) -> str:
+    """A fresh certificate for the activation in one unit of work; the caller commits.
+
+    The API runs the steps (`authenticated_activation`, `raise_seq`, `certificate_for`) on its own, so that on
+    SQLite only the write and its commit take their turn (see ActivationRuntime.write_turn), and signing happens
+    after the commit.
+    """
+    now = now or utcnow()
+    # The key before this request's first statement (see SigningKeys): its waits never hold a connection.
+    await runtime.keys.signer(now + runtime.certificate_ttl)
+    facts = await authenticated_activation(session, runtime, activation_id, secret, client)
+    return await reissue(session, runtime, facts, now)
+
+
+async def reissue(session: AsyncSession, runtime: ActivationRuntime, facts: ActivationFacts, now: datetime) -> str:
+    """Raise the authenticated activation's `seq` and sign its certificate; the caller commits."""
+    seq = await raise_seq(session, facts, now)
+    return await certificate_for(runtime, facts, seq, now)
+
+
+async def raise_seq(session: AsyncSession, facts: ActivationFacts, now: datetime) -> int:
+    """The authenticated activation's next `seq`, or ActivationReturned if it was returned meanwhile."""
+    seq = await next_seq(session, facts.activation_id, now)
+    if seq is None:
+        raise ActivationReturned  # returned between the read and the update
+    return seq
+
+
+async def certificate_for(runtime: ActivationRuntime, facts: ActivationFacts, seq: int, now: datetime) -> str:
+    """The certificate with `seq` (raised, and best committed, before: a certificate never repeats a number)."""
+    return await issue_certificate(
+        runtime, facts.license, activation_id=facts.activation_id, container_id=facts.container_id, seq=seq, now=now
+    )
