@@ -53,7 +53,7 @@ async def recovery_workflow_input(
         email=requester.email if requester else "",
         kind="user" if requester else "service_account",
     )
-    process = await resolve_for(session, workflows_config(settings), ProcessName.recovery, context)
+    process = resolve_for(workflows_config(settings), ProcessName.recovery, context)
     path = await path_ids(session, ticket.organization_id)
     reseller = await session.scalar(
         select(Organization.id).where(Organization.id.in_(path), Organization.kind == OrganizationKind.reseller)
