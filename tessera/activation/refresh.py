@@ -23,6 +23,7 @@ from tessera.activation.errors import ActivationNotFound, ActivationReturned
 from tessera.activation.models import Activation, ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.activation.service import issue_certificate
+from tessera.activation.service import next_seq as next_seq
 from tessera.models import License, LicenseStatus, Product, Ticket, utcnow
 
 _activation: Table = Activation.__table__  # type: ignore[assignment]
@@ -133,26 +134,6 @@ def _facts(activation_id: uuid.UUID, row: Any) -> ActivationFacts:  # a row of _
             expires_at=row.expires_at,
         ),
     )
-
-
-async def next_seq(
-    session: AsyncSession, activation_id: uuid.UUID, now: datetime, *, expected: int | None = None
-) -> int | None:
-    """Raise the activation's certificate counter and return it; None if it is no longer active or recovered, or
-    (with `expected`) if the counter is no longer `expected`: another certificate was issued meanwhile."""
-    where = [
-        _activation.c.id == activation_id,
-        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
-    ]
-    if expected is not None:
-        where.append(_activation.c.seq == expected)
-    seq = await session.scalar(
-        update(_activation)
-        .where(*where)
-        .values(seq=_activation.c.seq + 1, refreshed_at=now, updated_at=now)
-        .returning(_activation.c.seq)
-    )
-    return None if seq is None else int(seq)
 
 
 async def authenticated_activation(

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.activation import secrets as activation_secrets
@@ -26,6 +26,7 @@ from tessera.activation.certificates import (
 )
 from tessera.activation.containers import AnyContainer, BindingContext, bind_container
 from tessera.activation.errors import (
+    ActivationReturned,
     ActivationsExhausted,
     ContainerKindNotAllowed,
     LicenseExpired,
@@ -52,6 +53,8 @@ from tessera.models import (
 from tessera.principal import Principal
 from tessera.rights import reach
 from tessera.rights.locks import lock_rows
+
+_activation_table: Table = Activation.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,26 @@ async def issue_certificate(
     return sign_certificate(signer, claims)
 
 
+async def next_seq(
+    session: AsyncSession, activation_id: uuid.UUID, now: datetime, *, expected: int | None = None
+) -> int | None:
+    """Raise the activation's certificate counter and return it; None if it is no longer active or recovered, or
+    (with `expected`) if the counter is no longer `expected`: another certificate was issued meanwhile."""
+    where = [
+        _activation_table.c.id == activation_id,
+        _activation_table.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
+    ]
+    if expected is not None:
+        where.append(_activation_table.c.seq == expected)
+    seq = await session.scalar(
+        update(_activation_table)
+        .where(*where)
+        .values(seq=_activation_table.c.seq + 1, refreshed_at=now, updated_at=now)
+        .returning(_activation_table.c.seq)
+    )
+    return None if seq is None else int(seq)
+
+
 def check_held_seq(held: int, issued: int) -> None:
     """A device's request must name the newest certificate issued to it: older is a replay."""
     if held < issued:
@@ -186,9 +209,14 @@ async def activate(
         if expected_seq is not None:
             check_held_seq(expected_seq, existing.seq)
         existing.secret_hash = activation_secrets.secret_hash(runtime.secret_key, secret)
-        existing.seq += 1
-        existing.refreshed_at = now
-        activation, created = existing, False
+        await session.flush()
+        # In SQL, not from the value read: a refresh (which takes no ticket lock) may be raising it right now.
+        raised = await next_seq(session, existing.id, now, expected=expected_seq)
+        if raised is None and expected_seq is not None:
+            raise OfflineReplay(expected_seq, expected_seq + 1)  # a certificate was issued meanwhile
+        if raised is None:
+            raise ActivationReturned  # freed meanwhile by something that takes no ticket lock
+        activation, created, seq = existing, False, raised
     else:
         active = await session.scalar(
             select(func.count())
@@ -214,7 +242,7 @@ async def activate(
         )
         session.add(activation)
         ticket.status = TicketStatus.activated
-        created = True
+        created, seq = True, 1
     await session.flush()
     # Also when activated into this container again: that retries a signal Temporal did not take the first time.
     pending = await _pending_subscription(session, license)
@@ -223,7 +251,7 @@ async def activate(
         facts,
         activation_id=activation.id,
         container_id=bound.container_id,
-        seq=activation.seq,
+        seq=seq,
         now=now,
         nonce=nonce,
     )
@@ -232,7 +260,7 @@ async def activate(
         secret=secret,
         license_id=license.id,
         certificate=certificate,
-        seq=activation.seq,
+        seq=seq,
         created=created,
         pending_subscription_id=pending,
         activated_at=now,

@@ -5,6 +5,8 @@ returns within the period ≤ the moves allowed, and one signing key however man
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -151,3 +153,29 @@ async def test_concurrent_offline_refreshes_from_one_seq_issue_one_certificate(
     assert {a.json()["code"] for a in answers if a.status_code == 409} == {"offline-replay"}
     async with sessions() as session:
         assert await session.scalar(select(Activation.seq)) == 2
+
+
+def seq_of(certificate: str) -> int:
+    payload = certificate.split(".")[1]
+    return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["license"]["seq"])
+
+
+async def test_refreshes_and_reactivations_at_once_never_repeat_a_seq(
+    api_three_moves: AsyncClient, sessions: async_sessionmaker[AsyncSession], rights_world: RightsWorld
+) -> None:
+    body = {"code": rights_world.codes["own"], "container": device(1)}
+    created = (await api_three_moves.post(ACTIVATIONS, json=body)).json()
+    refresh = f"{ACTIVATIONS}/{created['activation_id']}/refresh"
+    calls = [
+        api_three_moves.post(ACTIVATIONS, json=body)
+        if n % 3 == 0
+        else api_three_moves.post(refresh, json={"secret": created["secret"]})
+        for n in range(CONCURRENT * 2)
+    ]
+    answers = await asyncio.gather(*calls)
+    # Re-activation replaces the secret, so some refreshes find the old one wrong: 404, never anything else.
+    assert {a.status_code for a in answers} <= {200, 404}, [a.text for a in answers]
+    seqs = [seq_of(a.json()["certificate"]) for a in answers if a.status_code == 200]
+    assert len(seqs) == len(set(seqs)), sorted(seqs)
+    async with sessions() as session:
+        assert await session.scalar(select(Activation.seq)) == 1 + len(seqs)
