@@ -635,4 +635,5 @@ class Event(Base):
 
 # Tables of their own domain packages, on the same metadata (Alembic sees one schema). A module import, so that
 # importing tessera.webhooks.models first (it imports this module) works too.
+import tessera.reports.models  # noqa: E402
 import tessera.webhooks.models  # noqa: E402, F401

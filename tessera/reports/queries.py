@@ -1,0 +1,387 @@
+"""The rows of both reports, straight from the database and streamed: prices from the terms' snapshots.
+
+Renewals: one row per effective renewal whose term starts in the period, unless the subscription was revoked
+before the period ended (then it is never billed); a renewal billed by a recorded report and revoked later is
+credited by a reversal row in the renewal report of the period that holds the revocation.
+Active subscriptions: every subscription whose term covers local 00:00 of day D, not revoked by then and not
+pending, attributed to the reseller that sold it at that instant (see `reseller_at`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tessera.catalog.service import format_amount
+from tessera.models import (
+    Order,
+    Organization,
+    OrganizationKind,
+    Product,
+    Subscription,
+    SubscriptionStatus,
+    SubscriptionTerm,
+    TermKind,
+)
+from tessera.reports.models import ReportedRenewal, ReportedRowKind, ResellerChange
+from tessera.reports.periods import Period, ReportKind
+
+STREAM_BATCH = 2000
+
+RENEWAL_COLUMNS = (
+    "row_id",
+    "row_type",
+    "reseller_id",
+    "reseller_erp_no",
+    "reseller_name",
+    "customer_id",
+    "customer_erp_no",
+    "customer_name",
+    "subscription_id",
+    "term_no",
+    "product_code",
+    "erp_material_no",
+    "quantity",
+    "previous_first_day",
+    "previous_valid_through",
+    "first_day",
+    "valid_through",
+    "committed_on",
+    "effective_on",
+    "currency",
+    "unit_price",
+    "net_amount",
+    "external_ref",
+)
+ACTIVE_COLUMNS = (
+    "row_id",
+    "reseller_id",
+    "reseller_erp_no",
+    "reseller_name",
+    "customer_id",
+    "customer_erp_no",
+    "customer_name",
+    "subscription_id",
+    "term_no",
+    "product_code",
+    "erp_material_no",
+    "quantity",
+    "first_day",
+    "valid_through",
+    "currency",
+    "unit_price",
+    "net_amount",
+    "external_ref",
+)
+COLUMNS = {ReportKind.renewals: RENEWAL_COLUMNS, ReportKind.active_subscriptions: ACTIVE_COLUMNS}
+
+Row = dict[str, str]
+"""One report row: machine column name -> text (decimal strings, ISO dates, '' for nothing)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report covers: the whole vendor, or one reseller (`direct` rows have no reseller)."""
+
+    reseller_id: uuid.UUID | None = None
+
+    @property
+    def key(self) -> str:
+        return "all" if self.reseller_id is None else str(self.reseller_id)
+
+
+@dataclass(frozen=True)
+class _Org:
+    kind: str
+    parent_id: uuid.UUID | None
+    name: str
+    erp_customer_no: str | None
+
+
+class Organizations:
+    """The organization tree, read once per report (it is small next to the subscriptions): names, ERP numbers,
+    and each node's end customer (the nearest customer at or above it)."""
+
+    def __init__(self, rows: dict[uuid.UUID, _Org]) -> None:
+        self._rows = rows
+        self._customers: dict[uuid.UUID, uuid.UUID] = {}
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Organizations:
+        query = select(Organization.id, Organization.kind, Organization.parent_id, Organization.name,
+                       Organization.erp_customer_no)  # fmt: skip
+        rows = {row[0]: _Org(row[1], row[2], row[3], row[4]) for row in (await session.execute(query)).all()}
+        return cls(rows)
+
+    def vendor_timezone(self, timezones: dict[uuid.UUID, str]) -> str:
+        vendor = next((org for org, row in self._rows.items() if row.kind == OrganizationKind.vendor), None)
+        return timezones.get(vendor, "UTC") if vendor else "UTC"
+
+    def customer_of(self, organization_id: uuid.UUID) -> uuid.UUID:
+        found = self._customers.get(organization_id)
+        if found is None:
+            found, node = organization_id, self._rows.get(organization_id)
+            cursor: uuid.UUID | None = organization_id
+            while node is not None and cursor is not None:
+                if node.kind == OrganizationKind.customer:
+                    found = cursor
+                    break
+                cursor = node.parent_id
+                node = self._rows.get(cursor) if cursor else None
+            self._customers[organization_id] = found
+        return found
+
+    def describe(self, prefix: str, organization_id: uuid.UUID | None) -> Row:
+        node = self._rows.get(organization_id) if organization_id else None
+        return {
+            f"{prefix}_id": str(organization_id) if organization_id else "",
+            f"{prefix}_erp_no": (node.erp_customer_no or "") if node else "",
+            f"{prefix}_name": node.name if node else "",
+        }
+
+
+async def vendor_timezone(session: AsyncSession) -> str:
+    zone = await session.scalar(select(Organization.timezone).where(Organization.kind == OrganizationKind.vendor))
+    return zone or "UTC"
+
+
+def reseller_at(subscription_id: Any, reseller_id: Any, instant: Any) -> ColumnElement[Any]:
+    """Who sold the subscription at `instant`: the latest recorded change at or before it, else its reseller.
+
+    Organizations holding subscriptions never move in the tree, so a reseller changes only by a recorded
+    change (tessera.reports.resellers); a subscription without one has had its reseller all along.
+    """
+    latest = (
+        select(ResellerChange.reseller_id)
+        .where(ResellerChange.subscription_id == subscription_id, ResellerChange.at <= instant)
+        .order_by(ResellerChange.at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    changed = exists().where(ResellerChange.subscription_id == subscription_id)
+    return case((changed, latest), else_=reseller_id)
+
+
+def _money(amount: Decimal | None, currency: str | None, sign: int = 1) -> str:
+    if amount is None:
+        return ""
+    value = amount * sign
+    return format_amount(value, currency) if currency else str(value)
+
+
+def _day(value: date | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _local_day(instant: datetime | None, zone: ZoneInfo) -> str:
+    return instant.astimezone(zone).date().isoformat() if instant is not None else ""
+
+
+async def _stream(session: AsyncSession, query: Select[Any]) -> AsyncIterator[Any]:
+    result = await session.stream(query.execution_options(yield_per=STREAM_BATCH))
+    async for row in result:
+        yield row
+
+
+# --- renewals --------------------------------------------------------------------------------------------------
+
+
+def _renewal_select(reseller_instant: Any) -> tuple[Select[Any], Any, Any]:
+    term: Any = aliased(SubscriptionTerm, name="term")
+    previous = aliased(SubscriptionTerm, name="previous")
+    reseller = reseller_at(Subscription.id, Subscription.reseller_id, reseller_instant(term)).label("reseller")
+    query = (
+        select(
+            term.id,
+            term.subscription_id,
+            term.term_no,
+            term.first_day,
+            term.valid_through,
+            term.committed_at,
+            term.quantity,
+            term.unit_price,
+            term.currency,
+            term.amount,
+            previous.first_day,
+            previous.valid_through,
+            Subscription.organization_id,
+            reseller,
+            Product.code,
+            Product.erp_material_no,
+            Order.external_ref,
+        )
+        .join(Subscription, Subscription.id == term.subscription_id)
+        .join(Order, Order.id == Subscription.order_id)
+        .join(Product, Product.id == Subscription.product_id)
+        .outerjoin(
+            previous,
+            and_(previous.subscription_id == term.subscription_id, previous.term_no == term.term_no - 1),
+        )
+        .order_by(term.subscription_id, term.term_no)
+    )
+    return query, term, reseller
+
+
+def billable_renewals(period: Period) -> tuple[Select[Any], Any, Any]:
+    """Effective renewals starting in the period whose subscription was not revoked before the period ended."""
+    query, term, reseller = _renewal_select(lambda t: t.starts_at)
+    ends_at = period.ends_at
+    query = query.where(
+        term.kind == TermKind.renewal,
+        term.renewed_at.is_not(None),
+        term.starts_at >= period.starts_at,
+        term.starts_at < ends_at,
+        or_(
+            Subscription.revoked_at.is_(None),
+            Subscription.revoked_at >= ends_at,
+            Subscription.revoked_at >= term.ends_at,
+        ),
+    )
+    return query, term, reseller
+
+
+def due_reversals(period: Period) -> tuple[Select[Any], Any, Any]:
+    """Renewals billed by a recorded report whose subscription was revoked, during the term, in the period."""
+    query, term, reseller = _renewal_select(lambda t: t.starts_at)
+    billed = select(ReportedRenewal.id).where(
+        ReportedRenewal.subscription_term_id == term.id, ReportedRenewal.row_kind == ReportedRowKind.renewal
+    )
+    query = query.where(
+        term.kind == TermKind.renewal,
+        Subscription.revoked_at >= period.starts_at,
+        Subscription.revoked_at < period.ends_at,
+        Subscription.revoked_at < term.ends_at,
+        billed.exists(),
+    )
+    return query, term, reseller
+
+
+def recorded(query: Select[Any], term: Any, report_id: uuid.UUID, row_kind: str) -> Select[Any]:
+    """Only the rows a recorded report holds: what was billed stays billed when the file is written again."""
+    marks = select(ReportedRenewal.subscription_term_id).where(
+        ReportedRenewal.report_id == report_id, ReportedRenewal.row_kind == row_kind
+    )
+    return query.where(term.id.in_(marks))
+
+
+def _scoped(query: Select[Any], reseller: Any, scope: Scope) -> Select[Any]:
+    if scope.reseller_id is None:
+        return query
+    return query.where(reseller == literal(scope.reseller_id))
+
+
+async def renewal_rows(
+    session: AsyncSession,
+    period: Period,
+    scope: Scope,
+    organizations: Organizations,
+    report_id: uuid.UUID | None = None,
+) -> AsyncIterator[Row]:
+    """Billed renewals first, then reversals; each ordered by subscription and term."""
+    zone = ZoneInfo(period.zone)
+    for row_type in (ReportedRowKind.renewal, ReportedRowKind.reversal):
+        if row_type == ReportedRowKind.renewal:
+            query, term, reseller = billable_renewals(period)
+        else:
+            query, term, reseller = due_reversals(period)
+        if report_id is not None:
+            query = recorded(query, term, report_id, row_type)
+        sign = -1 if row_type == ReportedRowKind.reversal else 1
+        prefix = "REV" if sign < 0 else "REN"
+        async for row in _stream(session, _scoped(query, reseller, scope)):
+            customer = organizations.customer_of(row[12])
+            yield {
+                "row_id": f"{prefix}-{row[1]}-{row[2]}",
+                "row_type": row_type,
+                **organizations.describe("reseller", row[13]),
+                **organizations.describe("customer", customer),
+                "subscription_id": str(row[1]),
+                "term_no": str(row[2]),
+                "product_code": row[14],
+                "erp_material_no": row[15] or row[14],
+                "quantity": str(row[6] * sign),
+                "previous_first_day": _day(row[10]),
+                "previous_valid_through": _day(row[11]),
+                "first_day": _day(row[3]),
+                "valid_through": _day(row[4]),
+                "committed_on": _local_day(row[5], zone),
+                "effective_on": _day(row[3]),
+                "currency": row[8] or "",
+                "unit_price": _money(row[7], row[8]),
+                "net_amount": _money(row[9], row[8], sign),
+                "external_ref": row[16] or "",
+            }
+
+
+# --- active subscriptions per reseller -----------------------------------------------------------------------------
+
+
+def active_select(instant: datetime) -> tuple[Select[Any], Any]:
+    term: Any = aliased(SubscriptionTerm, name="term")
+    reseller = reseller_at(Subscription.id, Subscription.reseller_id, instant).label("reseller")
+    query = (
+        select(
+            term.subscription_id,
+            term.term_no,
+            term.first_day,
+            term.valid_through,
+            term.quantity,
+            term.unit_price,
+            term.currency,
+            term.amount,
+            Subscription.organization_id,
+            reseller,
+            Product.code,
+            Product.erp_material_no,
+            Order.external_ref,
+        )
+        .join(Subscription, Subscription.id == term.subscription_id)
+        .join(Order, Order.id == Subscription.order_id)
+        .join(Product, Product.id == Subscription.product_id)
+        .where(
+            # Imported terms ran before the subscription came over, and were billed elsewhere.
+            term.kind.in_([TermKind.first, TermKind.renewal, TermKind.erp]),
+            term.ends_at > instant,
+            term.starts_at <= instant,
+            or_(term.kind != TermKind.renewal, term.renewed_at.is_not(None)),
+            or_(Subscription.revoked_at.is_(None), Subscription.revoked_at > instant),
+            Subscription.status != SubscriptionStatus.pending,
+        )
+        .order_by(reseller.asc().nulls_last(), term.subscription_id)
+    )
+    return query, reseller
+
+
+async def active_rows(
+    session: AsyncSession, period: Period, scope: Scope, organizations: Organizations
+) -> AsyncIterator[Row]:
+    """Per reseller (direct sales last), every subscription active at local 00:00 of the day."""
+    query, reseller = active_select(period.starts_at)
+    month = period.month
+    async for row in _stream(session, _scoped(query, reseller, scope)):
+        customer = organizations.customer_of(row[8])
+        yield {
+            "row_id": f"ACT-{row[9] or 'direct'}-{month}-{row[0]}",
+            **organizations.describe("reseller", row[9]),
+            **organizations.describe("customer", customer),
+            "subscription_id": str(row[0]),
+            "term_no": str(row[1]),
+            "product_code": row[10],
+            "erp_material_no": row[11] or row[10],
+            "quantity": str(row[4]),
+            "first_day": _day(row[2]),
+            "valid_through": _day(row[3]),
+            "currency": row[6] or "",
+            "unit_price": _money(row[5], row[6]),
+            "net_amount": _money(row[7], row[6]),
+            "external_ref": row[12] or "",
+        }
