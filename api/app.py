@@ -24,6 +24,7 @@ from api.routes import (
     licenses,
     orders,
     organizations,
+    reports,
     subscription_decisions,
     subscriptions,
     tickets,
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
+    app.include_router(reports.router, prefix=API_PREFIX)
     if settings.dev_outbox:
         app.include_router(dev_outbox.router)
     install_openapi(app)

@@ -75,8 +75,19 @@ def compile_format(found: CustomFormat) -> Template:
         raise _template_error(found, error) from None
 
 
-def _template_error(found: CustomFormat, error: TemplateError) -> ReportTemplateError:
+def _template_line(error: BaseException) -> int | None:
+    """The template line a rendering error happened on: Jinja2 puts the template's frames into the traceback."""
     line = getattr(error, "lineno", None)
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == "<template>":
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line if isinstance(line, int) else None
+
+
+def _template_error(found: CustomFormat, error: TemplateError, line: int | None = None) -> ReportTemplateError:
+    line = line or _template_line(error)
     where = f"{found.path.name}, line {line}" if line else found.path.name
     issue = FieldIssue("format", f"report template {where}: {error.message or error}", line=line, file=str(found.path))
     return ReportTemplateError(f"the report template {where} is broken: {error.message or error}", issues=[issue])
