@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import Field, PrivateAttr
 
 from tessera.processes.steps import ApprovalStep, NotifyStep, ReminderStep, Step, StepName
+from tessera.reports.schedule_config import ReportSchedules
 from tessera.schema_base import Code, StrictModel
 
 
@@ -93,6 +94,10 @@ class ProcessSpec(StrictModel):
     overrides: list[Override] = Field(default_factory=list)
 
 
+class ReportProcessSpec(ProcessSpec):
+    schedules: ReportSchedules | None = Field(default=None, description="When each report kind runs by itself.")
+
+
 class WorkflowsConfig(StrictModel):
     """Every process must be listed: the file is the one place that says what each workflow does."""
 
@@ -100,7 +105,7 @@ class WorkflowsConfig(StrictModel):
     subscription: ProcessSpec
     cancellation: ProcessSpec
     revocation: ProcessSpec
-    report: ProcessSpec
+    report: ReportProcessSpec
 
     _templates: dict[str, str] = PrivateAttr(default_factory=dict)
 
