@@ -45,7 +45,6 @@ async def test_a_report_run_writes_records_and_announces_once(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     database_url: str,
-    tmp_path: object,
 ) -> None:
     subscription = await _world(sessions)
     queue = f"reports-{uuid.uuid4()}"
