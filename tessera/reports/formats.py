@@ -94,10 +94,22 @@ def _amount(amount: Decimal, currency: str) -> str:
     return format_amount(amount, currency) if currency else str(amount)
 
 
-async def counted(rows: AsyncIterator[Row], totals: Totals) -> AsyncIterator[Row]:
-    async for row in rows:
-        totals.add(row)
-        yield row
+Batches = AsyncIterator[list[Row]]
+"""Rows come in batches (a few thousand): per-row awaits would cost more than writing the rows."""
+
+
+async def counted(batches: Batches, totals: Totals) -> Batches:
+    async for batch in batches:
+        for row in batch:
+            totals.add(row)
+        yield batch
+
+
+async def each_row(batches: Batches, totals: Totals) -> AsyncIterator[Row]:
+    """One row at a time, counted, for templates that loop over `rows`."""
+    async for batch in counted(batches, totals):
+        for row in batch:
+            yield row
 
 
 @dataclass(frozen=True)
@@ -122,25 +134,40 @@ class Heading:
         }
 
 
-Writer = Callable[[Heading, AsyncIterator[Row], Totals], AsyncIterator[str]]
+Writer = Callable[[Heading, Batches, Totals], AsyncIterator[str]]
+
+FREE_TEXT = frozenset(
+    {"reseller_erp_no", "reseller_name", "customer_erp_no", "customer_name", "product_code", "erp_material_no",
+     "external_ref"}
+)  # fmt: skip
+"""Columns holding text that people typed; the others (ids, dates, amounts, codes) are Tessera's own."""
 
 
-async def write_csv(heading: Heading, rows: AsyncIterator[Row], totals: Totals) -> AsyncIterator[str]:
+async def write_csv(heading: Heading, batches: Batches, totals: Totals) -> AsyncIterator[str]:
     yield csv_line(heading.columns)
-    async for row in counted(rows, totals):
-        yield csv_line(row[column] for column in heading.columns)
+    columns = heading.columns
+    typed = [column in FREE_TEXT for column in columns]
+    async for batch in counted(batches, totals):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerows(
+            [defuse(row[column]) if free else row[column] for column, free in zip(columns, typed, strict=True)]
+            for row in batch
+        )
+        yield buffer.getvalue()
 
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-async def write_json(heading: Heading, rows: AsyncIterator[Row], totals: Totals) -> AsyncIterator[str]:
+async def write_json(heading: Heading, batches: Batches, totals: Totals) -> AsyncIterator[str]:
     yield '{"report":' + _json(heading.as_dict()) + ',"rows":['
     first = True
-    async for row in counted(rows, totals):
-        yield ("\n" if first else ",\n") + _json(row)
-        first = False
+    async for batch in counted(batches, totals):
+        if batch:
+            yield ("\n" if first else ",\n") + ",\n".join(_json(row) for row in batch)
+            first = False
     yield '\n],"totals":' + _json(totals.per_currency())
     if heading.kind == "active-subscriptions":
         yield ',"totals_per_reseller":' + _json(totals.per_reseller())
@@ -175,12 +202,12 @@ td.n{text-align:right}</style></head>
 _NUMERIC = frozenset({"quantity", "unit_price", "net_amount", "term_no"})
 
 
-async def write_html(heading: Heading, rows: AsyncIterator[Row], totals: Totals) -> AsyncIterator[str]:
+async def write_html(heading: Heading, batches: Batches, totals: Totals) -> AsyncIterator[str]:
     title = f"{'Renewals' if heading.kind == 'renewals' else 'Active subscriptions'} {heading.period}"
     context = {
         "title": title,
         "report": heading.as_dict(),
-        "rows": counted(rows, totals),
+        "rows": each_row(batches, totals),
         "totals": totals,
         "numeric": _NUMERIC,
     }

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.errors import FieldIssue, InvalidInput
-from tessera.reports.formats import BUILT_IN_WRITERS, CONTENT_TYPES, Heading, Totals, Writer
+from tessera.reports.formats import BUILT_IN_WRITERS, CONTENT_TYPES, Batches, Heading, Totals, Writer
 from tessera.reports.periods import Period, ReportKind
-from tessera.reports.queries import COLUMNS, Organizations, Row, Scope, active_rows, renewal_rows
+from tessera.reports.queries import COLUMNS, Organizations, Scope, active_rows, renewal_rows
 from tessera.reports.templates import check_format, compile_format, custom_formats, format_names, render_custom
 
 
@@ -89,8 +89,8 @@ async def prepare_format(reports_dir: Path, name: str) -> PreparedFormat:
     await check_format(found)
     template = compile_format(found)
 
-    def custom_writer(heading: Heading, rows: AsyncIterator[Row], totals: Totals) -> AsyncIterator[str]:
-        return render_custom(template, heading, rows, totals)
+    def custom_writer(heading: Heading, batches: Batches, totals: Totals) -> AsyncIterator[str]:
+        return render_custom(template, heading, batches, totals)
 
     return PreparedFormat(custom_writer, found.extension)
 
@@ -112,14 +112,14 @@ def heading_of(request: ReportRequest) -> Heading:
     )
 
 
-async def _rows(session: AsyncSession, request: ReportRequest) -> AsyncIterator[Row]:
+async def _rows(session: AsyncSession, request: ReportRequest) -> Batches:
     organizations = await Organizations.load(session)
     if request.kind == ReportKind.renewals:
         rows = renewal_rows(session, request.period, request.scope, organizations, request.report_id)
     else:
         rows = active_rows(session, request.period, request.scope, organizations)
-    async for row in rows:
-        yield row
+    async for batch in rows:
+        yield batch
 
 
 async def stream_report(

@@ -19,7 +19,7 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from tessera.errors import ConfigError, FieldIssue, InvalidInput
-from tessera.reports.formats import BUILT_IN, Heading, Totals, counted, csv_line, defuse
+from tessera.reports.formats import BUILT_IN, Batches, Heading, Totals, csv_line, defuse, each_row
 from tessera.reports.periods import ReportKind
 from tessera.reports.queries import COLUMNS, Row
 
@@ -100,9 +100,8 @@ def _sample_row(kind: ReportKind) -> Row:
     return row
 
 
-async def _rows(rows: list[Row]) -> AsyncIterator[Row]:
-    for row in rows:
-        yield row
+async def _rows(rows: list[Row]) -> Batches:
+    yield rows
 
 
 async def check_format(found: CustomFormat) -> None:
@@ -119,10 +118,8 @@ async def check_format(found: CustomFormat) -> None:
             raise _template_error(found, TemplateError(f"{type(error).__name__}: {error}")) from None
 
 
-async def render_custom(
-    template: Template, heading: Heading, rows: AsyncIterator[Row], totals: Totals
-) -> AsyncIterator[str]:
-    context = {"report": heading.as_dict(), "rows": counted(rows, totals), "totals": totals}
+async def render_custom(template: Template, heading: Heading, batches: Batches, totals: Totals) -> AsyncIterator[str]:
+    context = {"report": heading.as_dict(), "rows": each_row(batches, totals), "totals": totals}
     async for chunk in template.generate_async(context):
         yield chunk
 
