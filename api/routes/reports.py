@@ -20,7 +20,14 @@ from tessera.principal import Principal
 from tessera.reports import reach
 from tessera.reports.formats import CONTENT_TYPES
 from tessera.reports.models import Report
-from tessera.reports.periods import MAX_RENEWAL_DAYS, ReportKind, active_day, parse_day, renewal_period
+from tessera.reports.periods import (
+    MAX_RENEWAL_DAYS,
+    ReportKind,
+    active_day,
+    parse_day,
+    renewal_period,
+    within_range,
+)
 from tessera.reports.queries import vendor_timezone
 from tessera.reports.service import ReportRequest, new_manifest, prepare_format, stream_report
 
@@ -70,6 +77,11 @@ async def get_renewal_report(
 ) -> StreamingResponse:
     """Renewals to invoice for `[from, to)`, with reversals of billed renewals revoked in the period (a preview:
     nothing is recorded)."""
+    for name, day in (("from", from_), ("to", to)):
+        try:
+            within_range(day)
+        except ValueError as error:
+            raise InvalidInput(f"{name}: {error}", issues=[FieldIssue(f"query.{name}", str(error))]) from None
     if from_ >= to:
         raise InvalidInput("`to` must come after `from`", issues=[FieldIssue("query.to", "must be after from")])
     if (to - from_).days > MAX_RENEWAL_DAYS:

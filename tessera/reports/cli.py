@@ -120,10 +120,12 @@ async def _run(
 
 
 def _day(value: str, option: str) -> date:
+    from tessera.reports.periods import within_range
+
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)", 2) from None
+        return within_range(date.fromisoformat(value))
+    except ValueError as error:
+        raise _fail(f"{option}: {value!r}: {error}", 2) from None
 
 
 def _reseller(value: str | None) -> uuid.UUID | None:

@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo
 
 from tessera.subscriptions.calendar import add_months, last_day_of_month, local_midnight
 
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(9000, 12, 31)
+"""Report days outside these are mistakes (and near the calendar's ends, instants overflow)."""
+
 MAX_RENEWAL_DAYS = 400
 """The longest renewal period asked for on demand: a year and some, more is a mistake (or a denial of service)."""
 
@@ -81,7 +85,13 @@ def parse_day(text: str) -> date:
     year, month, day = (int(part) for part in match.groups())
     if not 1 <= month <= 12 or not 1 <= day <= 31 or year < 1:
         raise ValueError("no such date: the month is 01-12 and the day 01-31")
-    return day_of_month(year, month, day)
+    return within_range(day_of_month(year, month, day))
+
+
+def within_range(day: date) -> date:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValueError(f"no report days before {EARLIEST_DAY.isoformat()} or after {LATEST_DAY.isoformat()}")
+    return day
 
 
 def scheduled_period(kind: ReportKind, local_day: date, day: int, zone: str) -> Period | None:
