@@ -103,3 +103,15 @@ async def ensure_report_schedules(
             await handle.update(replace)
         done.append(schedule_id(kind))
     return done
+
+
+async def keep_report_schedules(
+    client: Client, sessions: async_sessionmaker[AsyncSession], config: WorkflowsConfig, task_queue: str
+) -> None:
+    """At worker start-up: the Schedules as configured; a failure is logged, the worker still serves the rest."""
+    try:
+        done = await ensure_report_schedules(client, sessions, config, task_queue)
+    except RPCError:
+        log.exception("report schedules not created or updated (the next worker start tries again)")
+        return
+    log.info("report schedules: %s", ", ".join(done) or "none configured")

@@ -31,7 +31,7 @@ from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
 from workflows.outbox_relay import build_relay
 from workflows.report import ReportScheduleWorkflow, ReportWorkflow
-from workflows.report_schedules import ensure_report_schedules
+from workflows.report_schedules import keep_report_schedules
 from workflows.revocation import RevocationWorkflow
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription_ops import start_order_subscription
@@ -135,7 +135,7 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with worker:
         log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
-        await ensure_report_schedules(client, sessions, workflows_config(settings), settings.task_queue)
+        await keep_report_schedules(client, sessions, workflows_config(settings), settings.task_queue)
         # Every worker runs a relay too: dispatching is idempotent, so several relays only share the work.
         relay = asyncio.create_task(build_relay(client, sessions, settings).run(stop))
         await stop.wait()
