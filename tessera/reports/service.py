@@ -10,13 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.errors import FieldIssue, InvalidInput
 from tessera.reports.formats import BUILT_IN_WRITERS, CONTENT_TYPES, Batches, Heading, Totals, Writer
 from tessera.reports.periods import Period, ReportKind
 from tessera.reports.queries import COLUMNS, Organizations, Scope, active_rows, renewal_rows
-from tessera.reports.templates import check_format, compile_format, custom_formats, format_names, render_custom
+from tessera.reports.templates import (
+    ReportTemplateError,
+    check_format,
+    compile_format,
+    custom_formats,
+    format_names,
+    render_custom,
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,18 @@ async def _rows(session: AsyncSession, request: ReportRequest) -> Batches:
         yield batch
 
 
+async def _guarded(chunks: AsyncIterator[str], request: ReportRequest) -> AsyncIterator[str]:
+    """A template failing on a real row (the sample rows passed) stops the file with the template's message."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except TemplateError as error:
+        raise ReportTemplateError(
+            f"the report format {request.format!r} failed while writing: {error}",
+            issues=[FieldIssue("format", str(error))],
+        ) from None
+
+
 async def stream_report(
     sessions: async_sessionmaker[AsyncSession], request: ReportRequest, prepared: PreparedFormat, manifest: Manifest
 ) -> AsyncIterator[bytes]:
@@ -132,7 +152,7 @@ async def stream_report(
     async with sessions() as session, session.begin():
         chunks: list[bytes] = []
         pending = 0
-        async for text in prepared.writer(heading_of(request), _rows(session, request), totals):
+        async for text in _guarded(prepared.writer(heading_of(request), _rows(session, request), totals), request):
             data = text.encode("utf-8")
             digest.update(data)
             size += len(data)

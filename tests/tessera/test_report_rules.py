@@ -294,3 +294,20 @@ async def test_html_is_escaped_and_every_format_streams_the_same_rows(
     sap, sap_manifest = await produce(sessions, ReportRequest(period, Scope(), "sap_billing_upload"))
     assert sap_manifest.row_count == manifest.row_count == 1
     assert sap.decode().splitlines()[0].startswith("DOC_TYPE;")
+
+
+async def test_a_template_failing_only_on_real_rows_stops_with_its_message(
+    sessions: async_sessionmaker[AsyncSession], world: ReportWorld, tmp_path: Path
+) -> None:
+    from tessera.reports.templates import ReportTemplateError
+
+    async with sessions() as session, session.begin():
+        await add_subscription(session, world, "C1", date(2026, 2, 1), 2, external_ref="PO-7")
+    (tmp_path / "picky.txt.j2").write_text(
+        "{% for row in rows %}{% if row.external_ref %}{{ nope }}{% endif %}{% endfor %}"
+    )
+    prepared = await prepare_format(tmp_path, "picky")  # the sample rows have no external_ref: it passes the check
+    request = ReportRequest(renewal_month("2026-03", ZONE), Scope(), "picky")
+    with pytest.raises(ReportTemplateError, match="'nope' is undefined"):
+        async for _chunk in stream_report(sessions, request, prepared, new_manifest(request, prepared)):
+            pass
