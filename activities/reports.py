@@ -20,8 +20,8 @@ from tessera.models import EventKind, Membership, Organization, OrganizationKind
 from tessera.notifications import render_source, write_event
 from tessera.reports.models import Report
 from tessera.reports.periods import ReportKind, active_day, parse_day, renewal_month, scheduled_period
-from tessera.reports.queries import vendor_timezone
 from tessera.reports.recording import record_report
+from tessera.reports.sellers import vendor_timezone
 from tessera.subscriptions.plans import local_date
 from workflows.report_models import (
     CurrencyTotal,

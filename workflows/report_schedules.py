@@ -29,8 +29,8 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from tessera.processes import ProcessName, WorkflowsConfig, resolve_steps
-from tessera.reports.queries import vendor_timezone
 from tessera.reports.schedule_config import ReportSchedule
+from tessera.reports.sellers import vendor_timezone
 from workflows.report import ReportScheduleWorkflow
 from workflows.report_models import ReportScheduleInput
 

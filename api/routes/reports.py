@@ -28,7 +28,7 @@ from tessera.reports.periods import (
     renewal_period,
     within_range,
 )
-from tessera.reports.queries import vendor_timezone
+from tessera.reports.sellers import vendor_timezone
 from tessera.reports.service import ReportRequest, new_manifest, prepare_format, stream_report
 
 router = APIRouter(tags=["reports"])

@@ -72,8 +72,9 @@ async def _run(
     from tessera.db import create_engine, create_session_factory
     from tessera.models import utcnow
     from tessera.reports.periods import ReportKind, active_day, renewal_period
-    from tessera.reports.queries import Scope, vendor_timezone
+    from tessera.reports.queries import Scope
     from tessera.reports.recording import record_report
+    from tessera.reports.sellers import vendor_timezone
     from tessera.reports.service import ReportRequest, file_name, new_manifest, prepare_format, stream_report
 
     engine = create_engine(settings.resolved_database_url)

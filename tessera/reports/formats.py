@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 
 from tessera.catalog.service import format_amount
-from tessera.reports.queries import Row
+from tessera.reports.sellers import Row
 
 BUILT_IN = ("csv", "json", "html")
 CONTENT_TYPES = {

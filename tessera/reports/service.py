@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tessera.errors import FieldIssue, InvalidInput
 from tessera.reports.formats import BUILT_IN_WRITERS, CONTENT_TYPES, Batches, Heading, Totals, Writer
 from tessera.reports.periods import Period, ReportKind
-from tessera.reports.queries import COLUMNS, Organizations, Scope, active_rows, renewal_rows
+from tessera.reports.queries import COLUMNS, Scope, active_rows, renewal_rows
+from tessera.reports.sellers import Organizations
 from tessera.reports.templates import (
     ReportTemplateError,
     check_format,

@@ -21,7 +21,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from tessera.errors import ConfigError, FieldIssue, InvalidInput
 from tessera.reports.formats import BUILT_IN, Batches, Heading, Totals, csv_line, defuse, each_row
 from tessera.reports.periods import ReportKind
-from tessera.reports.queries import COLUMNS, Row
+from tessera.reports.queries import COLUMNS
+from tessera.reports.sellers import Row
 
 _NAME = re.compile(r"^([a-z][a-z0-9_]{0,62})\.([a-z0-9]{1,8})\.j2$")
 
