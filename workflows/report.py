@@ -130,7 +130,7 @@ class ReportScheduleWorkflow:
                     kind=request.kind, period=found.period, format=request.format, process=request.process
                 ),
                 id=child_id,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,  # a failed period may run again
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )
         except WorkflowAlreadyStartedError:
