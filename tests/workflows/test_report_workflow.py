@@ -130,9 +130,14 @@ async def test_the_schedules_produce_the_monthly_files(
             assert active.format == "json"
             assert (settings.resolved_reports_dir / active.file_name).is_file()
             assert renewals.workflow_id == f"report-renewals-{last_month}"
-            # A second firing for the same period finds the first's workflow: still one record.
-            await client.get_schedule_handle("report-renewals").trigger()
+            # A second firing for the same period finds the first's workflow: still one record. (Once the first
+            # has finished: while it runs, the overlap policy skips a firing.)
             handle = client.get_schedule_handle("report-renewals")
+            [first_run] = (await handle.describe()).info.recent_actions
+            first_id = first_run.action.workflow_id  # type: ignore[attr-defined]
+            first_outcome = await client.get_workflow_handle(first_id, result_type=ReportScheduleResult).result()
+            assert first_outcome.outcome == "started"
+            await handle.trigger()
             for _ in range(100):
                 recent = (await handle.describe()).info.recent_actions
                 if len(recent) >= 2:
@@ -142,8 +147,7 @@ async def test_the_schedules_produce_the_monthly_files(
             outcome = await client.get_workflow_handle(started, result_type=ReportScheduleResult).result()
             assert outcome.outcome == "already_reported"
             if RECORD:
-                first = recent[0].action.workflow_id  # type: ignore[attr-defined]
-                save_history(await client.get_workflow_handle(first).fetch_history(), "report_schedule")
+                save_history(await client.get_workflow_handle(first_id).fetch_history(), "report_schedule")
         async with sessions() as session:
             count = len((await session.scalars(select(Report))).all())
         assert count == 2
