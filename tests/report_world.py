@@ -23,12 +23,14 @@ from tessera.models import (
 from tessera.subscriptions.calendar import add_months, local_midnight
 
 ZONE = "Europe/Berlin"
+CMD = "=cmd|' /C calc'!A0"
+"""C3's name: what a spreadsheet would run if a CSV cell started with it unchanged."""
 
 
 @dataclass
 class ReportWorld:
     """vendor V (Europe/Berlin) ─┬─ R1 (reseller, ERP R-1) ── C1 (customer, ERP C-1) ── G1 (group)
-    ├─ R2 (reseller, ERP R-2) ── C3 (customer, ERP C-3)
+    ├─ R2 (reseller, ERP R-2) ── C3 (customer, ERP C-3, named like a formula)
     └─ D (customer bought directly)"""
 
     orgs: dict[str, uuid.UUID] = field(default_factory=dict)
@@ -53,7 +55,7 @@ async def build_report_world(session: AsyncSession) -> ReportWorld:
         org = Organization(
             kind=kind,
             parent_id=world.orgs[parent] if parent else None,
-            name=f"{name} =cmd|' /C calc'!A0" if name == "C3" else name,
+            name=CMD if name == "C3" else name,
             erp_customer_no=erp,
             timezone=ZONE,
             custom_fields={},
