@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from operator import itemgetter
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
@@ -64,18 +64,24 @@ def csv_line(cells: Iterable[object], delimiter: str = ",") -> str:
 class Totals:
     """Rows and net amounts per currency (never summed across currencies); per reseller too."""
 
+    columns: tuple[str, ...]
     rows: int = 0
     amounts: dict[str, Decimal] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     by_reseller: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._currency = self.columns.index("currency")
+        self._amount = self.columns.index("net_amount")
+        self._reseller = self.columns.index("reseller_id")
+
     def add(self, row: Row) -> None:
         self.rows += 1
-        currency = row.get("currency", "")
-        amount = Decimal(row["net_amount"]) if row.get("net_amount") else Decimal(0)
+        currency = row[self._currency]
+        amount = _decimal(row[self._amount])
         self.amounts[currency] = self.amounts.get(currency, Decimal(0)) + amount
         self.counts[currency] = self.counts.get(currency, 0) + 1
-        key = (row.get("reseller_id", ""), currency)
+        key = (row[self._reseller], currency)
         self.by_reseller[key] = self.by_reseller.get(key, Decimal(0)) + amount
 
     def per_currency(self) -> list[dict[str, Any]]:
@@ -89,6 +95,11 @@ class Totals:
             {"reseller_id": reseller, "currency": currency, "net_amount": _amount(amount, currency)}
             for (reseller, currency), amount in sorted(self.by_reseller.items())
         ]
+
+
+@lru_cache(maxsize=4096)
+def _decimal(text: str) -> Decimal:
+    return Decimal(text) if text else Decimal(0)
 
 
 def _amount(amount: Decimal, currency: str) -> str:
@@ -106,11 +117,12 @@ async def counted(batches: Batches, totals: Totals) -> Batches:
         yield batch
 
 
-async def each_row(batches: Batches, totals: Totals) -> AsyncIterator[Row]:
-    """One row at a time, counted, for templates that loop over `rows`."""
+async def each_row(batches: Batches, totals: Totals) -> AsyncIterator[dict[str, str]]:
+    """One row at a time, counted, by column name, for templates that loop over `rows`."""
+    columns = totals.columns
     async for batch in counted(batches, totals):
         for row in batch:
-            yield row
+            yield dict(zip(columns, row, strict=True))
 
 
 @dataclass(frozen=True)
@@ -146,13 +158,11 @@ FREE_TEXT = frozenset(
 
 async def write_csv(heading: Heading, batches: Batches, totals: Totals) -> AsyncIterator[str]:
     yield csv_line(heading.columns)
-    columns = heading.columns
-    pick = itemgetter(*columns)
-    free = [index for index, column in enumerate(columns) if column in FREE_TEXT]
+    free = [index for index, column in enumerate(heading.columns) if column in FREE_TEXT]
     async for batch in counted(batches, totals):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerows(_defused(pick(row), free) for row in batch)
+        writer.writerows(_defused(row, free) for row in batch)
         yield buffer.getvalue()
 
 
@@ -180,7 +190,8 @@ async def write_json(heading: Heading, batches: Batches, totals: Totals) -> Asyn
     first = True
     async for batch in counted(batches, totals):
         if batch:
-            yield ("\n" if first else ",\n") + ",\n".join(_json(row) for row in batch)
+            named = (dict(zip(heading.columns, row, strict=True)) for row in batch)
+            yield ("\n" if first else ",\n") + ",\n".join(_json(row) for row in named)
             first = False
     yield '\n],"totals":' + _json(totals.per_currency())
     if heading.kind == "active-subscriptions":

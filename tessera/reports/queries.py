@@ -111,10 +111,6 @@ def _money(amount: str | None, currency: str | None, sign: int = 1) -> str:
     return format_amount(value, currency) if currency else str(value)
 
 
-def _day(value: str | None) -> str:
-    return value or ""
-
-
 def _id(value: str | None) -> str:
     """An id as the API shows it (SQLite keeps UUIDs as 32 hex digits, PostgreSQL as dashed text)."""
     if value is None:
@@ -247,28 +243,28 @@ async def renewal_rows(
 
 def _renewal_row(row: Any, row_type: str, prefix: str, sign: int, organizations: Organizations, zone: ZoneInfo) -> Row:
     subscription = _id(row[1])
-    customer = organizations.customer_of(_id(row[12]))
-    return {
-        "row_id": f"{prefix}-{subscription}-{row[2]}",
-        "row_type": row_type,
-        **organizations.describe("reseller", _id(row[13]) or None),
-        **organizations.describe("customer", customer),
-        "subscription_id": subscription,
-        "term_no": str(row[2]),
-        "product_code": row[14],
-        "erp_material_no": row[15] or row[14],
-        "quantity": str(row[6] * sign),
-        "previous_first_day": _day(row[10]),
-        "previous_valid_through": _day(row[11]),
-        "first_day": _day(row[3]),
-        "valid_through": _day(row[4]),
-        "committed_on": _local_day(row[5], zone),
-        "effective_on": _day(row[3]),
-        "currency": row[8] or "",
-        "unit_price": _money(row[7], row[8]),
-        "net_amount": _money(row[9], row[8], sign),
-        "external_ref": row[16] or "",
-    }
+    first_day = row[3] or ""
+    return (
+        f"{prefix}-{subscription}-{row[2]}",
+        row_type,
+        *organizations.describe(_id(row[13]) or None),
+        *organizations.describe(organizations.customer_of(_id(row[12]))),
+        subscription,
+        str(row[2]),
+        row[14],
+        row[15] or row[14],
+        str(row[6] * sign),
+        row[10] or "",
+        row[11] or "",
+        first_day,
+        row[4] or "",
+        _local_day(row[5], zone),
+        first_day,
+        row[8] or "",
+        _money(row[7], row[8]),
+        _money(row[9], row[8], sign),
+        row[16] or "",
+    )
 
 
 # --- active subscriptions per reseller -----------------------------------------------------------------------------
@@ -321,20 +317,19 @@ async def active_rows(
 
 def _active_row(row: Any, month: str, organizations: Organizations) -> Row:
     subscription, reseller = _id(row[0]), _id(row[9]) or None
-    customer = organizations.customer_of(_id(row[8]))
-    return {
-        "row_id": f"ACT-{reseller or 'direct'}-{month}-{subscription}",
-        **organizations.describe("reseller", reseller),
-        **organizations.describe("customer", customer),
-        "subscription_id": subscription,
-        "term_no": str(row[1]),
-        "product_code": row[10],
-        "erp_material_no": row[11] or row[10],
-        "quantity": str(row[4]),
-        "first_day": _day(row[2]),
-        "valid_through": _day(row[3]),
-        "currency": row[6] or "",
-        "unit_price": _money(row[5], row[6]),
-        "net_amount": _money(row[7], row[6]),
-        "external_ref": row[12] or "",
-    }
+    return (
+        f"ACT-{reseller or 'direct'}-{month}-{subscription}",
+        *organizations.describe(reseller),
+        *organizations.describe(organizations.customer_of(_id(row[8]))),
+        subscription,
+        str(row[1]),
+        row[10],
+        row[11] or row[10],
+        str(row[4]),
+        row[2] or "",
+        row[3] or "",
+        row[6] or "",
+        _money(row[5], row[6]),
+        _money(row[7], row[6]),
+        row[12] or "",
+    )

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.models import Organization, OrganizationKind
 from tessera.reports.models import ResellerChange
 
-Row = dict[str, str]
-"""One report row: machine column name -> text (decimal strings, ISO dates, '' for nothing)."""
+Row = tuple[str, ...]
+"""One report row: text in the order of its report's columns (decimal strings, ISO dates, '' for nothing).
+Tuples, not dicts: building 100,000 dicts was a fifth of a report's time; formats that want names zip them."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Organizations:
     def __init__(self, rows: dict[str, _Org]) -> None:
         self._rows = rows
         self._customers: dict[str, str] = {}
-        self._described: dict[tuple[str, str | None], Row] = {}
+        self._described: dict[str | None, tuple[str, str, str]] = {}
 
     @classmethod
     async def load(cls, session: AsyncSession) -> Organizations:
@@ -57,16 +58,16 @@ class Organizations:
             self._customers[organization_id] = found
         return found
 
-    def describe(self, prefix: str, organization_id: str | None) -> Row:
-        key = (prefix, organization_id)
-        found = self._described.get(key)
+    def describe(self, organization_id: str | None) -> tuple[str, str, str]:
+        """(id, ERP number, name) of an organization; three empty cells for none."""
+        found = self._described.get(organization_id)
         if found is None:
             node = self._rows.get(organization_id) if organization_id else None
-            found = self._described[key] = {
-                f"{prefix}_id": organization_id or "",
-                f"{prefix}_erp_no": (node.erp_customer_no or "") if node else "",
-                f"{prefix}_name": node.name if node else "",
-            }
+            found = self._described[organization_id] = (
+                organization_id or "",
+                (node.erp_customer_no or "") if node else "",
+                node.name if node else "",
+            )
         return found
 
 

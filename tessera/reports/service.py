@@ -147,7 +147,7 @@ async def stream_report(
     sessions: async_sessionmaker[AsyncSession], request: ReportRequest, prepared: PreparedFormat, manifest: Manifest
 ) -> AsyncIterator[bytes]:
     """The file's bytes, read in one transaction of its own (a consistent snapshot); `manifest` is complete after."""
-    totals = Totals()
+    totals = Totals(COLUMNS[request.kind])
     digest = hashlib.sha256()
     size = 0
     async with sessions() as session, session.begin():

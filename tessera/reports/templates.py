@@ -98,7 +98,7 @@ def _sample_row(kind: ReportKind) -> Row:
     row = dict.fromkeys(COLUMNS[kind], "")
     row |= {"row_id": "REN-sample-2", "currency": "EUR", "net_amount": "100.00", "unit_price": "100.00",
             "quantity": "1", "term_no": "2", "first_day": "2026-01-01", "valid_through": "2026-12-31"}  # fmt: skip
-    return row
+    return tuple(row[column] for column in COLUMNS[kind])
 
 
 async def _rows(rows: list[Row]) -> Batches:
@@ -111,7 +111,7 @@ async def check_format(found: CustomFormat) -> None:
     for kind in ReportKind:
         heading = Heading(kind.value, "2026-01", "2026-01-01", "2026-02-01", "all", COLUMNS[kind])
         try:
-            async for _chunk in render_custom(template, heading, _rows([_sample_row(kind)]), Totals()):
+            async for _chunk in render_custom(template, heading, _rows([_sample_row(kind)]), Totals(COLUMNS[kind])):
                 pass
         except TemplateError as error:
             raise _template_error(found, error) from None
