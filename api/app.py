@@ -28,6 +28,7 @@ from api.routes import (
     orders,
     organizations,
     recovery,
+    reports,
     subscription_decisions,
     subscriptions,
     tickets,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jwks.router)
     app.include_router(cloud_containers.router, prefix=API_PREFIX)
     app.include_router(recovery.router, prefix=API_PREFIX)
+    app.include_router(reports.router, prefix=API_PREFIX)
     if settings.dev_outbox:
         app.include_router(dev_outbox.router)
     install_openapi(app)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tessera.errors import ConfigError, TesseraError
+from tessera.reports.cli import report_app
 from tessera.settings import Settings, get_settings, write_private_file
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(report_app, name="report")
 
 
 def _fail(error: Exception, code: int = 1) -> typer.Exit:
@@ -354,6 +356,7 @@ def workflows_check(
     """Validate a workflows file and print each process's steps in words (exit code 2 on errors)."""
     from tessera.catalog.loader import read_catalog
     from tessera.processes import CatalogCodes, load_workflows
+    from tessera.reports.cli import describe_schedules, report_problems
 
     config_dir = get_settings().config_dir
     path = file or config_dir / "workflows.yaml"
@@ -365,9 +368,12 @@ def workflows_check(
         config = load_workflows(path, templates or config_dir / "templates", codes)
     except ConfigError as error:
         raise _fail(error, code=2) from None
+    report_problems(config_dir / "reports")
     typer.echo(f"ok: {path} (version {config.version_hash()[:12]})")
     typer.echo(f"languages: {', '.join(_languages(templates or config_dir / 'templates'))} (each translation checked)")
     for line in config.describe():
+        typer.echo(line)
+    for line in describe_schedules(config.report.schedules):
         typer.echo(line)
 
 

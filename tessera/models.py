@@ -638,4 +638,5 @@ class Event(Base):
 import tessera.activation.models  # noqa: E402
 import tessera.activation.recovery_models  # noqa: E402
 import tessera.cloud.models  # noqa: E402
+import tessera.reports.models  # noqa: E402
 import tessera.webhooks.models  # noqa: E402, F401

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     var_dir: Path = Field(default=Path("var"), description="Where `tessera dev` keeps its databases and keys.")
     config_dir: Path = Field(default=Path("config"), description="workflows.yaml, catalog.yaml, templates.")
+    reports_dir: Path | None = Field(
+        default=None, description="Where scheduled billing reports are written; default: `<var_dir>/reports`."
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file `<var_dir>/tessera.db`."
     )
@@ -286,6 +289,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.var_dir / 'tessera.db').resolve()}"
+
+    @property
+    def resolved_reports_dir(self) -> Path:
+        return self.reports_dir or self.var_dir / "reports"
 
     @property
     def catalog_file(self) -> Path:

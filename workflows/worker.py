@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.email import EmailActivities
 from activities.orders import OrderActivities
 from activities.recovery import RecoveryActivities
+from activities.reports import ReportActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
@@ -31,6 +32,8 @@ from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
 from workflows.outbox_relay import build_relay
 from workflows.recovery import RecoveryWorkflow
+from workflows.report import ReportScheduleWorkflow, ReportWorkflow
+from workflows.report_schedules import keep_report_schedules
 from workflows.revocation import RevocationWorkflow
 from workflows.subscription import SubscriptionWorkflow
 from workflows.subscription_ops import start_order_subscription
@@ -60,6 +63,8 @@ PURE_MODULES = (
     "tessera.webhooks.schedule",
     "tessera.webhooks.status",
     "workflows.webhook_models",
+    "workflows.report_models",
+    "tessera.reports.schedule_config",
 )
 RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
@@ -73,6 +78,8 @@ WORKFLOWS: list[type] = [
     RecoveryWorkflow,
     WebhookDeliveryWorkflow,
     EmailDeliveryWorkflow,
+    ReportWorkflow,
+    ReportScheduleWorkflow,
 ]
 
 
@@ -97,6 +104,9 @@ def build_worker(
         session_factory, secret, templates, settings.portal_url, lambda: workflows_config(settings)
     )
     email = EmailActivities(session_factory, mailer_from_settings(settings))
+    reports = ReportActivities(
+        session_factory, settings.resolved_reports_dir, settings.config_dir / "reports", settings.portal_url
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -108,6 +118,7 @@ def build_worker(
             *webhooks.all(),
             email.send,
             *RecoveryActivities(session_factory).all(),
+            *reports.all(),
         ],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
@@ -136,6 +147,7 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with worker:
         log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
+        await keep_report_schedules(client, sessions, workflows_config(settings), settings.task_queue)
         # Every worker runs a relay too: dispatching is idempotent, so several relays only share the work.
         relay = asyncio.create_task(build_relay(client, sessions, settings).run(stop))
         await stop.wait()

@@ -18,6 +18,7 @@ from tessera.email.locales import split_translated
 from tessera.processes.conditions import ConditionProblem, check_condition
 from tessera.processes.schema import Override, ProcessName, WorkflowsConfig
 from tessera.processes.steps import ApprovalStep, NotifyStep, OnTimeout, ReminderStep, Step, WebhookStep
+from tessera.reports.schedule_config import schedule_problems
 from tessera.webhooks.event_types import announces_core_step, event_type_problem
 
 if TYPE_CHECKING:
@@ -276,7 +277,10 @@ def config_problems(config: WorkflowsConfig, templates_dir: Path, catalog: Catal
     """Every problem of a shape-valid file."""
     # Sandboxed like the renderer, so a template that compiles here compiles there.
     templates = SandboxedEnvironment(loader=FileSystemLoader(str(templates_dir)), autoescape=False)
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(path, message)
+        for path, message in schedule_problems(config.report.schedules, templates_dir.parent / "reports")
+    ]
     for process in ProcessName:
         spec = config.process(process)
         problems += step_list_problems(process, spec.steps, (process.value, "steps"))

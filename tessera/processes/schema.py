@@ -24,6 +24,7 @@ from tessera.processes.steps import (
     StepName,
     WaitStep,
 )
+from tessera.reports.schedule_config import ReportSchedules
 from tessera.schema_base import Code, StrictModel
 
 
@@ -107,6 +108,10 @@ def default_recovery() -> ProcessSpec:
     return ProcessSpec(steps=[WaitStep(kind="wait", name="lock period", duration="P7D"), RecoverStep(kind="recover")])
 
 
+class ReportProcessSpec(ProcessSpec):
+    schedules: ReportSchedules | None = Field(default=None, description="When each report kind runs by itself.")
+
+
 class WorkflowsConfig(StrictModel):
     """Every process must be listed (the file is the one place that says what each workflow does), except
     `recovery`, which came later: left out, it is a week's lock period, then the recovery."""
@@ -115,7 +120,7 @@ class WorkflowsConfig(StrictModel):
     subscription: ProcessSpec
     cancellation: ProcessSpec
     revocation: ProcessSpec
-    report: ProcessSpec
+    report: ReportProcessSpec
     recovery: ProcessSpec = Field(default_factory=default_recovery)
 
     _templates: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -116,6 +116,25 @@ EVENT_TYPES: dict[str, EventType] = {
             after_core=True,
         ),
         EventType(
+            "report.generated",
+            "A billing report was recorded and its file written (sent for every recorded report, by Tessera).",
+            _data(
+                {
+                    "report_id": _UUID,
+                    "kind": {"type": "string"},
+                    "period": {"type": "string"},
+                    "sha256": {"type": "string"},
+                    "row_count": {"type": "integer"},
+                },
+                {
+                    "format": {"type": "string"},
+                    "file": {"type": "string"},
+                    "url": {"type": "string"},
+                    "totals": {"type": "array", "items": {"type": "object"}},
+                },
+            ),
+        ),
+        EventType(
             "report.ready",
             "A billing report was produced.",
             _data({"report_id": _UUID, "kind": {"type": "string"}}, {"period": {"type": "string"}}),

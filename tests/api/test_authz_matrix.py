@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tessera.cloud import containers
 from tessera.cloud.models import CloudContainer, CloudDevice
 from tessera.db import create_engine, create_session_factory
 from tessera.models import ApiKey, Event, EventKind, Grant, Membership, Order, Product, utcnow
+from tessera.reports.models import Report
 from tessera.settings import REPO_ROOT, Settings
 from tessera.subscriptions.creation import ensure_for_order
 from tessera.webhooks import endpoints
@@ -378,6 +380,19 @@ ROUTES: dict[str, Route] = {
     f"GET {V1}/licenses": Route(everyone(200)),
     f"GET {V1}/licenses/{{license_id}}": Route(SEES, 200, license_path(), per_object=True),
     f"GET {V1}/events": Route(everyone(200)),
+    # Reports: vendor administrators all, a reseller's administrators their reseller's (R1), everyone else 404.
+    f"GET {V1}/reports/renewals": Route(
+        {**everyone(404), "vendor_admin": "200", "reseller_admin": "200"},
+        request=lambda _w, _o: (f"{V1}/reports/renewals?from=2026-03-01&to=2026-04-01&format=json", None),
+    ),
+    f"GET {V1}/reports/active-subscriptions": Route(
+        {**everyone(404), "vendor_admin": "200", "reseller_admin": "200"},
+        request=lambda _w, _o: (f"{V1}/reports/active-subscriptions?on=2026-03-31&format=json", None),
+    ),
+    f"GET {V1}/reports": Route(everyone(200)),
+    f"GET {V1}/reports/{{report_id}}": Route(
+        everyone(404), request=lambda w, _o: (f"{V1}/reports/{w.orgs['V']}", None)
+    ),
     # The world's subscriptions are ERP-managed (so no cell changes them): cancelling is refused with a 409 once
     # the rights allow it, a seat "change" to the current quantity is a 200, an ERP date before the term is a
     # 422. Temporal is not running: revocations and decisions that pass every check answer 503.
@@ -847,6 +862,9 @@ LISTS: dict[str, ItemCheck] = {  # every GET list route: how to tell that an ite
     f"GET {V1}/licenses": item_org_in_reach,
     f"GET {V1}/subscriptions": subscription_administered,
     f"GET {V1}/events": event_in_reach,
+    f"GET {V1}/reports": lambda tree, user, item: (
+        user in tree.vendor_admins() or (item["scope"] != "all" and uuid.UUID(item["scope"]) in tree.administered(user))
+    ),
     f"GET {V1}/api-keys": own_key,
     f"GET {V1}/organizations/{{organization_id}}/members": member_in_reach,
     f"GET {V1}/organizations/{{organization_id}}/grants": item_org_in_reach,
@@ -877,6 +895,12 @@ async def world_events(matrix: Matrix) -> None:
         for name, org in matrix.world.orgs.items():
             session.add(
                 Event(key=f"matrix:{name}", kind=EventKind.webhook, name="order.fulfilled", organization_id=org)
+            )
+        # A recorded report of the whole vendor and one of reseller R1, so the report list has something to leak.
+        for scope in ("all", str(matrix.world.orgs["R1"])):
+            period = {"period": "2026-03", "period_from": date(2026, 3, 1), "period_to": date(2026, 4, 1)}
+            session.add(
+                Report(kind="renewals", scope=scope, format="csv", file_name=f"m-{scope}.csv", totals=[], **period)
             )
         await session.commit()
 

@@ -93,7 +93,7 @@ async def test_event_types_are_published_with_their_schemas(api: AsyncClient) ->
     answer = await api.get(f"{V1}/event-types")
     assert answer.status_code == 200
     types = {item["type"]: item["schema"] for item in answer.json()["items"]}
-    expected = {"order.fulfilled", "order.failed", "license.revoked", "report.ready"}
+    expected = {"order.fulfilled", "order.failed", "license.revoked", "report.ready", "report.generated"}
     assert expected | {f"subscription.{s}" for s in ("renewed", "cancelled", "revoked", "expired")} == set(types)
     assert types["order.failed"]["properties"]["data"]["required"] == sorted(
         ["order_id", "status", "external_ref", "reason", "revoked_license_ids"]

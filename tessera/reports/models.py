@@ -1,0 +1,86 @@
+"""Tables of billing reports: recorded runs, which renewal rows each run billed or reversed, reseller changes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tessera.models import Base, Subscription, SubscriptionTerm, new_id, utcnow
+
+
+class Report(Base):
+    """A recorded run: one per kind, period and scope (`all` for the whole vendor), whoever asks first.
+
+    The unique key makes two concurrent runs of a period end with one record; the rows it billed are in
+    `reported_renewal`, so the file can be written again byte for byte from what was recorded.
+    """
+
+    __tablename__ = "report"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(32), comment="YYYY-MM for renewals, YYYY-MM-DD for active")
+    scope: Mapped[str] = mapped_column(String(40), comment="'all', or the reseller's id")
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date, comment="exclusive; the day after `on` for active reports")
+    format: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str | None] = mapped_column(String(64), comment="of the file; empty until it is written")
+    size: Mapped[int | None] = mapped_column(Integer)
+    row_count: Mapped[int | None] = mapped_column(Integer)
+    totals: Mapped[list[Any]] = mapped_column(default=list, comment="per currency: rows and net amount")
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("kind", "period", "scope"),)
+
+
+class ReportedRowKind:
+    renewal = "renewal"
+    reversal = "reversal"
+
+
+class ReportedRenewal(Base):
+    """A renewal billed (`renewal`) or credited (`reversal`) by a recorded report.
+
+    Unique on (term, kind): a renewal is billed at most once and reversed at most once, whoever runs when.
+    """
+
+    __tablename__ = "reported_renewal"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    subscription_term_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription_term.id", ondelete="CASCADE"))
+    row_kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4), comment="as billed: negative for a reversal")
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+    __table_args__ = (UniqueConstraint("subscription_term_id", "row_kind"),)
+
+
+class ResellerChange(Base):
+    """From `at` on, `reseller_id` bills the subscription (empty: the vendor sells it directly).
+
+    The first change of a subscription also records who sold it before (since ever), so the reseller at
+    any instant is the latest row at or before it; a subscription without rows never changed reseller.
+    """
+
+    __tablename__ = "reseller_change"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id", ondelete="CASCADE"))
+    reseller_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id"))
+    at: Mapped[datetime]
+
+
+# Report queries select renewals by the start of their term, active subscriptions by the end of the term covering
+# an instant and reversals by the revocation's instant: each walks one of these instead of the whole table.
+Index("ix_subscription_term_kind_starts_at", SubscriptionTerm.kind, SubscriptionTerm.starts_at)
+Index("ix_term_ends_at", SubscriptionTerm.ends_at)
+Index("ix_subscription_revoked_at", Subscription.revoked_at)
+Index("ix_reseller_change_subscription_at", ResellerChange.subscription_id, ResellerChange.at)
