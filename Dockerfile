@@ -54,7 +54,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY config /app/config
 # var/ is where Tessera falls back to file-based state when TESSERA_DATABASE_URL / TESSERA_SECRET_KEY are
 # unset (the embedded setup); it must be writable by the app user, nothing else in the image is.
-RUN mkdir -p /app/var && chown tessera:tessera /app/var \
+RUN mkdir -p /app/var/reports && chown -R tessera:tessera /app/var \
     && python -c "from tessera.db import MIGRATIONS_DIR; assert (MIGRATIONS_DIR / 'env.py').is_file(), MIGRATIONS_DIR" \
     && tessera --help >/dev/null
 
