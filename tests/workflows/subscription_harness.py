@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -115,11 +116,20 @@ async def worker_on(
         yield queued
 
 
+SKIP_STEP_DEADLINE = timedelta(minutes=3)
+
+
 async def skip(env: WorkflowEnvironment, duration: timedelta, step: timedelta = timedelta(days=30)) -> None:
-    """Let `duration` pass on the time-skipping server in steps, so no single call waits for years of work."""
+    """Let `duration` pass on the time-skipping server in steps, so no single call waits for years of work.
+
+    Each step waits for the work it wakes (renewals, reminders, continued runs) with a generous deadline of its own:
+    on a loaded machine that work takes longer than the client's default deadline for one call.
+    """
     left = duration
     while left > timedelta(0):
-        await env.sleep(min(step, left))
+        request = SleepRequest()
+        request.duration.FromTimedelta(min(step, left))
+        await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=SKIP_STEP_DEADLINE)
         left -= step
 
 
