@@ -33,7 +33,10 @@ CONTENT_TYPES = {
 }
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "'")
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+NUMBER_PATTERN = "^-?[0-9]+([.][0-9]+)?$"
+"""A number a spreadsheet reads as one (ASCII digits, the whole cell): never defused. Shared with the SQL
+writer, so both defuse the same cells."""
+_NUMBER = re.compile(NUMBER_PATTERN.removesuffix("$") + r"\Z")
 
 
 def defuse(cell: str) -> str:
@@ -83,6 +86,12 @@ class Totals:
         self.counts[currency] = self.counts.get(currency, 0) + 1
         key = (row[self._reseller], currency)
         self.by_reseller[key] = self.by_reseller.get(key, Decimal(0)) + amount
+
+    def add_sum(self, currency: str, rows: int, amount: Decimal) -> None:
+        """Rows counted elsewhere (by the database): only the per-currency totals, not those per reseller."""
+        self.rows += rows
+        self.amounts[currency] = self.amounts.get(currency, Decimal(0)) + amount
+        self.counts[currency] = self.counts.get(currency, 0) + rows
 
     def per_currency(self) -> list[dict[str, Any]]:
         return [

@@ -151,13 +151,13 @@ def _renewal_select(reseller_instant: Any) -> tuple[Select[Any], Any, Any]:
             _text(term.unit_price),
             term.currency,
             _text(term.amount),
-            _text(previous.first_day),
-            _text(previous.valid_through),
+            _text(previous.first_day).label("previous_first_day"),
+            _text(previous.valid_through).label("previous_valid_through"),
             _text(Subscription.organization_id),
             _text(reseller),
-            Product.code,
-            Product.erp_material_no,
-            Order.external_ref,
+            Product.code.label("product_code"),
+            Product.erp_material_no.label("erp_material_no"),
+            Order.external_ref.label("external_ref"),
         )
         .join(Subscription, Subscription.id == term.subscription_id)
         .join(Order, Order.id == Subscription.order_id)
@@ -213,7 +213,7 @@ def recorded(query: Select[Any], term: Any, report_id: uuid.UUID, row_kind: str)
     return query.where(term.id.in_(marks))
 
 
-def _scoped(query: Select[Any], reseller: Any, scope: Scope) -> Select[Any]:
+def scoped(query: Select[Any], reseller: Any, scope: Scope) -> Select[Any]:
     if scope.reseller_id is None:
         return query
     return query.where(reseller == literal(scope.reseller_id, Uuid()))
@@ -237,7 +237,7 @@ async def renewal_rows(
             query = recorded(query, term, report_id, row_type)
         sign = -1 if row_type == ReportedRowKind.reversal else 1
         prefix = "REV" if sign < 0 else "REN"
-        async for batch in _stream(session, _scoped(query, reseller, scope)):
+        async for batch in _stream(session, scoped(query, reseller, scope)):
             yield [_renewal_row(row, row_type, prefix, sign, organizations, zone) for row in batch]
 
 
@@ -270,7 +270,7 @@ def _renewal_row(row: Any, row_type: str, prefix: str, sign: int, organizations:
 # --- active subscriptions per reseller -----------------------------------------------------------------------------
 
 
-def active_select(instant: datetime) -> tuple[Select[Any], Any]:
+def active_select(instant: datetime) -> tuple[Select[Any], Any, Any]:
     term: Any = aliased(SubscriptionTerm, name="term")
     reseller = reseller_at(Subscription.id, Subscription.reseller_id, instant)
     query = (
@@ -285,9 +285,9 @@ def active_select(instant: datetime) -> tuple[Select[Any], Any]:
             _text(term.amount),
             _text(Subscription.organization_id),
             _text(reseller),
-            Product.code,
-            Product.erp_material_no,
-            Order.external_ref,
+            Product.code.label("product_code"),
+            Product.erp_material_no.label("erp_material_no"),
+            Order.external_ref.label("external_ref"),
         )
         .join(Subscription, Subscription.id == term.subscription_id)
         .join(Order, Order.id == Subscription.order_id)
@@ -303,15 +303,15 @@ def active_select(instant: datetime) -> tuple[Select[Any], Any]:
         )
         .order_by(reseller.is_(None), reseller, term.subscription_id)
     )
-    return query, reseller
+    return query, term, reseller
 
 
 async def active_rows(
     session: AsyncSession, period: Period, scope: Scope, organizations: Organizations
 ) -> AsyncIterator[list[Row]]:
     """Per reseller (direct sales last), every subscription active at local 00:00 of the day."""
-    query, reseller = active_select(period.starts_at)
-    async for batch in _stream(session, _scoped(query, reseller, scope)):
+    query, _term, reseller = active_select(period.starts_at)
+    async for batch in _stream(session, scoped(query, reseller, scope)):
         yield [_active_row(row, period.month, organizations) for row in batch]
 
 
