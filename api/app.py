@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(docs_router(app))
     app.include_router(health.router)
+    # First among the API's routers: routes are matched in order, and device refreshes are the busiest path.
+    app.include_router(activations.router, prefix=API_PREFIX)
     app.include_router(catalog.router, prefix=API_PREFIX)
     app.include_router(organizations.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
@@ -90,7 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
-    app.include_router(activations.router, prefix=API_PREFIX)
     app.include_router(jwks.router)
     if settings.dev_outbox:
         app.include_router(dev_outbox.router)

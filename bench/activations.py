@@ -2,10 +2,11 @@
 
 Floors: a FastAPI endpoint reading one row by primary key through the same database stack (engine, session,
 unit of work, on the same uvicorn), and Ed25519 signing of a certificate alone. Each server is a loopback
-uvicorn process of its own, loaded by a bounded async client: `--count` requests, `--concurrency` at once, and
-never longer than the harness's time limit. SQLite and PostgreSQL.
+uvicorn process of its own (both up at once), loaded by a bounded async client in alternating rounds: `--count`
+requests each in all, `--concurrency` at once, and never longer than the harness's time limit per round. SQLite
+and PostgreSQL.
 
-    python -m bench.activations [--count 2000] [--concurrency 32] [--database sqlite|postgresql|both]
+    python -m bench.activations [--count 2000] [--concurrency 32] [--database sqlite|postgresql|both] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -127,32 +128,52 @@ async def loader(concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def http_figures(url: str, directory: Path, label: str, count: int, concurrency: int) -> tuple[Figures, Figures]:
+def combined(name: str, rounds: list[Figures]) -> Figures:
+    """The rounds of one measurement as one: their requests, their time, all their latencies."""
+    return Figures(
+        name,
+        sum(figures.count for figures in rounds),
+        sum(figures.seconds for figures in rounds),
+        [latency for figures in rounds for latency in figures.latencies],
+    )
+
+
+async def http_figures(
+    url: str, directory: Path, label: str, count: int, concurrency: int, rounds: int
+) -> tuple[Figures, Figures]:
+    """The floor and refresh, both servers up, measured in alternating rounds of `count / rounds` requests each:
+    on a shared machine the load changes by the minute, and alternating gives both the same share of it."""
     activations = await seed(url, directory)
     pick = random.Random(7)
-    with server("bench.activation_apps:floor_app", url, directory) as base:
+    with (
+        server("bench.activation_apps:floor_app", url, directory) as floor_base,
+        server("bench.activation_apps:tessera_app", url, directory) as tessera_base,
+    ):
         async with loader(concurrency) as client:
 
             async def read_one(_index: int) -> None:
                 activation_id, _secret = pick.choice(activations)
-                answer = await client.get(f"{base}/floor/{activation_id}")
+                answer = await client.get(f"{floor_base}/floor/{activation_id}")
                 answer.raise_for_status()
-
-            await measure("warm-up", min(200, count), concurrency, read_one)
-            floor = await measure(f"floor: one row by key ({label})", count, concurrency, read_one)
-    with server("bench.activation_apps:tessera_app", url, directory) as base:
-        async with loader(concurrency) as client:
 
             async def refresh(_index: int) -> None:
                 activation_id, secret = pick.choice(activations)
                 answer = await client.post(
-                    f"{base}/api/v1/activations/{activation_id}/refresh", json={"secret": secret}
+                    f"{tessera_base}/api/v1/activations/{activation_id}/refresh", json={"secret": secret}
                 )
                 answer.raise_for_status()
 
+            await measure("warm-up", min(200, count), concurrency, read_one)
             await measure("warm-up", min(200, count), concurrency, refresh)
-            subject = await measure(f"refresh ({label})", count, concurrency, refresh)
-    return floor, subject
+            floors: list[Figures] = []
+            refreshes: list[Figures] = []
+            each = max(1, count // rounds)
+            for round_number in range(1, rounds + 1):
+                floors.append(await measure(f"  floor, round {round_number}", each, concurrency, read_one))
+                refreshes.append(await measure(f"  refresh, round {round_number}", each, concurrency, refresh))
+                print(floors[-1].line())
+                print(refreshes[-1].line())
+    return combined(f"floor: one row by key ({label})", floors), combined(f"refresh ({label})", refreshes)
 
 
 async def signing_floor(count: int, directory: Path) -> Figures:
@@ -193,7 +214,7 @@ def postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def main(count: int, concurrency: int, databases: list[str]) -> None:
+async def main(count: int, concurrency: int, databases: list[str], rounds: int) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
         signing = await signing_floor(count, directory)
@@ -202,11 +223,11 @@ async def main(count: int, concurrency: int, databases: list[str]) -> None:
             if database == "sqlite":
                 url = f"sqlite+aiosqlite:///{directory / 'tessera.db'}"
                 migrate(url)
-                floor, subject = await http_figures(url, directory, "SQLite", count, concurrency)
+                floor, subject = await http_figures(url, directory, "SQLite", count, concurrency, rounds)
             else:
                 with postgres_database() as url:
                     migrate(url)
-                    floor, subject = await http_figures(url, directory, "PostgreSQL", count, concurrency)
+                    floor, subject = await http_figures(url, directory, "PostgreSQL", count, concurrency, rounds)
             print(floor.line())
             print(subject.line())
             print(ratio_line(subject, floor))
@@ -218,6 +239,9 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=2000, help="requests per measurement (bounded)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of floor and refresh")
     arguments = parser.parse_args()
     chosen = ["sqlite", "postgresql"] if arguments.database == "both" else [arguments.database]
-    asyncio.run(main(min(arguments.count, 20_000), min(arguments.concurrency, 256), chosen))
+    asyncio.run(
+        main(min(arguments.count, 20_000), min(arguments.concurrency, 256), chosen, max(1, min(arguments.rounds, 20)))
+    )

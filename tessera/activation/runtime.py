@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tessera.activation.keys import SigningKeys
 from tessera.activation.limits import FailureLimiter, FailureLimits, storage_for
@@ -29,6 +29,8 @@ class ActivationRuntime:
     certificate_ttl: timedelta
     moves: int
     moves_period: timedelta
+    refresh_engine: AsyncEngine
+    """The sessions' engine (and pool) for refresh's one statement: in autocommit on PostgreSQL, as is on SQLite."""
     serialize_writes: bool = False
     """SQLite: this process's hot writes take turns instead of meeting SQLite's busy handler (which sleeps)."""
     _writes: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -51,6 +53,20 @@ class ActivationRuntime:
             yield
 
 
+def refresh_engine(session_factory: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The factory's engine; on PostgreSQL its connections in autocommit (no BEGIN, no COMMIT round trip).
+
+    On SQLite as is: aiosqlite switches a connection's isolation level in a trip to its thread, and back again on
+    its return to the pool, where one COMMIT costs one trip.
+    """
+    engine = session_factory.kw["bind"]
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the session factory must be bound to an AsyncEngine")
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def activation_runtime(
     settings: Settings, session_factory: async_sessionmaker[AsyncSession], secret_key: bytes
 ) -> ActivationRuntime:
@@ -67,5 +83,6 @@ def activation_runtime(
         certificate_ttl=settings.certificate_ttl,
         moves=settings.activation_moves,
         moves_period=settings.activation_moves_period,
+        refresh_engine=refresh_engine(session_factory),
         serialize_writes=is_sqlite(settings.resolved_database_url),
     )
