@@ -2,10 +2,10 @@
 
 The hot path, so one Core statement and no ORM session: `UPDATE ... SET seq = seq + 1 ... RETURNING` everything
 the certificate says (activation, license, product, ticket), matching only the row whose secret hash is right and
-that can be refreshed. On PostgreSQL it runs alone on a connection in autocommit: one statement is its own
-transaction, as atomic and as durable as one inside BEGIN ... COMMIT, without their two extra round trips. On
-SQLite it is committed at once, within its turn (switching aiosqlite's connection to autocommit and back would cost
-two trips to its thread, the commit costs one). Signing, with the
+that can be refreshed. It runs alone on a connection in autocommit: one statement is its own transaction, as
+atomic and as durable as one inside BEGIN ... COMMIT, without their extra round trips. On SQLite that also means
+the write lock is held only while the statement runs in the driver's thread, commit included, never across turns
+of the event loop, so concurrent refreshes meet it only briefly (in SQLite's busy handler). Signing, with the
 process's cached key, follows the commit. Only when no row changed does a plain read tell why (an unknown id or a
 wrong secret counts as a failure). A renewed subscription's licenses carry their new `expires_at`, a revoked
 license (or ticket) comes back `revoked`, and so does an activation recovered from a lost device; a returned
@@ -138,8 +138,7 @@ async def refresh_once(
 ) -> tuple[ActivationFacts, int]:
     """Authenticate, raise `seq` and read the facts (with the new `seq`) in one committed statement.
 
-    On SQLite the statement takes its turn in this process (see ActivationRuntime.write_turn). When it changes
-    no row, the plain read tells why (and counts a failure).
+    When it changes no row, the plain read tells why (and counts a failure).
     """
     await runtime.limiter.check(client)
     parameters = {
@@ -147,13 +146,10 @@ async def refresh_once(
         "hashes": activation_secrets.candidate_hashes(runtime.secret_key, secret),
         "now": now,
     }
-    async with runtime.refresh_engine.connect() as connection:
-        if runtime.serialize_writes:
-            async with runtime.write_turn():
-                row = (await connection.execute(_REFRESH_RETURNING_SQLITE, parameters)).first()
-                await connection.commit()
-        else:
-            row = (await connection.execute(_REFRESH_RETURNING, parameters)).first()
+    engine = runtime.refresh_engine
+    statement = _REFRESH_RETURNING_SQLITE if engine.dialect.name == "sqlite" else _REFRESH_RETURNING
+    async with engine.connect() as connection:
+        row = (await connection.execute(statement, parameters)).first()
         if row is None:
             await authenticated_activation(connection, runtime, activation_id, secret, client)
             raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
@@ -209,9 +205,7 @@ async def refresh(
 ) -> str:
     """A fresh certificate for the activation in one unit of work; the caller commits.
 
-    The API runs the steps (`authenticated_activation`, `raise_seq`, `certificate_for`) on its own, so that on
-    SQLite only the write and its commit take their turn (see ActivationRuntime.write_turn), and signing happens
-    after the commit.
+    The API refreshes in one committed statement instead (`refresh_once`), and signs after the commit.
     """
     now = now or utcnow()
     # The key before this request's first statement (see SigningKeys): its waits never hold a connection.

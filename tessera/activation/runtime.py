@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tessera.activation.keys import SigningKeys
 from tessera.activation.limits import FailureLimiter, FailureLimits, storage_for
-from tessera.db import is_sqlite
 from tessera.settings import Settings
 
 LIMITER = "activation"
@@ -30,40 +26,18 @@ class ActivationRuntime:
     moves: int
     moves_period: timedelta
     refresh_engine: AsyncEngine
-    """The sessions' engine (and pool) for refresh's one statement: in autocommit on PostgreSQL, as is on SQLite."""
-    serialize_writes: bool = False
-    """SQLite: this process's hot writes take turns instead of meeting SQLite's busy handler (which sleeps)."""
-    _writes: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """The sessions' engine (and pool) in autocommit, for refresh's one statement (its own transaction)."""
 
     @property
     def limiter(self) -> FailureLimiter:
         return self.limits.limiter(LIMITER)
 
-    @contextlib.asynccontextmanager
-    async def write_turn(self) -> AsyncIterator[None]:
-        """Around a short unit of work that writes: on SQLite one at a time in this process, else no wait.
-
-        SQLite has one writer; concurrent writers that meet it wait in its busy handler, which sleeps in steps of
-        up to 100 ms, and that makes the slowest refreshes slower than a queue would.
-        """
-        if not self.serialize_writes:
-            yield
-            return
-        async with self._writes:
-            yield
-
 
 def refresh_engine(session_factory: async_sessionmaker[AsyncSession]) -> AsyncEngine:
-    """The factory's engine; on PostgreSQL its connections in autocommit (no BEGIN, no COMMIT round trip).
-
-    On SQLite as is: aiosqlite switches a connection's isolation level in a trip to its thread, and back again on
-    its return to the pool, where one COMMIT costs one trip.
-    """
+    """The factory's engine (the same pool), its connections in autocommit: no BEGIN and no COMMIT round trip."""
     engine = session_factory.kw["bind"]
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the session factory must be bound to an AsyncEngine")
-    if engine.dialect.name == "sqlite":
-        return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
@@ -84,5 +58,4 @@ def activation_runtime(
         moves=settings.activation_moves,
         moves_period=settings.activation_moves_period,
         refresh_engine=refresh_engine(session_factory),
-        serialize_writes=is_sqlite(settings.resolved_database_url),
     )
