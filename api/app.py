@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.activation.close()
             await engine.dispose()
 
     app = FastAPI(

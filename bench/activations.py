@@ -93,7 +93,8 @@ def server(app: str, url: str, directory: Path) -> Iterator[str]:
         "TESSERA_ACTIVATION_FAILURE_LIMIT_GLOBAL": "1000000/minute",
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--no-access-log", "--log-level", "warning"]
+    # The rounds alternate: a server's idle keep-alive connections must outlast the other server's round.
+    command += ["--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "300"]
     process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tessera.activation.keys import SigningKeys
 from tessera.activation.limits import FailureLimiter, FailureLimits, storage_for
+from tessera.db import create_engine
 from tessera.settings import Settings
 
 LIMITER = "activation"
@@ -26,19 +27,32 @@ class ActivationRuntime:
     moves: int
     moves_period: timedelta
     refresh_engine: AsyncEngine
-    """The sessions' engine (and pool) in autocommit, for refresh's one statement (its own transaction)."""
+    """Connections in autocommit, for refresh's one statement (its own transaction); see `refresh_engine`."""
+    owns_refresh_engine: bool = False
 
     @property
     def limiter(self) -> FailureLimiter:
         return self.limits.limiter(LIMITER)
 
+    async def close(self) -> None:
+        """Release what the runtime opened itself (the sessions' engine belongs to whoever made it)."""
+        if self.owns_refresh_engine:
+            await self.refresh_engine.dispose()
 
-def refresh_engine(session_factory: async_sessionmaker[AsyncSession]) -> AsyncEngine:
-    """The factory's engine (the same pool), its connections in autocommit: no BEGIN and no COMMIT round trip."""
+
+def refresh_engine(session_factory: async_sessionmaker[AsyncSession]) -> tuple[AsyncEngine, bool]:
+    """Connections in autocommit for refresh, and whether they are a pool of their own (to dispose of).
+
+    PostgreSQL: the sessions' engine and pool, switched to autocommit per connection (psycopg does that without a
+    round trip). SQLite: a pool of its own on the same file with the same pragmas, in autocommit for good, because
+    aiosqlite switches a connection in a trip to its thread, and back again, and rolls back, on every return.
+    """
     engine = session_factory.kw["bind"]
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the session factory must be bound to an AsyncEngine")
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return create_engine(engine.url.render_as_string(hide_password=False), autocommit=True), True
+    return engine.execution_options(isolation_level="AUTOCOMMIT"), False
 
 
 def activation_runtime(
@@ -46,6 +60,7 @@ def activation_runtime(
 ) -> ActivationRuntime:
     url = settings.rate_limit_url.get_secret_value() if settings.rate_limit_url else None
     storage = storage_for(url, settings.rate_limit_prefix)
+    refreshes, owned = refresh_engine(session_factory)
     return ActivationRuntime(
         session_factory=session_factory,
         secret_key=secret_key,
@@ -57,5 +72,6 @@ def activation_runtime(
         certificate_ttl=settings.certificate_ttl,
         moves=settings.activation_moves,
         moves_period=settings.activation_moves_period,
-        refresh_engine=refresh_engine(session_factory),
+        refresh_engine=refreshes,
+        owns_refresh_engine=owned,
     )
