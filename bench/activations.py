@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -22,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,9 +81,20 @@ async def seed(url: str, directory: Path) -> list[tuple[str, str]]:
         await engine.dispose()
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(app: str, url: str, directory: Path) -> Iterator[str]:
-    """`app` (a factory) on a uvicorn process of its own on loopback; its base URL."""
+def server(app: str, url: str, directory: Path) -> Iterator[Server]:
+    """`app` (a factory) on a uvicorn process of its own on loopback."""
     port = free_port()
     env = {
         **os.environ,
@@ -107,19 +120,10 @@ def server(app: str, url: str, directory: Path) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"{app} did not start") from None
                 time.sleep(0.2)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-async def load(name: str, count: int, concurrency: int, request: httpx.Request, client: httpx.AsyncClient) -> Figures:
-    async def one(_index: int) -> None:
-        answer = await client.send(request)
-        if answer.status_code != 200:
-            raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:200]}")
-
-    return await measure(name, count, concurrency, one)
 
 
 @asynccontextmanager
@@ -147,33 +151,49 @@ async def http_figures(
     activations = await seed(url, directory)
     pick = random.Random(7)
     with (
-        server("bench.activation_apps:floor_app", url, directory) as floor_base,
-        server("bench.activation_apps:tessera_app", url, directory) as tessera_base,
+        server("bench.activation_apps:floor_app", url, directory) as floor_server,
+        server("bench.activation_apps:tessera_app", url, directory) as tessera_server,
     ):
         async with loader(concurrency) as client:
+            # Requests built once, both kinds alike: the client shares the two cores with the servers, and
+            # encoding a JSON body per request would cost the refresh's load more than the floor's.
+            reads = [client.build_request("GET", f"{floor_server.base}/floor/{a}") for a, _secret in activations]
+            posts = [
+                client.build_request(
+                    "POST",
+                    f"{tessera_server.base}/api/v1/activations/{activation_id}/refresh",
+                    content=json.dumps({"secret": secret}).encode(),
+                    headers={"content-type": "application/json"},
+                )
+                for activation_id, secret in activations
+            ]
 
             async def read_one(_index: int) -> None:
-                activation_id, _secret = pick.choice(activations)
-                answer = await client.get(f"{floor_base}/floor/{activation_id}")
-                answer.raise_for_status()
+                (await client.send(pick.choice(reads))).raise_for_status()
 
             async def refresh(_index: int) -> None:
-                activation_id, secret = pick.choice(activations)
-                answer = await client.post(
-                    f"{tessera_base}/api/v1/activations/{activation_id}/refresh", json={"secret": secret}
-                )
-                answer.raise_for_status()
+                (await client.send(pick.choice(posts))).raise_for_status()
 
             await measure("warm-up", min(200, count), concurrency, read_one)
             await measure("warm-up", min(200, count), concurrency, refresh)
             floors: list[Figures] = []
             refreshes: list[Figures] = []
             each = max(1, count // rounds)
+            cpu = {"floor": 0.0, "refresh": 0.0}
             for round_number in range(1, rounds + 1):
-                floors.append(await measure(f"  floor, round {round_number}", each, concurrency, read_one))
-                refreshes.append(await measure(f"  refresh, round {round_number}", each, concurrency, refresh))
-                print(floors[-1].line())
-                print(refreshes[-1].line())
+                for name, process, one, done in (
+                    ("floor", floor_server, read_one, floors),
+                    ("refresh", tessera_server, refresh, refreshes),
+                ):
+                    before = process.cpu_seconds()
+                    done.append(await measure(f"  {name}, round {round_number}", each, concurrency, one))
+                    used = process.cpu_seconds() - before
+                    cpu[name] += used
+                    print(f"{done[-1].line()}  server CPU {used * 1000 / max(1, done[-1].count):5.2f} ms/request")
+            # Less noisy than rates on a shared machine: what one request costs the server process in CPU.
+            floor_cpu = cpu["floor"] * 1000 / max(1, sum(figures.count for figures in floors))
+            refresh_cpu = cpu["refresh"] * 1000 / max(1, sum(figures.count for figures in refreshes))
+            print(f"server CPU per request ({label}): floor {floor_cpu:.2f} ms, refresh {refresh_cpu:.2f} ms")
     return combined(f"floor: one row by key ({label})", floors), combined(f"refresh ({label})", refreshes)
 
 
