@@ -108,7 +108,7 @@ def _protected_header(kid: str) -> bytes:
 
 
 def sign_certificate(signer: Signer, claims: dict[str, Any]) -> str:
-    """The compact JWS of `claims` under the signer's key (RFC 7515 §7.1: header.payload.signature)."""
+    """The compact JWS of `claims` under the signer's key (RFC 7515 compact serialization: header.payload.signature)."""
     payload = _b64url(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode())
     signing_input = _protected_header(signer.kid) + b"." + payload
     private = signer.private.private_key
