@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, column, select, text, update
+from sqlalchemy import Table, any_, bindparam, column, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tessera.activation import secrets as activation_secrets
@@ -79,19 +80,18 @@ class ActivationFacts:
 Executor = AsyncSession | AsyncConnection
 """Refresh reads through either: the API's refresh a bare connection, offline updates the request's session."""
 
-# Only a row whose secret hash matches and that can be refreshed is updated.
-_REFRESHABLE = (
-    _activation.c.id == bindparam("activation_id"),
-    _activation.c.secret_hash.in_(bindparam("hashes", expanding=True)),
-    _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
-)
+# The counter raised, and when.
 _RAISED = {"seq": _activation.c.seq + 1, "refreshed_at": bindparam("now"), "updated_at": bindparam("now")}
 
-# PostgreSQL: UPDATE ... FROM the joined tables, RETURNING their columns.
+# PostgreSQL: UPDATE ... FROM the joined tables, RETURNING their columns; only a row whose secret hash matches
+# and that can be refreshed is updated. The hashes as one array parameter
+# (`= ANY`): an expanding IN list is rendered into the statement again at every execution.
 _REFRESH_RETURNING = (
     update(_activation)
     .where(
-        *_REFRESHABLE,
+        _activation.c.id == bindparam("activation_id"),
+        _activation.c.secret_hash == any_(bindparam("hashes", type_=postgresql.ARRAY(_activation.c.secret_hash.type))),
+        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
         _license.c.id == _activation.c.license_id,
         _product.c.id == _license.c.product_id,
         _ticket.c.id == _activation.c.ticket_id,
