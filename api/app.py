@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.activation.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(docs_router(app))
     app.include_router(health.router)
+    # First among the API's routers: routes are matched in order, and device refreshes are the busiest path.
+    app.include_router(activations.router, prefix=API_PREFIX)
     app.include_router(catalog.router, prefix=API_PREFIX)
     app.include_router(organizations.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
@@ -95,7 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscription_decisions.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
-    app.include_router(activations.router, prefix=API_PREFIX)
     app.include_router(jwks.router)
     app.include_router(cloud_containers.router, prefix=API_PREFIX)
     app.include_router(recovery.router, prefix=API_PREFIX)

@@ -2,16 +2,18 @@
 
 Floors: a FastAPI endpoint reading one row by primary key through the same database stack (engine, session,
 unit of work, on the same uvicorn), and Ed25519 signing of a certificate alone. Each server is a loopback
-uvicorn process of its own, loaded by a bounded async client: `--count` requests, `--concurrency` at once, and
-never longer than the harness's time limit. SQLite and PostgreSQL.
+uvicorn process of its own (both up at once), loaded by a bounded async client in alternating rounds: `--count`
+requests each in all, `--concurrency` at once, and never longer than the harness's time limit per round. SQLite
+and PostgreSQL.
 
-    python -m bench.activations [--count 2000] [--concurrency 32] [--database sqlite|postgresql|both]
+    python -m bench.activations [--count 2000] [--concurrency 32] [--database sqlite|postgresql|both] [--rounds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -21,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,9 +81,20 @@ async def seed(url: str, directory: Path) -> list[tuple[str, str]]:
         await engine.dispose()
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(app: str, url: str, directory: Path) -> Iterator[str]:
-    """`app` (a factory) on a uvicorn process of its own on loopback; its base URL."""
+def server(app: str, url: str, directory: Path) -> Iterator[Server]:
+    """`app` (a factory) on a uvicorn process of its own on loopback."""
     port = free_port()
     env = {
         **os.environ,
@@ -92,7 +106,8 @@ def server(app: str, url: str, directory: Path) -> Iterator[str]:
         "TESSERA_ACTIVATION_FAILURE_LIMIT_GLOBAL": "1000000/minute",
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--no-access-log", "--log-level", "warning"]
+    # The rounds alternate: a server's idle keep-alive connections must outlast the other server's round.
+    command += ["--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "300"]
     process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -105,19 +120,10 @@ def server(app: str, url: str, directory: Path) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"{app} did not start") from None
                 time.sleep(0.2)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-async def load(name: str, count: int, concurrency: int, request: httpx.Request, client: httpx.AsyncClient) -> Figures:
-    async def one(_index: int) -> None:
-        answer = await client.send(request)
-        if answer.status_code != 200:
-            raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:200]}")
-
-    return await measure(name, count, concurrency, one)
 
 
 @asynccontextmanager
@@ -127,32 +133,68 @@ async def loader(concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def http_figures(url: str, directory: Path, label: str, count: int, concurrency: int) -> tuple[Figures, Figures]:
+def combined(name: str, rounds: list[Figures]) -> Figures:
+    """The rounds of one measurement as one: their requests, their time, all their latencies."""
+    return Figures(
+        name,
+        sum(figures.count for figures in rounds),
+        sum(figures.seconds for figures in rounds),
+        [latency for figures in rounds for latency in figures.latencies],
+    )
+
+
+async def http_figures(
+    url: str, directory: Path, label: str, count: int, concurrency: int, rounds: int
+) -> tuple[Figures, Figures]:
+    """The floor and refresh, both servers up, measured in alternating rounds of `count / rounds` requests each:
+    on a shared machine the load changes by the minute, and alternating gives both the same share of it."""
     activations = await seed(url, directory)
     pick = random.Random(7)
-    with server("bench.activation_apps:floor_app", url, directory) as base:
+    with (
+        server("bench.activation_apps:floor_app", url, directory) as floor_server,
+        server("bench.activation_apps:tessera_app", url, directory) as tessera_server,
+    ):
         async with loader(concurrency) as client:
+            # Requests built once, both kinds alike: the client shares the two cores with the servers, and
+            # encoding a JSON body per request would cost the refresh's load more than the floor's.
+            reads = [client.build_request("GET", f"{floor_server.base}/floor/{a}") for a, _secret in activations]
+            posts = [
+                client.build_request(
+                    "POST",
+                    f"{tessera_server.base}/api/v1/activations/{activation_id}/refresh",
+                    content=json.dumps({"secret": secret}).encode(),
+                    headers={"content-type": "application/json"},
+                )
+                for activation_id, secret in activations
+            ]
 
             async def read_one(_index: int) -> None:
-                activation_id, _secret = pick.choice(activations)
-                answer = await client.get(f"{base}/floor/{activation_id}")
-                answer.raise_for_status()
-
-            await measure("warm-up", min(200, count), concurrency, read_one)
-            floor = await measure(f"floor: one row by key ({label})", count, concurrency, read_one)
-    with server("bench.activation_apps:tessera_app", url, directory) as base:
-        async with loader(concurrency) as client:
+                (await client.send(pick.choice(reads))).raise_for_status()
 
             async def refresh(_index: int) -> None:
-                activation_id, secret = pick.choice(activations)
-                answer = await client.post(
-                    f"{base}/api/v1/activations/{activation_id}/refresh", json={"secret": secret}
-                )
-                answer.raise_for_status()
+                (await client.send(pick.choice(posts))).raise_for_status()
 
+            await measure("warm-up", min(200, count), concurrency, read_one)
             await measure("warm-up", min(200, count), concurrency, refresh)
-            subject = await measure(f"refresh ({label})", count, concurrency, refresh)
-    return floor, subject
+            floors: list[Figures] = []
+            refreshes: list[Figures] = []
+            each = max(1, count // rounds)
+            cpu = {"floor": 0.0, "refresh": 0.0}
+            for round_number in range(1, rounds + 1):
+                for name, process, one, done in (
+                    ("floor", floor_server, read_one, floors),
+                    ("refresh", tessera_server, refresh, refreshes),
+                ):
+                    before = process.cpu_seconds()
+                    done.append(await measure(f"  {name}, round {round_number}", each, concurrency, one))
+                    used = process.cpu_seconds() - before
+                    cpu[name] += used
+                    print(f"{done[-1].line()}  server CPU {used * 1000 / max(1, done[-1].count):5.2f} ms/request")
+            # Less noisy than rates on a shared machine: what one request costs the server process in CPU.
+            floor_cpu = cpu["floor"] * 1000 / max(1, sum(figures.count for figures in floors))
+            refresh_cpu = cpu["refresh"] * 1000 / max(1, sum(figures.count for figures in refreshes))
+            print(f"server CPU per request ({label}): floor {floor_cpu:.2f} ms, refresh {refresh_cpu:.2f} ms")
+    return combined(f"floor: one row by key ({label})", floors), combined(f"refresh ({label})", refreshes)
 
 
 async def signing_floor(count: int, directory: Path) -> Figures:
@@ -193,7 +235,7 @@ def postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def main(count: int, concurrency: int, databases: list[str]) -> None:
+async def main(count: int, concurrency: int, databases: list[str], rounds: int) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
         signing = await signing_floor(count, directory)
@@ -202,11 +244,11 @@ async def main(count: int, concurrency: int, databases: list[str]) -> None:
             if database == "sqlite":
                 url = f"sqlite+aiosqlite:///{directory / 'tessera.db'}"
                 migrate(url)
-                floor, subject = await http_figures(url, directory, "SQLite", count, concurrency)
+                floor, subject = await http_figures(url, directory, "SQLite", count, concurrency, rounds)
             else:
                 with postgres_database() as url:
                     migrate(url)
-                    floor, subject = await http_figures(url, directory, "PostgreSQL", count, concurrency)
+                    floor, subject = await http_figures(url, directory, "PostgreSQL", count, concurrency, rounds)
             print(floor.line())
             print(subject.line())
             print(ratio_line(subject, floor))
@@ -218,6 +260,9 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=2000, help="requests per measurement (bounded)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of floor and refresh")
     arguments = parser.parse_args()
     chosen = ["sqlite", "postgresql"] if arguments.database == "both" else [arguments.database]
-    asyncio.run(main(min(arguments.count, 20_000), min(arguments.concurrency, 256), chosen))
+    asyncio.run(
+        main(min(arguments.count, 20_000), min(arguments.concurrency, 256), chosen, max(1, min(arguments.rounds, 20)))
+    )

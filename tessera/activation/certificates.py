@@ -7,13 +7,16 @@ modules, fields, status, `expires_at`, `activation_id`, `seq`) and, for an offli
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from joserfc import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.errors import SecurityWarning
 
 from tessera.activation.keys import ALGORITHM, Signer
@@ -93,7 +96,22 @@ def license_claims(
     return claims
 
 
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@functools.lru_cache(maxsize=16)
+def _protected_header(kid: str) -> bytes:
+    """The JOSE header of every certificate a key signs, encoded once per key."""
+    header = {"alg": ALGORITHM, "kid": kid, "typ": TYPE}
+    return _b64url(json.dumps(header, separators=(",", ":")).encode())
+
+
 def sign_certificate(signer: Signer, claims: dict[str, Any]) -> str:
-    """The compact JWS of `claims` under the signer's key."""
-    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": TYPE}
-    return jwt.encode(header, claims, signer.private, algorithms=[ALGORITHM])
+    """The compact JWS of `claims` under the signer's key (RFC 7515 compact serialization: header.payload.signature)."""
+    payload = _b64url(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode())
+    signing_input = _protected_header(signer.kid) + b"." + payload
+    private = signer.private.private_key
+    if not isinstance(private, Ed25519PrivateKey):
+        raise TypeError("a signing key is an Ed25519 private key")
+    return (signing_input + b"." + _b64url(private.sign(signing_input))).decode("ascii")

@@ -1,10 +1,15 @@
 """Refresh: the device presents its activation id and secret and gets a fresh certificate with a higher `seq`.
 
-The hot path, so Core statements only: one read of everything the certificate says (activation, license,
-product, ticket in one join), one `UPDATE ... SET seq = seq + 1 RETURNING seq` (atomic on both databases, no
-lock needed), then signing with the process's cached key. A renewed subscription's licenses carry their new
-`expires_at`, a revoked license (or ticket) comes back `revoked`, and so does an activation recovered from a lost
-device; a returned activation is refused (its slot may be someone else's now).
+The hot path, so one Core statement and no ORM session: `UPDATE ... SET seq = seq + 1 ... RETURNING` everything
+the certificate says (activation, license, product, ticket), matching only the row whose secret hash is right and
+that can be refreshed. It runs alone on a connection in autocommit: one statement is its own transaction, as
+atomic and as durable as one inside BEGIN ... COMMIT, without their extra round trips. On SQLite that also means
+the write lock is held only while the statement runs in the driver's thread, commit included, never across turns
+of the event loop, so concurrent refreshes meet it only briefly (in SQLite's busy handler). Signing, with the
+process's cached key, follows the commit. Only when no row changed does a plain read tell why (an unknown id or a
+wrong secret counts as a failure). A renewed subscription's licenses carry their new `expires_at`, a revoked
+license (or ticket) comes back `revoked`, and so does an activation recovered from a lost device; a returned
+activation is refused (its slot may be someone else's now).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, any_, bindparam, column, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tessera.activation import secrets as activation_secrets
 from tessera.activation.certificates import LicenseFacts
@@ -71,44 +77,82 @@ class ActivationFacts:
     license: LicenseFacts
 
 
-# PostgreSQL: the authenticated read and the seq update in one statement (SQLite's RETURNING cannot name the
-# joined tables). Only a row whose secret hash matches and that can be refreshed is updated.
+Executor = AsyncSession | AsyncConnection
+"""Refresh reads through either: the API's refresh a bare connection, offline updates the request's session."""
+
+# The counter raised, and when.
+_RAISED = {"seq": _activation.c.seq + 1, "refreshed_at": bindparam("now"), "updated_at": bindparam("now")}
+
+# PostgreSQL: UPDATE ... FROM the joined tables, RETURNING their columns; only a row whose secret hash matches
+# and that can be refreshed is updated. The hashes as one array parameter
+# (`= ANY`): an expanding IN list is rendered into the statement again at every execution.
 _REFRESH_RETURNING = (
     update(_activation)
     .where(
         _activation.c.id == bindparam("activation_id"),
-        _activation.c.secret_hash.in_(bindparam("hashes", expanding=True)),
+        _activation.c.secret_hash == any_(bindparam("hashes", type_=postgresql.ARRAY(_activation.c.secret_hash.type))),
         _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
         _license.c.id == _activation.c.license_id,
         _product.c.id == _license.c.product_id,
         _ticket.c.id == _activation.c.ticket_id,
     )
-    .values(seq=_activation.c.seq + 1, refreshed_at=bindparam("now"), updated_at=bindparam("now"))
+    .values(_RAISED)
     .returning(*_COLUMNS)
 )
 
 
-async def read_activation(session: AsyncSession, activation_id: uuid.UUID) -> ActivationFacts | None:
+# SQLite: RETURNING may not name an UPDATE's FROM tables, but it may hold scalar subqueries over them. Written
+# out, because SQLAlchemy renders the columns of a RETURNING clause, and so those of its subqueries, unqualified.
+_REFRESH_RETURNING_SQLITE = (
+    text(
+        "UPDATE activation SET seq = seq + 1, refreshed_at = :now, updated_at = :now"
+        " WHERE id = :activation_id AND secret_hash IN :hashes AND status IN (:active, :recovered)"
+        " RETURNING secret_hash, status, container_id, license_id, ticket_id, seq,"
+        " (SELECT l.status FROM license AS l WHERE l.id = activation.license_id) AS license_status,"
+        " (SELECT l.expires_at FROM license AS l WHERE l.id = activation.license_id) AS expires_at,"
+        " (SELECT l.fields FROM license AS l WHERE l.id = activation.license_id) AS fields,"
+        " (SELECT l.modules FROM license AS l WHERE l.id = activation.license_id) AS modules,"
+        " (SELECT p.code FROM license AS l JOIN product AS p ON p.id = l.product_id"
+        " WHERE l.id = activation.license_id) AS code,"
+        " (SELECT t.status FROM ticket AS t WHERE t.id = activation.ticket_id) AS ticket_status"
+    )
+    .bindparams(
+        bindparam("now", type_=_activation.c.updated_at.type),
+        bindparam("activation_id", type_=_activation.c.id.type),
+        bindparam("hashes", type_=_activation.c.secret_hash.type, expanding=True),
+        bindparam("active", ActivationStatus.active.value, type_=_activation.c.status.type),
+        bindparam("recovered", ActivationStatus.recovered.value, type_=_activation.c.status.type),
+    )
+    .columns(*(column(str(c.name), c.type) for c in _COLUMNS))
+)
+
+
+async def read_activation(executor: Executor, activation_id: uuid.UUID) -> ActivationFacts | None:
     """Everything a certificate for this activation says, in one statement."""
-    row = (await session.execute(_READ, {"activation_id": activation_id})).first()
+    row = (await executor.execute(_READ, {"activation_id": activation_id})).first()
     return None if row is None else _facts(activation_id, row)
 
 
-async def refresh_returning(
-    session: AsyncSession, runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str, now: datetime
+async def refresh_once(
+    runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str, now: datetime
 ) -> tuple[ActivationFacts, int]:
-    """PostgreSQL's refresh: one statement authenticates, raises `seq` and returns the facts (with the new `seq`).
+    """Authenticate, raise `seq` and read the facts (with the new `seq`) in one committed statement.
 
-    When it changes no row, the plain read tells why (and counts a failure); the caller commits.
+    When it changes no row, the plain read tells why (and counts a failure).
     """
     await runtime.limiter.check(client)
-    hashes = activation_secrets.candidate_hashes(runtime.secret_key, secret)
-    row = (
-        await session.execute(_REFRESH_RETURNING, {"activation_id": activation_id, "hashes": hashes, "now": now})
-    ).first()
-    if row is None:
-        await authenticated_activation(session, runtime, activation_id, secret, client)
-        raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+    parameters = {
+        "activation_id": activation_id,
+        "hashes": activation_secrets.candidate_hashes(runtime.secret_key, secret),
+        "now": now,
+    }
+    engine = runtime.refresh_engine
+    statement = _REFRESH_RETURNING_SQLITE if engine.dialect.name == "sqlite" else _REFRESH_RETURNING
+    async with engine.connect() as connection:
+        row = (await connection.execute(statement, parameters)).first()
+        if row is None:
+            await authenticated_activation(connection, runtime, activation_id, secret, client)
+            raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
     facts = _facts(activation_id, row)
     return facts, facts.seq
 
@@ -137,11 +181,11 @@ def _facts(activation_id: uuid.UUID, row: Any) -> ActivationFacts:  # a row of _
 
 
 async def authenticated_activation(
-    session: AsyncSession, runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str
+    executor: Executor, runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str
 ) -> ActivationFacts:
     """The activation if `secret` is its secret; unknown id and wrong secret alike count as a failure."""
     await runtime.limiter.check(client)
-    facts = await read_activation(session, activation_id)
+    facts = await read_activation(executor, activation_id)
     if facts is None or not activation_secrets.secret_matches(runtime.secret_key, secret, facts.secret_hash):
         await runtime.limiter.failed(client)
         raise ActivationNotFound
@@ -161,9 +205,7 @@ async def refresh(
 ) -> str:
     """A fresh certificate for the activation in one unit of work; the caller commits.
 
-    The API runs the steps (`authenticated_activation`, `raise_seq`, `certificate_for`) on its own, so that on
-    SQLite only the write and its commit take their turn (see ActivationRuntime.write_turn), and signing happens
-    after the commit.
+    The API refreshes in one committed statement instead (`refresh_once`), and signs after the commit.
     """
     now = now or utcnow()
     # The key before this request's first statement (see SigningKeys): its waits never hold a connection.

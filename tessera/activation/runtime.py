@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tessera.activation.keys import SigningKeys
 from tessera.activation.limits import FailureLimiter, FailureLimits, storage_for
-from tessera.db import is_sqlite
+from tessera.db import create_engine
 from tessera.settings import Settings
 
 LIMITER = "activation"
@@ -29,26 +26,33 @@ class ActivationRuntime:
     certificate_ttl: timedelta
     moves: int
     moves_period: timedelta
-    serialize_writes: bool = False
-    """SQLite: this process's hot writes take turns instead of meeting SQLite's busy handler (which sleeps)."""
-    _writes: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refresh_engine: AsyncEngine
+    """Connections in autocommit, for refresh's one statement (its own transaction); see `refresh_engine`."""
+    owns_refresh_engine: bool = False
 
     @property
     def limiter(self) -> FailureLimiter:
         return self.limits.limiter(LIMITER)
 
-    @contextlib.asynccontextmanager
-    async def write_turn(self) -> AsyncIterator[None]:
-        """Around a short unit of work that writes: on SQLite one at a time in this process, else no wait.
+    async def close(self) -> None:
+        """Release what the runtime opened itself (the sessions' engine belongs to whoever made it)."""
+        if self.owns_refresh_engine:
+            await self.refresh_engine.dispose()
 
-        SQLite has one writer; concurrent writers that meet it wait in its busy handler, which sleeps in steps of
-        up to 100 ms, and that makes the slowest refreshes slower than a queue would.
-        """
-        if not self.serialize_writes:
-            yield
-            return
-        async with self._writes:
-            yield
+
+def refresh_engine(session_factory: async_sessionmaker[AsyncSession]) -> tuple[AsyncEngine, bool]:
+    """Connections in autocommit for refresh, and whether they are a pool of their own (to dispose of).
+
+    PostgreSQL: the sessions' engine and pool, switched to autocommit per connection (psycopg does that without a
+    round trip). SQLite: a pool of its own on the same file with the same pragmas, in autocommit for good, because
+    aiosqlite switches a connection in a trip to its thread, and back again, and rolls back, on every return.
+    """
+    engine = session_factory.kw["bind"]
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the session factory must be bound to an AsyncEngine")
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return create_engine(engine.url.render_as_string(hide_password=False), autocommit=True), True
+    return engine.execution_options(isolation_level="AUTOCOMMIT"), False
 
 
 def activation_runtime(
@@ -56,6 +60,7 @@ def activation_runtime(
 ) -> ActivationRuntime:
     url = settings.rate_limit_url.get_secret_value() if settings.rate_limit_url else None
     storage = storage_for(url, settings.rate_limit_prefix)
+    refreshes, owned = refresh_engine(session_factory)
     return ActivationRuntime(
         session_factory=session_factory,
         secret_key=secret_key,
@@ -67,5 +72,6 @@ def activation_runtime(
         certificate_ttl=settings.certificate_ttl,
         moves=settings.activation_moves,
         moves_period=settings.activation_moves_period,
-        serialize_writes=is_sqlite(settings.resolved_database_url),
+        refresh_engine=refreshes,
+        owns_refresh_engine=owned,
     )
