@@ -153,16 +153,14 @@ async def access_cloud_container(
 ) -> CloudAccessRead:
     """From a device, with the credential file: short-lived certificates of every license in the container."""
     client = request.client.host if request.client else "unknown"
-    # Every access writes (the container's lock, the seqs): on SQLite they take turns in the process, commit included.
-    async with runtime.write_turn():
-        granted = await access.access_container(
-            session,
-            runtime,
-            container_id,
-            body.credential,
-            body.device_id,
-            settings=state.settings,
-            client=client,
-        )
-        await session.commit()
+    granted = await access.access_container(
+        session,
+        runtime,
+        container_id,
+        body.credential,
+        body.device_id,
+        settings=state.settings,
+        client=client,
+    )
+    await session.commit()
     return CloudAccessRead.model_validate(granted, from_attributes=True)
