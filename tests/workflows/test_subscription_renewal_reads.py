@@ -52,13 +52,13 @@ def local_activities(history: WorkflowHistory) -> list[str]:
 
 
 async def test_a_renewal_at_a_deadline_of_p0d_commits_itself_and_the_next_run_reads_nothing_at_its_start(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     rights_world: RightsWorld,
     database_url: str,
 ) -> None:
-    env, client = time_skipping_env, time_skipping_env.client
+    env, client = own_time_skipping_env, own_time_skipping_env.client
     product = await add_subscription_product(sessions, rights_world, code="SUB-P0D", term="P1M", notice_period="P0D")
     subscription = await buy_subscription(sessions, rights_world, product, quantity=1, env=env)
     async with worker_on(client, settings, sessions, f"reads-{uuid.uuid4()}") as queued:
