@@ -65,7 +65,12 @@ async def test_ordered_cancelled_uncancelled_and_revoked(
         async def status_is(expected: str) -> bool:
             return bool((await orders_api.get(path, headers=admin)).json()["status"] == expected)
 
+        async def cancellation_applied() -> bool:
+            return bool((await orders_api.get(path, headers=admin)).json()["cancellations"][0]["status"] == "applied")
+
+        # The request makes it non-renewing at once; the cancellation workflow's `cancel` step applies it.
         await _until(lambda: status_is("non_renewing"))
+        await _until(cancellation_applied)
         shown = (await orders_api.get(path, headers=admin)).json()
         assert shown["cancellations"][0]["status"] == "applied"
         assert shown["effective_end_at"] == cancelled.json()["effective_end_at"]
