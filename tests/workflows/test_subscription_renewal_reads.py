@@ -16,10 +16,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from tessera.models import SubscriptionEvent
+from activities.subscriptions import SubscriptionActivities
+from tessera.models import Subscription, SubscriptionEvent
+from tessera.orders.config import workflows_config
 from tessera.settings import Settings
-from tests.conftest import RightsWorld
+from tessera.subscriptions import service
+from tests.conftest import TEST_SECRET, RightsWorld
 from tests.workflows.subscription_harness import (
+    STARTED,
     add_subscription_product,
     buy_subscription,
     reload,
@@ -31,6 +35,8 @@ from tests.workflows.subscription_harness import (
 )
 from tests.workflows.test_replay import RECORD, save_history
 from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription_models import TermRef
+from workflows.subscription_ops import subscription_workflow_input
 from workflows.worker import WORKFLOW_RUNNER
 
 
@@ -107,3 +113,48 @@ async def test_a_renewal_at_a_deadline_of_p0d_commits_itself_and_the_next_run_re
     if RECORD and database_url.startswith("sqlite"):
         save_history(first, "subscription_commit_with_renewal")
         save_history(second, "subscription_carried_begin")
+
+
+@pytest.mark.parametrize("signalled", [False, True], ids=["quiet", "changed-before-first-task"])
+async def test_a_run_begins_with_the_carried_read_unless_a_change_was_signalled_before_its_first_task(
+    own_time_skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    rights_world: RightsWorld,
+    signalled: bool,
+) -> None:
+    env, client = own_time_skipping_env, own_time_skipping_env.client
+    product = await add_subscription_product(sessions, rights_world)
+    subscription = await buy_subscription(sessions, rights_world, product, quantity=1, env=env)
+    templates = settings.config_dir / "templates"
+    activities = SubscriptionActivities(
+        sessions, TEST_SECRET, templates, settings.portal_url, lambda: workflows_config(settings)
+    )
+    # What a renewal would hand the next run: the subscription active. Then it is revoked before that run begins.
+    carried = await activities.begin(TermRef(subscription_id=str(subscription.id), at=await env.get_current_time()))
+    assert carried.snapshot.status == "active"
+    async with sessions() as session:
+        found = await session.get(Subscription, subscription.id)
+        assert found is not None
+        request = (await subscription_workflow_input(session, found)).model_copy(update={"begun": carried})
+        await service.revoke(session, subscription.id, await env.get_current_time())
+        await session.commit()
+    async with worker_on(client, settings, sessions, f"carried-{uuid.uuid4()}") as queued:
+        handle = await client.start_workflow(
+            SubscriptionWorkflow.run,
+            request,
+            id=f"subscription-{subscription.id}",
+            task_queue=queued.task_queue,
+            start_signal="changed" if signalled else None,
+        )
+        STARTED.append(handle)
+        if signalled:  # the signal makes the carried read stale: the run reads, sees the revocation and ends
+            final = await handle.result()
+            assert final.status == "revoked"
+        else:  # nothing said otherwise: the run trusts what it was handed and sleeps towards the term's end
+            await skip(env, timedelta(days=1))
+            state = await handle.query(SubscriptionWorkflow.state)
+            assert state.status == "active"
+        history = await handle.fetch_history()
+    reads = [name for name in local_activities(history) if name == "subscriptions.begin"]
+    assert reads == (["subscriptions.begin"] if signalled else [])
