@@ -12,6 +12,7 @@ from api.deps import AppState, known_query_only
 from api.docs import docs_router
 from api.middleware import RequestGate, SecurityHeaders
 from api.openapi import install_openapi
+from api.portal import install_portal
 from api.problems import install_problem_handlers
 from api.routes import (
     activations,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router, prefix=API_PREFIX)
     if settings.dev_outbox:
         app.include_router(dev_outbox.router)
+    install_portal(app)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)

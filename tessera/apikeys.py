@@ -18,15 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.auth.keyring import as_ring
 from tessera.errors import FieldIssue, InvalidInput, NotAuthenticated, NotFound
-from tessera.models import ApiKey, Membership, Organization, OrganizationKind, Role, utcnow
+from tessera.models import ApiKey, ApiKeyKind, Membership, Organization, OrganizationKind, Role, utcnow
 from tessera.orders.reads import newest_first_after
 from tessera.pagination import PageOf, page_from
 from tessera.principal import Principal
 from tessera.rights import reach, scopes
 
 KEY_PREFIX = "tsk_"
+SESSION_PREFIX = "tsp_"
+PREFIXES = {ApiKeyKind.key: KEY_PREFIX, ApiKeyKind.session: SESSION_PREFIX}
 # Recording every use would turn each read into a write; a minute's precision is enough to spot stale keys.
 LAST_USED_PRECISION = timedelta(minutes=1)
+SIGNED_IN_KEY_LIFETIME = timedelta(days=30)
+"""A key made by signing in with a password (API or portal) lives this long unless asked otherwise."""
+MAX_SIGNED_IN_KEY_LIFETIME = timedelta(days=365)
 
 
 def keyed_hash(secret_key: bytes, token: str) -> bytes:
@@ -34,8 +39,8 @@ def keyed_hash(secret_key: bytes, token: str) -> bytes:
     return hmac.new(bytes(secret_key), token.encode(), hashlib.sha256).digest()
 
 
-def new_token() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def new_token(kind: ApiKeyKind = ApiKeyKind.key) -> str:
+    return PREFIXES[kind] + secrets.token_urlsafe(32)
 
 
 async def create_api_key(
@@ -48,12 +53,14 @@ async def create_api_key(
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
     created_by_user_id: uuid.UUID | None = None,
+    kind: ApiKeyKind = ApiKeyKind.key,
 ) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never available again."""
-    token = new_token()
+    token = new_token(kind)
     ring = as_ring(secret_key)
     key = ApiKey(
         name=name,
+        kind=kind,
         prefix=token[: len(KEY_PREFIX) + 6],
         secret_hash=keyed_hash(ring.current, token),
         secret_version=ring.version,
@@ -68,16 +75,23 @@ async def create_api_key(
     return key, token
 
 
-async def authenticate(session: AsyncSession, secret_key: bytes, token: str) -> Principal:
-    """Resolve a bearer token to a principal, or raise NotAuthenticated without saying which check failed."""
+async def authenticate(
+    session: AsyncSession, secret_key: bytes, token: str, *, kind: ApiKeyKind = ApiKeyKind.key
+) -> Principal:
+    """Resolve a token of one kind to a principal, or raise NotAuthenticated without saying which check failed.
+
+    A portal session token is refused as a bearer key and an API key as a session cookie: each credential
+    works only where it was issued for.
+    """
     now = utcnow()
     ring = as_ring(secret_key)
     key = None
-    if token.startswith(KEY_PREFIX):
+    if token.startswith(PREFIXES[kind]):
         hashes = [keyed_hash(secret, token) for secret in ring.secrets]
-        key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash.in_(hashes)))
+        key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash.in_(hashes), ApiKey.kind == kind))
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        raise NotAuthenticated("the API key is unknown, revoked or expired")
+        what = "API key" if kind == ApiKeyKind.key else "session"
+        raise NotAuthenticated(f"the {what} is unknown, revoked or expired")
     if key.secret_version != ring.version:
         key.secret_hash, key.secret_version = keyed_hash(ring.current, token), ring.version
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
@@ -125,6 +139,10 @@ async def issue_api_key(
         raise InvalidInput("the expiry lies in the past", issues=[FieldIssue("expires_at", "must be in the future")])
     issuer = await session.get(ApiKey, principal.api_key_id)
     limit = issuer.expires_at if issuer is not None else None
+    if issuer is not None and issuer.kind == ApiKeyKind.session:
+        # Someone signed in to the portal with a password: the key is what `POST /auth/keys` would have given.
+        limit = utcnow() + MAX_SIGNED_IN_KEY_LIFETIME
+        expires_at = expires_at or utcnow() + SIGNED_IN_KEY_LIFETIME
     if limit is not None:
         if expires_at is None:
             expires_at = limit
@@ -169,6 +187,7 @@ async def list_api_keys(
         query = select(ApiKey).where(ApiKey.organization_id == organization_id, ApiKey.user_id.is_(None))
     else:
         query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
+    query = query.where(ApiKey.kind == ApiKeyKind.key)
     query = query.where(newest_first_after(cursor, ApiKey.created_at, ApiKey.id, "api-keys"))
     query = query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     rows = list((await session.scalars(query.limit(limit + 1))).all())

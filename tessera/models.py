@@ -224,17 +224,26 @@ class Grant(TimestampMixin, Base):
     )
 
 
+class ApiKeyKind(StrEnum):
+    key = "key"
+    """A bearer key for the API (`tsk_`)."""
+    session = "session"
+    """A signed-in portal session (`tsp_`), accepted only from the portal's cookie, never as a bearer key."""
+
+
 class ApiKey(TimestampMixin, Base):
-    """A bearer key of a user, or of an organization's service account (`user_id` empty).
+    """A bearer key of a user, or of an organization's service account (`user_id` empty), or a portal session.
 
     Only a keyed hash (HMAC-SHA256 with the deployment secret) is stored; `prefix` is the public part that
-    lets people tell their keys apart in listings.
+    lets people tell their keys apart in listings. A portal session is a key of kind `session`: the pages act
+    through exactly the same principal, scopes and reach as the API.
     """
 
     __tablename__ = "api_key"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default=ApiKeyKind.key, server_default=ApiKeyKind.key.value)
     prefix: Mapped[str] = mapped_column(String(16))
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     secret_version: Mapped[str | None] = mapped_column(

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     sign_in_limit_client: str = Field(
         default="30/minute;300/hour", description="Sign-in attempts per client address (`limits` notation)."
     )
+    portal_session_lifetime: timedelta = Field(
+        default=timedelta(hours=12),
+        gt=timedelta(0),
+        le=timedelta(days=30),
+        description="How long a portal sign-in lasts; sign-out and a password change end it earlier.",
+    )
     log_level: str = "info"
     portal_url: str = Field(default="http://127.0.0.1:8000", description="Where people sign in; used in messages.")
     max_body_bytes: int = Field(

@@ -7,22 +7,22 @@ a stand-in hash when there is no such account), so signing in does not tell who 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.apikeys import create_api_key
+from tessera.apikeys import MAX_SIGNED_IN_KEY_LIFETIME, SIGNED_IN_KEY_LIFETIME, create_api_key
 from tessera.auth import passwords
 from tessera.auth.emails import normalize_email
 from tessera.auth.errors import SignInFailed
 from tessera.auth.ratelimit import SignInLimiter
 from tessera.errors import FieldIssue, InvalidInput
-from tessera.models import ApiKey, User, utcnow
+from tessera.models import ApiKey, ApiKeyKind, User, utcnow
 from tessera.rights.scopes import SCOPES
 
-DEFAULT_KEY_LIFETIME = timedelta(days=30)
-MAX_KEY_LIFETIME = timedelta(days=365)
+DEFAULT_KEY_LIFETIME = SIGNED_IN_KEY_LIFETIME
+MAX_KEY_LIFETIME = MAX_SIGNED_IN_KEY_LIFETIME
 
 
 async def sign_in(
@@ -36,8 +36,9 @@ async def sign_in(
     key_name: str,
     scopes: list[str],
     expires_at: datetime | None,
+    kind: ApiKeyKind = ApiKeyKind.key,
 ) -> tuple[ApiKey, str]:
-    """A new personal key for the account, or SignInFailed; TooManyAttempts once a limit is used up."""
+    """A new personal key (or portal session) for the account, or SignInFailed; TooManyAttempts at a limit."""
     try:
         account = normalize_email(email)
     except ValueError:
@@ -68,6 +69,7 @@ async def sign_in(
         scopes=sorted(set(scopes)),
         expires_at=expires_at,
         created_by_user_id=user.id,
+        kind=kind,
     )
 
 

@@ -1,0 +1,48 @@
+"""The route class of every page: errors become pages (or a redirect to sign in), never problem JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import quote
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.deps import AppState
+from api.portal.deps import SignInRequired, build_page, find_viewer
+from api.portal.render import redirect, render
+from tessera.errors import FieldIssue, TesseraError
+
+log = logging.getLogger(__name__)
+
+
+async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
+    state: AppState = request.app.state.tessera
+    async with state.session_factory() as session:
+        viewer = await find_viewer(request, state, session)
+        page = await build_page(request, state, viewer)
+    return render(page, "portal/error.html", status=status, status_code=status, detail=detail, issues=issues)
+
+
+class PortalRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except SignInRequired:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return redirect(f"/signin?next={quote(target, safe='')}")
+            except TesseraError as error:
+                return await error_page(request, error.status, error.detail, list(error.issues))
+            except RequestValidationError as error:
+                # Path and query values of pages come from links; a malformed one is a page that does not exist.
+                log.info("portal: %s %s refused: %s", request.method, request.url.path, error.errors()[:1])
+                return await error_page(request, 404, "there is no such page", [])
+
+        return handler
