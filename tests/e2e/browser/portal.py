@@ -1,0 +1,178 @@
+"""What a person does in the portal, in Playwright terms: find fields by their labels, buttons by their text."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+
+from tests.e2e.browser.harness import newest_link, open_browser, shot
+from tests.e2e.stack import DevStack
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def label(text: str) -> re.Pattern[str]:
+    """A label's exact text, allowing the asterisk that marks a required field."""
+    return re.compile(rf"^\s*{re.escape(text)}(\s*\*)?\s*$")
+
+
+def field_of(scope: Page | Locator, text: str) -> Locator:
+    return scope.get_by_label(label(text))
+
+
+def button(scope: Page | Locator, text: str) -> Locator:
+    return scope.get_by_role("button", name=text, exact=True)
+
+
+def form_with(page: Page, button_text: str) -> Locator:
+    """The form whose submit button says `button_text` (pages hold several forms with alike labels)."""
+    return page.locator("form").filter(has=button(page, button_text))
+
+
+def row(page: Page, object_id: uuid.UUID | str) -> Locator:
+    return page.locator(f'[data-id="{object_id}"]')
+
+
+async def data_ids(scope: Page | Locator) -> list[str]:
+    found: list[str] = await scope.locator("[data-id]").evaluate_all("els => els.map(e => e.dataset.id)")
+    return found
+
+
+async def choose(select: Locator, wanted: str) -> None:
+    """Pick the option whose value is `wanted`, else the first whose text contains it."""
+    options = await select.locator("option").evaluate_all(
+        "options => options.map(o => [o.value, o.textContent.trim()])"
+    )
+    for value, _text in options:
+        if value == wanted:
+            await select.select_option(value=value)
+            return
+    for value, text in options:
+        if wanted.lower() in text.lower():
+            await select.select_option(value=value)
+            return
+    raise AssertionError(f"no option {wanted!r} among {options}")
+
+
+async def heading(page: Page, text: str) -> None:
+    await expect(page.locator("h1")).to_have_text(label(text))
+
+
+def id_in_url(page: Page, prefix: str) -> uuid.UUID:
+    match = re.search(rf"{re.escape(prefix)}({UUID})", page.url)
+    assert match is not None, f"expected {prefix}<id> in {page.url}"
+    return uuid.UUID(match.group(1))
+
+
+@dataclass
+class Person:
+    """Someone at a browser window of their own (cookies apart from everyone else's)."""
+
+    email: str
+    name: str
+    password: str
+    context: BrowserContext
+    page: Page
+
+
+async def person(browser: Browser, stack: DevStack, email: str, name: str, *, locale: str = "en-GB") -> Person:
+    context, page = await open_browser(browser, stack, locale=locale)
+    return Person(email=email, name=name, password=f"{name} at the portal 2026!", context=context, page=page)
+
+
+async def accept_invitation(who: Person, link: str, *, screenshot: str = "") -> None:
+    """Open the invitation link, set name and password; the invitee is signed in and lands on their tickets."""
+    page = who.page
+    await page.goto(link)
+    await field_of(page, "E-mail address").fill(who.email)
+    await field_of(page, "Your name").fill(who.name)
+    await field_of(page, "New password").fill(who.password)
+    if screenshot:
+        await shot(page, screenshot)
+    await button(page, "Accept the invitation").click()
+    await page.wait_for_url(re.compile(r"/tickets$"))
+    await heading(page, "My tickets")
+
+
+async def join_by_invitation(stack: DevStack, who: Person) -> None:
+    await accept_invitation(who, await newest_link(stack, who.email, "/invitations/"))
+
+
+async def invite(page: Page, organization_id: uuid.UUID, email: str, role: str) -> None:
+    """On the group page: send an invitation."""
+    await page.goto(f"/organizations/{organization_id}")
+    form = form_with(page, "Send invitation")
+    await field_of(form, "E-mail address").fill(email)
+    await choose(field_of(form, "Role"), role)
+    await button(form, "Send invitation").click()
+    await page.wait_for_load_state()
+    await expect(page.locator(".field-error")).to_have_count(0)
+
+
+async def create_organization(page: Page, parent_id: uuid.UUID, name: str, kind: str, country: str) -> uuid.UUID:
+    """On the parent's group page: a new sub-organization; its id, read from its link on the parent's page."""
+    await page.goto(f"/organizations/{parent_id}")
+    form = form_with(page, "Create organization")
+    await field_of(form, "Name").fill(name)
+    await choose(field_of(form, "Kind"), kind)
+    await field_of(form, "Country").fill(country)
+    await button(form, "Create organization").click()
+    await page.wait_for_load_state()
+    await expect(page.locator(".field-error")).to_have_count(0)
+    await page.goto(f"/organizations/{parent_id}")
+    link = page.locator("main a").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).first
+    href = await link.get_attribute("href")
+    assert href is not None, f"no link to {name} on its parent's page"
+    assert re.fullmatch(rf"/organizations/{UUID}", href), href
+    return uuid.UUID(href.rsplit("/", 1)[1])
+
+
+async def save_grant(
+    page: Page, organization_id: uuid.UUID, group: str, permissions: list[str], *, quota: str, delegable: bool
+) -> None:
+    """On the grants page of an organization: grant (or delegate) rights on a product group."""
+    await page.goto(f"/organizations/{organization_id}/grants")
+    await heading(page, "Grants")
+    form = form_with(page, "Save grant")
+    await choose(field_of(form, "Product group"), group)
+    for permission in ("create", "revoke", "cancel", "allocate"):
+        box = field_of(form, permission)
+        await (box.check() if permission in permissions else box.uncheck())
+    await field_of(form, "Quota").fill(quota)
+    box = field_of(form, "Delegable")
+    await (box.check() if delegable else box.uncheck())
+    await button(form, "Save grant").click()
+    await page.wait_for_load_state()
+    await expect(page.locator(".field-error")).to_have_count(0)
+
+
+@dataclass
+class Story:
+    """The steps of the story as they pass; a failing step names itself, the page it was on and what went wrong."""
+
+    failures_dir: Path
+    passed: list[str] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def step(self, name: str, page: Page) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as error:
+            self.failures_dir.mkdir(parents=True, exist_ok=True)
+            picture = self.failures_dir / f"failed-{len(self.passed) + 1:02d}.png"
+            try:
+                await page.screenshot(path=str(picture), full_page=True)
+            except Exception:  # the failure may be the browser itself; the message matters more
+                picture = Path("(no screenshot)")
+            done = "; ".join(self.passed) or "none"
+            raise AssertionError(
+                f"step {len(self.passed) + 1} '{name}' failed on {page.url}: {error}\n"
+                f"passed before it: {done}\nscreenshot: {picture}"
+            ) from error
+        self.passed.append(name)
