@@ -67,7 +67,7 @@ async def test_a_new_person_chooses_a_password_and_is_signed_in(
     used = await api.get(url)
     assert used.status_code == 409
     assert "redeemed already" in used.text
-    assert "<form method=\"post\" action=\"/invitations" not in used.text
+    assert '<form method="post" action="/invitations' not in used.text
 
 
 async def test_unknown_and_expired_links_get_a_clear_page(
