@@ -22,12 +22,14 @@ log = logging.getLogger(__name__)
 
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
-    async with state.session_factory() as session:
-        # Read only, never flushed: the failed request's unit of work is still open and may hold the session
-        # key's row (it records `last_used_at`); writing that row again here would wait on its own lock.
-        with session.no_autoflush:
-            viewer = await find_viewer(request, state, session)
-        page = await build_page(request, state, viewer)
+    if hasattr(request.state, "portal_viewer"):
+        page = await build_page(request, state, request.state.portal_viewer)
+    else:
+        async with state.session_factory() as session:
+            # Read only, never flushed: the failed request's unit of work may still hold the session key's row.
+            with session.no_autoflush:
+                viewer = await find_viewer(request, state, session)
+            page = await build_page(request, state, viewer)
     return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
