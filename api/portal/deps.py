@@ -128,6 +128,7 @@ async def build_page(request: Request, state: AppState, viewer: Viewer | None) -
 
 
 async def any_page(request: Request, state: State, session: Session) -> Page:
+    request.state.portal_session = session  # the error page reads the viewer in it (api.portal.routing)
     return await build_page(request, state, await find_viewer(request, state, session))
 
 
