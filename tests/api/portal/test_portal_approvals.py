@@ -124,8 +124,8 @@ async def test_only_approvers_see_an_order_and_the_first_decision_wins(
             assert order is not None
             assert [entry["outcome"] for entry in order.trail][:2] == ["started", "approved"]
             assert order.trail[1]["comment"] == "fine by us"
-        shown = await orders_api.get(f"/orders/{order_id}")
-        assert "fine by us" in shown.text
+        order_page = await orders_api.get(f"/orders/{order_id}")
+        assert "fine by us" in order_page.text
 
 
 async def test_another_admin_of_the_organization_rejects_through_the_inbox(
