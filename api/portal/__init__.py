@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, api_keys, invitations, passwords, signin
+from api.portal.pages import account, api_keys, approvals, invitations, licenses, orders, passwords, signin
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_MODULES = (
@@ -21,6 +21,9 @@ PAGE_MODULES = (
     invitations,
     passwords,
     api_keys,
+    licenses,
+    orders,
+    approvals,
 )
 
 
