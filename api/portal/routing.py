@@ -25,7 +25,7 @@ async def error_page(request: Request, status: int, detail: str, issues: list[Fi
     async with state.session_factory() as session:
         viewer = await find_viewer(request, state, session)
         page = await build_page(request, state, viewer)
-    return render(page, "portal/error.html", status=status, status_code=status, detail=detail, issues=issues)
+    return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
 class PortalRoute(APIRoute):
