@@ -78,7 +78,7 @@ async def test_the_group_page_shows_admins_members_and_tickets_and_members_only_
         assert page.status_code == 200
         assert "<h1>C1</h1>" in page.text
         assert page.headers["cache-control"] == "no-store"
-        for who in ("customer_admin", "customer_who", "m_C1"):
+        for who in ("customer_admin", "customer_member", "m_C1"):
             assert email_of(who) in row(page.text, w.users[who])
         visible = {t for t in await api_ids(api, w.keys["customer_admin"], "/tickets") if t in _tickets_of(w, "C1")}
         shown = ids_in(page.text) & set(w.tickets.values())
