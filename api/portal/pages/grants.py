@@ -150,7 +150,9 @@ async def _refused(
     page: Page, session: AsyncSession, organization_id: uuid.UUID, error: TesseraError, values: dict[str, Any]
 ) -> Response:
     await session.rollback()
-    errors = field_errors(error.issues) or {"form": error.detail}
+    # `permissions.0` (one checkbox's value) is shown next to the permissions as a whole.
+    issues = [FieldIssue(issue.field.split(".")[0], issue.message) for issue in error.issues]
+    errors = field_errors(issues) or {"form": error.detail}
     context = await _context(page, session, organization_id, errors=errors, values=values)
     return _page(page, context, status=error.status)
 
