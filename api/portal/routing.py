@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
     async with state.session_factory() as session:
-        viewer = await find_viewer(request, state, session)
-        page = await build_page(request, state, viewer)
+        # Read only, never flushed: the request's own session may still hold SQLite's single writer (it recorded
+        # the key's use), and recording it again here would wait for that session, which waits for this page.
+        with session.no_autoflush:
+            viewer = await find_viewer(request, state, session)
+            page = await build_page(request, state, viewer)
     return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 

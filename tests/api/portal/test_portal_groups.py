@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import Membership, Organization, Ticket
+from tessera.models import ApiKey, Membership, Organization, Ticket, utcnow
 from tests.api.people import give_password, invitation_token
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
 from tests.conftest import RightsWorld, bearer
@@ -25,9 +26,6 @@ def email_of(name: str) -> str:
 async def signed_in(client: AsyncClient, sessions: Sessions, name: str) -> None:
     await give_password(sessions, email_of(name))
     await sign_in_portal(client, email_of(name))
-    # The first page records the session's use; on SQLite an error page opened while that write is pending
-    # would wait for it (a second session renders error pages), so tests start from a page that exists.
-    assert (await client.get("/organizations")).status_code == 200
 
 
 def ids_in(html: str) -> set[uuid.UUID]:
@@ -134,6 +132,21 @@ async def test_foreign_and_malformed_ids_are_a_404_page(
             response = await admin.post(action, data={"csrf_token": token, **data})
             assert response.status_code == 404, action
             assert w.codes["foreign"] not in response.text
+
+
+async def test_a_not_found_page_renders_while_the_request_records_the_sessions_use(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        # A session last used minutes ago: this request writes its use, then the error page is rendered.
+        async with sessions() as session:
+            await session.execute(update(ApiKey).values(last_used_at=utcnow() - timedelta(minutes=5)))
+            await session.commit()
+        response = await admin.get(f"/organizations/{w.orgs['C3']}")
+        assert response.status_code == 404
+        assert "Sign out" in response.text  # still signed in on the error page
 
 
 async def test_admins_reallocate_and_change_visibility_and_members_may_not(
