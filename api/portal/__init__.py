@@ -12,7 +12,19 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, api_keys, approvals, invitations, licenses, orders, passwords, signin
+from api.portal.pages import (
+    account,
+    api_keys,
+    approvals,
+    grants,
+    invitations,
+    licenses,
+    orders,
+    organizations,
+    passwords,
+    signin,
+    ticket_admin,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_MODULES = (
@@ -24,6 +36,9 @@ PAGE_MODULES = (
     licenses,
     orders,
     approvals,
+    organizations,
+    ticket_admin,
+    grants,
 )
 
 
