@@ -12,10 +12,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, signin
+from api.portal.pages import account, activations, cloud, my_tickets, offline, signin
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-PAGE_MODULES = (signin, account)
+PAGE_MODULES = (signin, account, my_tickets, activations, cloud, offline)
 
 
 def install_portal(app: FastAPI) -> None:
