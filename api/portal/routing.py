@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
     async with state.session_factory() as session:
-        viewer = await find_viewer(request, state, session)
-        page = await build_page(request, state, viewer)
-    return render(page, "portal/error.html", status=status, status_code=status, detail=detail, issues=issues)
+        # Writes nothing (not even the session's last use): on SQLite the failed request's own session may still
+        # hold the one writer, and this page would wait for it.
+        with session.no_autoflush:
+            viewer = await find_viewer(request, state, session)
+            page = await build_page(request, state, viewer)
+    return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
 class PortalRoute(APIRoute):

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from api.deps import Session
 from api.portal.deps import Form, Page, SignedInPage
+from api.portal.pages.my_tickets import release_writer
 from api.portal.render import redirect, render, translate
 from api.portal.routing import PortalRoute
 from tessera.cloud import holders
@@ -57,6 +58,7 @@ async def return_activation(
     """Return an activation: its slot is free and the ticket can be activated elsewhere."""
     assert page.viewer is not None
     del form  # checked for its CSRF token; the activation is in the path
+    await release_writer(session)
     client = request.client.host if request.client else "unknown"
     try:
         async with unit_of_work(page.state.session_factory) as work:

@@ -93,6 +93,12 @@ async def _tickets_page(
     )
 
 
+async def release_writer(session: AsyncSession) -> None:
+    """Commit what resolving the viewer wrote (the session's last use) before the activation service's own units
+    of work and signing-key transactions write: SQLite has one writer, and this session would hold it meanwhile."""
+    await session.commit()
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -115,6 +121,7 @@ async def activate_ticket(
     """Activate one of my tickets into my cloud container (created at the first use)."""
     assert page.viewer is not None
     del form  # checked for its CSRF token; the ticket is in the path
+    await release_writer(session)
     state = page.state
     try:
         async with unit_of_work(state.session_factory) as work:
@@ -138,6 +145,7 @@ async def activate_ticket(
 async def activate_code(request: Request, page: SignedInPage, form: Form, session: Session) -> Response:
     """Activate a ticket by its typed code into my cloud container."""
     assert page.viewer is not None
+    await release_writer(session)
     state = page.state
     code = text(form, "code", max_length=200).strip()
     if not code:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from api.deps import Session
 from api.portal.deps import Form, Page, SignedInPage, upload
+from api.portal.pages.my_tickets import release_writer
 from api.portal.render import field_errors, render
 from api.portal.routing import PortalRoute
 from api.routes.activations import signal_first_activation
@@ -36,8 +38,9 @@ async def offline_activation(page: SignedInPage) -> Response:
 
 
 @router.post("/offline")
-async def upload_request_file(request: Request, page: SignedInPage, form: Form) -> Response:
+async def upload_request_file(request: Request, page: SignedInPage, form: Form, session: Session) -> Response:
     """Answer an uploaded request file with its update file, as a download."""
+    await release_writer(session)
     client = request.client.host if request.client else "unknown"
     try:
         raw = await upload(form, FIELD)
