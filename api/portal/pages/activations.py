@@ -14,6 +14,7 @@ from api.portal.deps import Form, Page, SignedInPage
 from api.portal.pages.my_tickets import release_writer
 from api.portal.render import redirect, render, translate
 from api.portal.routing import PortalRoute
+from tessera.activation.errors import ActivationReturned
 from tessera.cloud import holders
 from tessera.db import unit_of_work
 from tessera.errors import NotFound, TesseraError
@@ -67,6 +68,8 @@ async def return_activation(
             )
     except NotFound:
         raise
+    except ActivationReturned:
+        pass  # a second click, or returned meanwhile: what was asked for is so
     except TesseraError as error:
         return await _activations_page(page, session, status=error.status, alert=error.detail)
     return redirect(f"/activations?returned={activation_id}")
