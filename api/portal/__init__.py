@@ -14,11 +14,15 @@ from fastapi.staticfiles import StaticFiles
 
 from api.portal.pages import (
     account,
+    activations,
     api_keys,
     approvals,
+    cloud,
     grants,
     invitations,
     licenses,
+    my_tickets,
+    offline,
     orders,
     organizations,
     passwords,
@@ -39,6 +43,10 @@ PAGE_MODULES = (
     organizations,
     ticket_admin,
     grants,
+    my_tickets,
+    activations,
+    cloud,
+    offline,
 )
 
 
