@@ -12,10 +12,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, signin
+from api.portal.pages import account, reports, signin, subscriptions, webhooks
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-PAGE_MODULES = (signin, account)
+PAGE_MODULES = (signin, account, subscriptions, reports, webhooks)
 
 
 def install_portal(app: FastAPI) -> None:
