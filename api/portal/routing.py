@@ -22,10 +22,14 @@ log = logging.getLogger(__name__)
 
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
+    # Read only, never flushed: the failed request's own session may still hold SQLite's write lock (it may have
+    # touched the session key's last use), and this one must not wait for it.
     async with state.session_factory() as session:
-        viewer = await find_viewer(request, state, session)
-        page = await build_page(request, state, viewer)
-    return render(page, "portal/error.html", status=status, status_code=status, detail=detail, issues=issues)
+        with session.no_autoflush:
+            viewer = await find_viewer(request, state, session)
+            page = await build_page(request, state, viewer)
+        await session.rollback()
+    return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
 class PortalRoute(APIRoute):

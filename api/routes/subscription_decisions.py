@@ -26,7 +26,7 @@ from workflows.subscription_models import ProcessState, StepDecision
 router = APIRouter(tags=["subscriptions"])
 
 S409_DECIDE = "Nothing waits for a decision."
-QUERY_SECONDS = 3.0
+QUERY_SECONDS = 2.0
 """How long a page waits to learn whether an approval waits: it shows the recorded status without it."""
 
 

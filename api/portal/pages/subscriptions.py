@@ -114,10 +114,15 @@ async def _detail_context(page: Page, session: AsyncSession, state: Any, subscri
     }
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is shown."""
+    return message
+
+
 DONE = {
-    "cancelled": "The subscription is cancelled.",
-    "uncancelled": "The cancellation is withdrawn: the subscription renews again.",
-    "revoked": "The revocation has started: the subscription, its licenses and tickets end.",
+    "cancelled": N_("The subscription is cancelled."),
+    "uncancelled": N_("The cancellation is withdrawn: the subscription renews again."),
+    "revoked": N_("The revocation has started: the subscription, its licenses and tickets end."),
 }
 
 
