@@ -26,8 +26,11 @@ from api.portal.pages import (
     orders,
     organizations,
     passwords,
+    reports,
     signin,
+    subscriptions,
     ticket_admin,
+    webhooks,
 )
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -47,6 +50,9 @@ PAGE_MODULES = (
     activations,
     cloud,
     offline,
+    subscriptions,
+    reports,
+    webhooks,
 )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from api.deps import Session, State
 from api.openapi import problems
@@ -17,11 +20,14 @@ from tessera.principal import Principal
 from tessera.subscriptions import reads, requests
 from tessera.subscriptions.refusals import NotWaitingForDecision
 from workflows import subscription_ops
-from workflows.subscription_models import StepDecision
+from workflows.client_ops import RPC_TIMEOUT
+from workflows.subscription_models import ProcessState, StepDecision
 
 router = APIRouter(tags=["subscriptions"])
 
 S409_DECIDE = "Nothing waits for a decision."
+QUERY_SECONDS = 2.0
+"""How long a page waits to learn whether an approval waits: it shows the recorded status without it."""
 
 
 Decision = Annotated[StepDecisionCreate | None, Body(description="An optional comment, kept in the trail.")]
@@ -37,6 +43,18 @@ async def decide(
     decision = StepDecision(user_id=str(caller.user_id), comment=(body or StepDecisionCreate()).comment)
     result = await subscription_ops.decide_step(state.temporal, workflow_id, approve=approve, decision=decision)
     return StepDecisionRead(workflow_id=workflow_id, status=result.status)
+
+
+async def waiting_for_approval(client: Client, workflow_id: str) -> bool | None:
+    """Whether a cancellation's or revocation's workflow waits at an approval step; None when it cannot be asked."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        state: ProcessState = await asyncio.wait_for(
+            handle.query("state", result_type=ProcessState, rpc_timeout=RPC_TIMEOUT), QUERY_SECONDS
+        )
+    except (RPCError, RuntimeError, TimeoutError, WorkflowQueryFailedError):
+        return None
+    return state.waiting_for_approval
 
 
 async def _cancellation_workflow(session: Session, caller: Principal, subscription_id: uuid.UUID) -> str:
