@@ -41,6 +41,9 @@ class PortalRoute(APIRoute):
             try:
                 return await handle(request)
             except SignInRequired:
+                if request.method != "GET":
+                    # A form posted after the session ended: its target cannot be opened, so start over.
+                    return redirect("/signin")
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return redirect(f"/signin?next={quote(target, safe='')}")
             except TesseraError as error:
