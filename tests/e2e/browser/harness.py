@@ -47,7 +47,7 @@ def links_sent_to(outbox_html: str, email: str) -> list[str]:
     found = []
     for article in ARTICLE.findall(outbox_html):
         recipients = re.search(r"<p>To ([^·<]*)", article)
-        if recipients is None or email not in html.unescape(recipients.group(1)).split(", "):
+        if recipients is None or email not in [part.strip() for part in html.unescape(recipients.group(1)).split(",")]:
             continue
         for url in LINK.findall(article):
             # The link names the configured portal URL; the test's stack runs on a port of its own.

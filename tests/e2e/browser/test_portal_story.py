@@ -1,11 +1,11 @@
 """The portal's story in a real browser, on the real stack: from the vendor to the end user's activation.
 
-The vendor's administrator (the one `tessera dev` creates) sets a password through an invitation the operator
-sends from the command line, creates a reseller and grants it rights; the reseller's administrator delegates to a
-customer and invites its administrator; she creates a license through the five steps (a field error shown and
-fixed on the way), which the vendor approves in his inbox; the ticket appears on the customer's group page and is
-allocated to a member, who activates it into a cloud container; the subscription is cancelled with its effective
-end shown; a German-speaking user sees German pages. Each main page is photographed into docs/screenshots/.
+The vendor's administrator (the one `tessera dev` creates) sets a password with the link `tessera dev` prints,
+creates a reseller and grants it rights; the reseller's administrator delegates to a customer and invites its
+administrator; she creates a license through the five steps (a field error shown and fixed on the way), which the
+vendor approves in his inbox; the ticket appears on the customer's group page and is allocated to a member, who
+activates it into a cloud container; the subscription is cancelled with its effective end shown; a German-speaking
+user sees German pages. Each main page is photographed into docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import httpx
 from babel.dates import format_date
 from playwright.async_api import Browser, expect
 
-from tests.e2e.browser.harness import shot, tessera_cli
+from tests.e2e.browser.harness import shot
 from tests.e2e.browser.portal import (
     Story,
     accept_invitation,
@@ -41,7 +41,6 @@ from tests.e2e.browser.portal import (
 from tests.e2e.stack import DevStack
 
 VENDOR_ADMIN = "admin@vendor.example"
-INVITATION = re.compile(r"(/invitations/\S+)")
 
 
 async def api_get(stack: DevStack, key: str, path: str) -> Any:
@@ -65,11 +64,11 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await expect(button(vera.page, "Sign in")).to_be_visible()
         await shot(vera.page, "signin")
 
-    async with story.step("vendor admin sets a password through an operator's invitation", vera.page):
-        printed = tessera_cli(stack, "users", "invite", VENDOR_ADMIN)
-        match = INVITATION.search(printed)
-        assert match is not None, printed
-        await accept_invitation(vera, match.group(1), screenshot="invitation")
+    async with story.step("vendor admin sets a password with the link tessera dev printed", vera.page):
+        link = stack.admin_password_link_printed()
+        assert link is not None, stack.text()
+        assert link.startswith(stack.api_url), link  # the stack's own port, not a configured default
+        await accept_invitation(vera, link, screenshot="invitation")
         await shot(vera.page, "tickets-empty")
 
     async with story.step("groups page", vera.page):
