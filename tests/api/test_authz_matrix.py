@@ -338,8 +338,6 @@ ROUTES: dict[str, Route] = {
     f"POST {V1}/invitations/redeem": Route(
         None, 404, lambda _w, _o: ("", {"token": "x" * 43, "email": "nobody@example.com", "password": "p" * 16})
     ),
-    "GET /invitations/{token}": Route(None, 404),
-    "POST /invitations/{token}": Route(None, 422),
     f"POST {V1}/auth/keys": Route(
         None, 401, lambda _w, _o: ("", {"email": "nobody@example.com", "password": "not the password"})
     ),
