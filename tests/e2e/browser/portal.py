@@ -46,6 +46,8 @@ async def data_ids(scope: Page | Locator) -> list[str]:
 
 async def choose(select: Locator, wanted: str) -> None:
     """Pick the option whose value is `wanted`, else the first whose text contains it."""
+    # Reading options does not wait: the next page may still be on its way after a click.
+    await select.locator("option").first.wait_for(state="attached")
     options = await select.locator("option").evaluate_all(
         "options => options.map(o => [o.value, o.textContent.trim()])"
     )
@@ -58,6 +60,12 @@ async def choose(select: Locator, wanted: str) -> None:
             await select.select_option(value=value)
             return
     raise AssertionError(f"no option {wanted!r} among {options}")
+
+
+async def submit(page: Page, control: Locator, *, twice: bool = False) -> None:
+    """Click a form's button (twice, as a clumsy user does) and wait for the page the POST leads to."""
+    async with page.expect_navigation(wait_until="load"):
+        await (control.dblclick() if twice else control.click())
 
 
 async def heading(page: Page, text: str) -> None:
@@ -95,7 +103,7 @@ async def accept_invitation(who: Person, link: str, *, screenshot: str = "") -> 
     await field_of(page, "New password").fill(who.password)
     if screenshot:
         await shot(page, screenshot)
-    await button(page, "Accept the invitation").click()
+    await submit(page, button(page, "Accept the invitation"))
     await page.wait_for_url(re.compile(r"/tickets$"))
     await heading(page, "My tickets")
 
@@ -110,8 +118,7 @@ async def invite(page: Page, organization_id: uuid.UUID, email: str, role: str) 
     form = form_with(page, "Send invitation")
     await field_of(form, "E-mail address").fill(email)
     await choose(field_of(form, "Role"), role)
-    await button(form, "Send invitation").click()
-    await page.wait_for_load_state()
+    await submit(page, button(form, "Send invitation"))
     await expect(page.locator(".field-error")).to_have_count(0)
 
 
@@ -122,8 +129,7 @@ async def create_organization(page: Page, parent_id: uuid.UUID, name: str, kind:
     await field_of(form, "Name").fill(name)
     await choose(field_of(form, "Kind"), kind)
     await field_of(form, "Country").fill(country)
-    await button(form, "Create organization").click()
-    await page.wait_for_load_state()
+    await submit(page, button(form, "Create organization"))
     await expect(page.locator(".field-error")).to_have_count(0)
     await page.goto(f"/organizations/{parent_id}")
     link = page.locator("main a").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).first
@@ -147,8 +153,7 @@ async def save_grant(
     await field_of(form, "Quota").fill(quota)
     box = field_of(form, "Delegable")
     await (box.check() if delegable else box.uncheck())
-    await button(form, "Save grant").click()
-    await page.wait_for_load_state()
+    await submit(page, button(form, "Save grant"))
     await expect(page.locator(".field-error")).to_have_count(0)
 
 

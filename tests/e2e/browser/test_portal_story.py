@@ -37,6 +37,7 @@ from tests.e2e.browser.portal import (
     person,
     row,
     save_grant,
+    submit,
 )
 from tests.e2e.stack import DevStack
 
@@ -114,38 +115,39 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await heading(page, "Create license")
         await choose(field_of(page, "Organization"), str(customer_id))
         await shot(page, "create-license-1-organization")
-        await button(page, "Next").click()
+        await submit(page, button(page, "Next"))
         await choose(field_of(page, "Product group"), "SIM")
-        await button(page, "Next").click()
+        await submit(page, button(page, "Next"))
         await choose(field_of(page, "Product"), "SIM-CLOUD-Y")
         await shot(page, "create-license-3-product")
-        await button(page, "Next").click()
-        await page.wait_for_load_state()
+        await submit(page, button(page, "Next"))
 
     async with story.step("create license: fields and modules", page):
         # SimCloud asks no fields; its one module may stay as it is. Some forms skip this step when empty.
         if await field_of(page, "Quantity").count() == 0:
-            await button(page, "Next").click()
-            await page.wait_for_load_state()
+            await submit(page, button(page, "Next"))
 
     async with story.step("create license: a bad quantity is shown next to the field, then fixed", page):
         quantity = field_of(page, "Quantity")
         # The browser's own check would stop "0" before it is sent; the server must refuse it as well.
         await page.locator("form").evaluate_all("forms => forms.forEach(f => f.noValidate = true)")
         await quantity.fill("0")
-        await button(page, "Create license").click()
-        await page.wait_for_load_state()
+        await submit(page, button(page, "Create license"))
         await expect(page.locator(".field-error").first).to_be_visible()
         await expect(field_of(page, "Quantity")).to_have_attribute("aria-invalid", "true")
         await shot(page, "create-license-error")
         await field_of(page, "Quantity").fill("1")
         await choose(field_of(page, "Allocate to"), "organization")
         await choose(field_of(page, "Visibility"), "all_members")
-        await button(page, "Create license").click()
+        # A clumsy double click sends the form twice: still one order.
+        await submit(page, button(page, "Create license"), twice=True)
         await page.wait_for_url(re.compile(r"/orders/[0-9a-f-]{36}$"))
         order_id = id_in_url(page, "/orders/")
         await heading(page, "Order")
         await shot(page, "order-pending")
+        await page.wait_for_timeout(1000)  # the other click's request, had it made a second order
+        orders = (await api_get(stack, admin_key, "/orders?limit=200"))["items"]
+        assert [o["id"] for o in orders if o["organization_id"] == str(customer_id)] == [str(order_id)], orders
 
     async with story.step("vendor approves in his inbox", vera.page):
         await vera.page.goto("/approvals")
@@ -154,8 +156,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await expect(decision).to_be_visible()
         await field_of(decision, "Comment").fill("Approved for the pilot")
         await shot(vera.page, "approvals")
-        await button(decision, "Approve").click()
-        await vera.page.wait_for_load_state()
+        await submit(vera.page, button(decision, "Approve"))
 
     async with story.step("the order is fulfilled and shows its ticket", page):
         await page.goto(f"/orders/{order_id}")
@@ -170,6 +171,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         [ticket] = [t for t in tickets if t["organization_id"] == str(customer_id)]
         ticket_id = ticket["id"]
         await expect(row(page, ticket_id)).to_be_visible(timeout=20_000)  # the page polls its status
+        await expect(page.locator("#order-status [data-final]")).to_be_attached(timeout=20_000)
         await shot(page, "order")
         await page.goto("/orders")
         await heading(page, "Orders")
@@ -182,11 +184,10 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         ticket_row = row(page, ticket_id)
         await choose(field_of(ticket_row, "Allocate to"), mo.email)
         await choose(field_of(ticket_row, "Visibility"), "admins_only")
-        await button(ticket_row, "Save").click()
-        await page.wait_for_load_state()
+        await submit(page, button(ticket_row, "Save"))
         allocated = await api_get(stack, admin_key, f"/tickets/{ticket_id}")
         assert allocated["allocated_user_id"] is not None, allocated
-        await button(row(page, ticket_id), "Show code").click()
+        await submit(page, button(row(page, ticket_id), "Show code"))
         await expect(row(page, ticket_id).locator("code.secret")).to_be_visible()
         await shot(page, "group-page")
 
@@ -194,8 +195,8 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await mo.page.goto("/tickets")
         await heading(mo.page, "My tickets")
         await shot(mo.page, "tickets")
-        await button(row(mo.page, ticket_id), "Activate").click()
-        await mo.page.wait_for_load_state()
+        await submit(mo.page, button(row(mo.page, ticket_id), "Activate"), twice=True)
+        await mo.page.wait_for_timeout(1000)
         activated = await api_get(stack, admin_key, f"/tickets/{ticket_id}")
         assert activated["status"] == "activated", activated
         await mo.page.goto("/activations")
@@ -207,6 +208,14 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await expect(button(mo.page, "Download credential file")).to_be_visible()
         await shot(mo.page, "cloud-containers")
 
+    async with story.step("a member opening a group above his own is answered 404", mo.page):
+        for path in (f"/organizations/{reseller_id}", f"/organizations/{vendor_id}"):
+            response = await mo.page.goto(path)
+            assert response is not None
+            assert response.status == 404, (path, response.status)
+            await expect(mo.page.locator("main")).not_to_contain_text("Northwind")
+        await shot(mo.page, "not-found")
+
     async with story.step("the customer admin cancels the subscription; its effective end is stated", page):
         subscriptions = (await api_get(stack, admin_key, f"/subscriptions?organization_id={customer_id}"))["items"]
         [subscription] = [s for s in subscriptions if s["order_id"] == str(order_id)]
@@ -217,15 +226,15 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await shot(page, "subscriptions")
         await page.goto(f"/subscriptions/{subscription_id}")
         await shot(page, "subscription")
-        await button(page, "Cancel subscription").click()
-        await page.wait_for_load_state()
+        await submit(page, button(page, "Cancel subscription"))
         await expect(button(page, "Confirm cancellation")).to_be_visible()
         stated = await page.locator("main").inner_text()
         await shot(page, "subscription-cancel")
-        await button(page, "Confirm cancellation").click()
-        await page.wait_for_load_state()
+        await submit(page, button(page, "Confirm cancellation"), twice=True)
+        await page.wait_for_timeout(1000)
         cancelled = await api_get(stack, admin_key, f"/subscriptions/{subscription_id}")
         assert cancelled["status"] == "non_renewing", cancelled
+        assert len(cancelled["cancellations"]) == 1, cancelled["cancellations"]
         zone = ZoneInfo(cancelled["timezone"])
         end = datetime.fromisoformat(cancelled["effective_end_at"]).astimezone(zone)
         # The end is an instant: a page may name its day, or the last day before it.
@@ -248,8 +257,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await mo.page.goto("/account")
         profile = mo.page.locator('form[action="/account/profile"]')
         await profile.locator('select[name="locale"]').select_option("de")
-        await profile.locator('button[type="submit"]').click()
-        await mo.page.wait_for_load_state()
+        await submit(mo.page, profile.locator('button[type="submit"]'))
         await mo.page.goto("/tickets")
         await expect(mo.page.locator("html")).to_have_attribute("lang", "de")
         await heading(mo.page, "Meine Tickets")
@@ -267,7 +275,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await field_of(laptop.page, "E-Mail-Adresse").fill(mo.email)
         await field_of(laptop.page, "Passwort").fill(mo.password)
         await shot(laptop.page, "signin-de")
-        await button(laptop.page, "Anmelden").click()
+        await submit(laptop.page, button(laptop.page, "Anmelden"))
         await laptop.page.wait_for_url(re.compile(r"/tickets$"))
         await heading(laptop.page, "Meine Tickets")
         await expect(row(laptop.page, ticket_id)).to_be_visible()
