@@ -65,6 +65,8 @@ async def test_my_keys_are_the_apis_and_a_new_secret_is_shown_once(
         assert key.expires_at.date() in {IN_A_MONTH, IN_A_MONTH + timedelta(days=1)}
     assert f'data-id="{key.id}"' in listing.text
 
+    forged = await api.post(f"/api-keys/{key.id}/revoke")
+    assert forged.status_code == 403
     revoked = await submit(api, "/api-keys", f"/api-keys/{key.id}/revoke")
     assert revoked.status_code == 303
     assert (await api.get("/api/v1/tickets", headers=bearer(secret))).status_code == 401

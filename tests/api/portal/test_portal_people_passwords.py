@@ -68,6 +68,8 @@ async def test_a_reset_link_sets_a_new_password_once_ends_sessions_and_keeps_key
         assert form.status_code == 200
         for label in ("New password", "New password again", "Set password"):
             assert label in form.text
+        forged = await api.post(url, data={"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
+        assert forged.status_code == 403
         differ = await submit(api, url, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD + "x")
         assert differ.status_code == 422
         assert "differ" in differ.text
@@ -179,3 +181,23 @@ async def test_two_uses_of_one_link_at_once_set_one_password(
     async with sessions() as session:
         keys = (await session.scalars(select(ApiKey).where(ApiKey.kind == ApiKeyKind.session))).all()
         assert len(keys) == 1
+
+
+async def test_changing_the_password_on_the_account_page_ends_open_reset_links(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    del rights_world
+    await give_password(sessions, ADMIN)
+    await ask(api, ADMIN)
+    url = await newest_link(sessions)
+    await sign_in_portal(api, ADMIN)
+    changed = await submit(
+        api,
+        "/account",
+        "/account/password",
+        current_password=PASSWORD,
+        password=NEW_PASSWORD,
+        password_repeat=NEW_PASSWORD,
+    )
+    assert changed.status_code == 303
+    assert (await api.get(url)).status_code == 410
