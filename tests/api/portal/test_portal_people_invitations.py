@@ -101,6 +101,13 @@ async def test_the_invitation_only_works_for_the_address_it_was_sent_to_and_need
     malformed = await submit(api, url, email="not an address", name="X", password=PASSWORD)
     assert malformed.status_code == 422
     assert field_error(malformed.text, "email")
+    hostile = await submit(api, url, email="<script>alert(1)</script>", name="<b>x</b>", password=PASSWORD)
+    assert hostile.status_code == 422
+    assert "<script>alert" not in hostile.text
+    assert "<b>x</b>" not in hostile.text
+    oversized = await submit(api, url, email="owner@example.com", name="n" * 201, password=PASSWORD)
+    assert oversized.status_code == 422
+    assert field_error(oversized.text, "name")
     refused = await api.post(url, data={"email": "owner@example.com", "password": PASSWORD})
     assert refused.status_code == 403
     async with sessions() as session:

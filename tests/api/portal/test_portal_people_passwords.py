@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import ApiKey, ApiKeyKind, Event, PasswordReset, utcnow
+from tessera.models import ApiKey, ApiKeyKind, Event, PasswordReset, User, utcnow
 from tessera.settings import Settings
 from tests.api.people import PASSWORD, client_for, give_password
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
@@ -146,6 +146,7 @@ async def test_requests_are_rate_limited_per_address(
         assert [await ask(client, ADMIN) for _ in range(2)] == [303, 303]
         limited = await submit(client, "/password/forgot", email=ADMIN)
         assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
         assert "Too many requests" in limited.text
         # An address without an account is counted the same way, so the limit tells nothing either.
         assert [await ask(client, "nobody@example.com") for _ in range(3)] == [303, 303, 429]
@@ -201,3 +202,15 @@ async def test_changing_the_password_on_the_account_page_ends_open_reset_links(
     )
     assert changed.status_code == 303
     assert (await api.get(url)).status_code == 410
+
+
+async def test_the_mail_is_written_in_the_accounts_language(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    async with sessions() as session:
+        await session.execute(update(User).where(User.id == rights_world.users["customer_admin"]).values(locale="de"))
+        await session.commit()
+    await ask(api, ADMIN)
+    mail = (await reset_mails(sessions))[-1]
+    assert mail.subject == "Neues Tessera-Passwort wählen"
+    assert "der Link gilt einmal" in mail.body
