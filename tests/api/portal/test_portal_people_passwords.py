@@ -214,3 +214,21 @@ async def test_the_mail_is_written_in_the_accounts_language(
     mail = (await reset_mails(sessions))[-1]
     assert mail.subject == "Neues Tessera-Passwort wählen"
     assert "der Link gilt einmal" in mail.body
+
+
+async def test_using_a_link_in_a_browser_signed_in_as_someone_else_signs_that_browser_out(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    del rights_world
+    await give_password(sessions, "customer.member@example.com")
+    await ask(api, ADMIN)
+    url = await newest_link(sessions)
+    await sign_in_portal(api, "customer.member@example.com")
+    token = api.cookies["tessera_session"]
+    done = await submit(api, url, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert done.status_code == 303
+    assert "tessera_session" not in api.cookies
+    async with browser(api) as copy:
+        copy.cookies.set("tessera_session", token)
+        assert (await copy.get("/account")).status_code == 303
+    await sign_in_portal(api, ADMIN, NEW_PASSWORD)
