@@ -25,7 +25,7 @@ from api.schemas.api_keys import ApiKeyCreate
 from tessera import apikeys
 from tessera.auth.keyring import as_ring
 from tessera.errors import FieldIssue, InvalidInput, NotFound
-from tessera.models import ApiKey, ApiKeyKind, Organization
+from tessera.models import ApiKey, ApiKeyKind, Organization, utcnow
 from tessera.rights import scopes
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -107,6 +107,7 @@ async def _keys_page(
         scope_choices=SCOPE_CHOICES,
         errors=errors or {},
         values=values or {"name": "", "expires_on": "", "scopes": [scopes.ALL]},
+        now=utcnow(),
         today=datetime.now(page.formats.zone).date(),
     )
 

@@ -74,9 +74,11 @@ async def request_password_reset(request: Request, page: AnyPage, form: Form, se
     except InvalidInput as error:
         await session.rollback()
         return _forgot(page, status=422, errors=field_errors(error.issues), email=email)
-    except TooManyAttempts:
+    except TooManyAttempts as error:
         await session.rollback()
-        return _forgot(page, status=429, email=email, too_many=True)
+        response = _forgot(page, status=429, email=email, too_many=True)
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
     return redirect(f"{FORGOT}?sent=1")
 
 

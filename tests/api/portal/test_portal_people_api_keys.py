@@ -40,6 +40,7 @@ async def test_my_keys_are_the_apis_and_a_new_secret_is_shown_once(
     listed = await api.get("/api/v1/api-keys", headers=bearer(w.keys["customer_admin"]))
     assert set(ROW.findall(page.text)) == {key["id"] for key in listed.json()["items"]}
     assert "tsp_" not in page.text  # the portal session is no key of the list
+    assert "expired" in page.text  # the world gives customer_admin an expired key
 
     made = await create(api, name="laptop", scopes=["tickets:read", "orders:read"], expires_on=IN_A_MONTH.isoformat())
     assert made.status_code == 303, made.text
@@ -65,6 +66,8 @@ async def test_my_keys_are_the_apis_and_a_new_secret_is_shown_once(
         assert key.expires_at.date() in {IN_A_MONTH, IN_A_MONTH + timedelta(days=1)}
     assert f'data-id="{key.id}"' in listing.text
 
+    forged = await api.post(f"/api-keys/{key.id}/revoke")
+    assert forged.status_code == 403
     revoked = await submit(api, "/api-keys", f"/api-keys/{key.id}/revoke")
     assert revoked.status_code == 303
     assert (await api.get("/api/v1/tickets", headers=bearer(secret))).status_code == 401

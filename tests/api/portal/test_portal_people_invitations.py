@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import Invitation, Membership, User, utcnow
+from tessera.settings import Settings
 from tests.api.people import PASSWORD, give_password, invitation_token
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
 from tests.conftest import RightsWorld, bearer
@@ -101,6 +104,13 @@ async def test_the_invitation_only_works_for_the_address_it_was_sent_to_and_need
     malformed = await submit(api, url, email="not an address", name="X", password=PASSWORD)
     assert malformed.status_code == 422
     assert field_error(malformed.text, "email")
+    hostile = await submit(api, url, email="<script>alert(1)</script>", name="<b>x</b>", password=PASSWORD)
+    assert hostile.status_code == 422
+    assert "<script>alert" not in hostile.text
+    assert "<b>x</b>" not in hostile.text
+    oversized = await submit(api, url, email="owner@example.com", name="n" * 201, password=PASSWORD)
+    assert oversized.status_code == 422
+    assert field_error(oversized.text, "name")
     refused = await api.post(url, data={"email": "owner@example.com", "password": PASSWORD})
     assert refused.status_code == 403
     async with sessions() as session:
@@ -169,3 +179,31 @@ async def test_the_page_speaks_german(api: AsyncClient, rights_world: RightsWorl
     assert page.status_code == 200
     assert "Einladung annehmen" in page.text
     assert "Neues Passwort" in page.text
+
+
+async def test_two_accepts_of_one_link_at_once_make_one_account(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions, settings: Settings
+) -> None:
+    if not settings.database_url or not settings.database_url.startswith("postgresql"):
+        pytest.skip("a real race needs PostgreSQL's row locks")
+    await invite(api, rights_world, "twice@example.com")
+    url = f"/invitations/{await invitation_token(sessions, 'twice@example.com')}"
+    async with browser(api) as one, browser(api) as two:
+        tokens = [csrf_of((await client.get(url)).text) for client in (one, two)]
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    url,
+                    data={
+                        "csrf_token": token,
+                        "email": "twice@example.com",
+                        "name": "T",
+                        "password": f"{PASSWORD} {n}",
+                    },
+                )
+                for n, (client, token) in enumerate(zip((one, two), tokens, strict=True))
+            )
+        )
+    assert sorted(answer.status_code for answer in answers) == [303, 409], [a.text[:300] for a in answers]
+    async with sessions() as session:
+        assert len((await session.scalars(select(User).where(User.email == "twice@example.com"))).all()) == 1

@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import ApiKey, ApiKeyKind, Event, PasswordReset, utcnow
+from tessera.models import ApiKey, ApiKeyKind, Event, PasswordReset, User, utcnow
 from tessera.settings import Settings
 from tests.api.people import PASSWORD, client_for, give_password
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
@@ -68,6 +68,8 @@ async def test_a_reset_link_sets_a_new_password_once_ends_sessions_and_keeps_key
         assert form.status_code == 200
         for label in ("New password", "New password again", "Set password"):
             assert label in form.text
+        forged = await api.post(url, data={"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
+        assert forged.status_code == 403
         differ = await submit(api, url, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD + "x")
         assert differ.status_code == 422
         assert "differ" in differ.text
@@ -144,6 +146,7 @@ async def test_requests_are_rate_limited_per_address(
         assert [await ask(client, ADMIN) for _ in range(2)] == [303, 303]
         limited = await submit(client, "/password/forgot", email=ADMIN)
         assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
         assert "Too many requests" in limited.text
         # An address without an account is counted the same way, so the limit tells nothing either.
         assert [await ask(client, "nobody@example.com") for _ in range(3)] == [303, 303, 429]
@@ -179,3 +182,53 @@ async def test_two_uses_of_one_link_at_once_set_one_password(
     async with sessions() as session:
         keys = (await session.scalars(select(ApiKey).where(ApiKey.kind == ApiKeyKind.session))).all()
         assert len(keys) == 1
+
+
+async def test_changing_the_password_on_the_account_page_ends_open_reset_links(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    del rights_world
+    await give_password(sessions, ADMIN)
+    await ask(api, ADMIN)
+    url = await newest_link(sessions)
+    await sign_in_portal(api, ADMIN)
+    changed = await submit(
+        api,
+        "/account",
+        "/account/password",
+        current_password=PASSWORD,
+        password=NEW_PASSWORD,
+        password_repeat=NEW_PASSWORD,
+    )
+    assert changed.status_code == 303
+    assert (await api.get(url)).status_code == 410
+
+
+async def test_the_mail_is_written_in_the_accounts_language(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    async with sessions() as session:
+        await session.execute(update(User).where(User.id == rights_world.users["customer_admin"]).values(locale="de"))
+        await session.commit()
+    await ask(api, ADMIN)
+    mail = (await reset_mails(sessions))[-1]
+    assert mail.subject == "Neues Tessera-Passwort wählen"
+    assert "der Link gilt einmal" in mail.body
+
+
+async def test_using_a_link_in_a_browser_signed_in_as_someone_else_signs_that_browser_out(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    del rights_world
+    await give_password(sessions, "customer.member@example.com")
+    await ask(api, ADMIN)
+    url = await newest_link(sessions)
+    await sign_in_portal(api, "customer.member@example.com")
+    token = api.cookies["tessera_session"]
+    done = await submit(api, url, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert done.status_code == 303
+    assert "tessera_session" not in api.cookies
+    async with browser(api) as copy:
+        copy.cookies.set("tessera_session", token)
+        assert (await copy.get("/account")).status_code == 303
+    await sign_in_portal(api, ADMIN, NEW_PASSWORD)
