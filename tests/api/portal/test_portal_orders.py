@@ -164,6 +164,7 @@ async def test_a_double_submit_or_a_reload_creates_one_order(
     changed = await orders_api.post("/licenses/new", data={**form, "quantity": "4"})
     assert changed.status_code == 422
     assert "sent before with other values" in changed.text
+    assert "Idempotency-Key" not in changed.text
     assert len(await orders_of(sessions, w)) == 1
 
 

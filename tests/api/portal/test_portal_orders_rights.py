@@ -68,6 +68,10 @@ async def test_foreign_and_ungranted_choices_are_refused_at_every_step(
         first = await member.get(new)
         assert "You administer no organization that may create licenses." in first.text
         assert (await member.get(f"{new}?organization={w.orgs['C1']}")).status_code == 403
+        forged = {**details_form(w), "csrf_token": csrf_of(first.text), "step": "create", "quantity": "1"}
+        forged.update({"allocation": "requester", "visibility": "all_members", "nonce": "m" * 20})
+        assert (await member.post(new, data=forged)).status_code == 403
+        assert await orders_of(sessions, w) == []
 
 
 async def test_wizard_forms_need_this_browsers_csrf_token(
