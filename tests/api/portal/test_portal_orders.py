@@ -110,6 +110,10 @@ async def test_the_wizard_walks_five_steps_and_the_order_page_follows_the_order_
     for label in ("Quantity", "Allocate to", "Visibility"):
         assert f">{label}" in fixed.text
     assert "customer.member@example.com" in fixed.text  # a named member may get the tickets
+    assert (
+        'name="quantity" type="number" value="1" required aria-describedby="quantity-hint" min="1" max="9"'
+        in fixed.text
+    )
     assert ">Create license</button>" in fixed.text
 
     worker = build_worker(dev_env.client, orders_temporal_settings, sessions)
