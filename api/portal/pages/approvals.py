@@ -8,7 +8,6 @@ validator decide, so a tampered form is refused there.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -16,15 +15,15 @@ from dataclasses import dataclass
 from fastapi import APIRouter
 from starlette.responses import Response
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from api.deps import Session
 from api.portal.deps import Form, Page, SignedInPage, text
+from api.portal.pages import subscription_approvals
 from api.portal.pages.orders import organization_names, people_names
 from api.portal.render import redirect, render, translate
 from api.portal.routing import PortalRoute
 from api.routes.orders import decide_on_order
-from tessera.errors import ConfigError, Forbidden, InvalidInput, NotFound, TesseraError
+from tessera.errors import ConfigError, Forbidden, InvalidInput, NotFound
 from tessera.models import Order
 from tessera.orders import approvals
 from tessera.orders.config import workflows_config
@@ -32,15 +31,17 @@ from tessera.orders.errors import NotWaiting, WorkflowsConfigInvalid
 from tessera.orders.launch import order_start
 from tessera.principal import Principal
 from tessera.processes import ResolvedProcess
+from tessera.subscriptions.refusals import NotWaitingForDecision
 from workflows.order_models import OrderWorkflowInput
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 log = logging.getLogger(__name__)
 
-HISTORY_TIMEOUT_SECONDS = 5
 FLASHES = {
     "approved": "The order is approved.",
     "rejected": "The order is rejected.",
+    "request-approved": "Your approval is recorded.",
+    "request-rejected": "Your rejection is recorded.",
 }
 
 
@@ -58,16 +59,8 @@ def _principal(page: Page) -> Principal:
 
 async def _started_process(client: Client, workflow_id: str) -> ResolvedProcess | None:
     """The steps the order's workflow runs, from its start event: what it froze when the file was different."""
-    try:
-        async with asyncio.timeout(HISTORY_TIMEOUT_SECONDS):
-            async for event in client.get_workflow_handle(workflow_id).fetch_history_events(page_size=1):
-                payloads = event.workflow_execution_started_event_attributes.input.payloads
-                decoded = await client.data_converter.decode(payloads, [OrderWorkflowInput])
-                started = decoded[0]
-                return started.process if isinstance(started, OrderWorkflowInput) else None
-    except (RPCError, RuntimeError, TimeoutError, ValueError) as error:
-        log.warning("approvals: the start of %s could not be read: %s", workflow_id, error)
-    return None
+    started = await subscription_approvals.started_input(client, workflow_id, OrderWorkflowInput)
+    return started.process if started is not None else None
 
 
 async def _process_of(page: Page, session: Session, order: Order) -> ResolvedProcess | None:
@@ -95,18 +88,20 @@ async def waiting_for(page: Page, session: Session) -> list[Waiting]:
 
 async def _inbox(page: Page, session: Session, *, status: int = 200, flash: str = "", alert: str = "") -> Response:
     items = await waiting_for(page, session)
-    organizations = await organization_names(session, {item.order.organization_id for item in items})
-    people = await people_names(
+    requests = await subscription_approvals.waiting_requests(session, page.state, _principal(page))
+    organizations = await organization_names(
         session,
-        _principal(page),
-        {item.order.requested_by_user_id for item in items if item.order.requested_by_user_id is not None},
+        {item.order.organization_id for item in items} | {item.subscription.organization_id for item in requests},
     )
+    requesters = {item.order.requested_by_user_id for item in items} | {item.requester_id for item in requests}
+    people = await people_names(session, _principal(page), {user for user in requesters if user is not None})
     return render(
         page,
         "portal/approvals/inbox.html",
         status=status,
         nav="approvals",
         items=items,
+        requests=requests,
         organizations=organizations,
         people=people,
         flash=flash,
@@ -123,24 +118,40 @@ async def approvals_inbox(page: SignedInPage, session: Session, decided: str | N
 
 @router.post("/approvals")
 async def decide(page: SignedInPage, form: Form, session: Session) -> Response:
-    """Approve or reject one waiting order, with an optional comment kept in its trail."""
+    """Approve or reject one waiting order, cancellation or revocation, with a comment kept in its trail."""
+    kind = text(form, "kind", max_length=20) or "order"
+    if kind not in ("order", "cancellation", "revocation"):
+        raise InvalidInput("there is no such kind of request")
     try:
-        order_id = uuid.UUID(text(form, "order", max_length=40))
+        target = uuid.UUID(text(form, "subscription" if kind != "order" else "order", max_length=40))
     except ValueError:
-        raise NotFound("no such order") from None
+        raise NotFound("no such request") from None
     choice = text(form, "decision", max_length=10)
     if choice not in ("approve", "reject"):
         raise InvalidInput("choose Approve or Reject")
     comment = text(form, "comment", max_length=2000)
+    approve = choice == "approve"
     try:
-        await decide_on_order(session, page.state, _principal(page), order_id, comment, approve=choice == "approve")
-    except NotWaiting:
+        if kind == "order":
+            await decide_on_order(session, page.state, _principal(page), target, comment, approve=approve)
+        else:
+            await subscription_approvals.decide(
+                session,
+                page.state,
+                _principal(page),
+                "cancellation" if kind == "cancellation" else "revocation",
+                target,
+                comment,
+                approve=approve,
+            )
+    except (NotWaiting, NotWaitingForDecision):
         await session.rollback()
-        alert = translate(page, "This order was decided by someone else (or no longer waits) before your decision.")
+        alert = translate(page, "This was decided by someone else (or no longer waits) before your decision.")
         return await _inbox(page, session, status=409, alert=alert)
     except Forbidden as error:
-        if isinstance(error, TesseraError) and error.code in ("not-an-approver", "self-approval-not-allowed"):
+        if error.code in ("not-an-approver", "self-approval-not-allowed"):
             await session.rollback()
             return await _inbox(page, session, status=403, alert=error.detail)
         raise
-    return redirect(f"/approvals?decided={'approved' if choice == 'approve' else 'rejected'}")
+    outcome = "approved" if approve else "rejected"
+    return redirect(f"/approvals?decided={outcome if kind == 'order' else 'request-' + outcome}")

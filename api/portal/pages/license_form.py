@@ -53,6 +53,7 @@ class FieldView:
     min: str = ""
     max: str = ""
     max_length: int = MAX_TEXT_LENGTH
+    has_default: bool = False
 
     @property
     def input_name(self) -> str:
@@ -80,7 +81,13 @@ def field_views(product: Product, form: FormData | None) -> list[FieldView]:
     """The product's fields as inputs, preset with the submitted values (or with the defaults on a first visit)."""
     views = []
     for spec in specs_of(product):
-        view = FieldView(name=spec.name, label=spec.label, type=spec.type.value, required=spec.required)
+        view = FieldView(
+            name=spec.name,
+            label=spec.label,
+            type=spec.type.value,
+            required=spec.required,
+            has_default=spec.default is not None,
+        )
         sent = None if form is None else form.get(view.input_name)
         sent_text = sent if isinstance(sent, str) else None
         if spec.type == FieldType.bool:

@@ -253,7 +253,7 @@ async def _refused(
     if any(issue.field.startswith(("fields.", "modules.")) for issue in issues):
         return await _details_page(page, form, session, ids, _detail_errors(issues))
     errors = field_errors(issues)
-    if IDEMPOTENCY_FIELD in errors:
+    if errors.pop(IDEMPOTENCY_FIELD, None) is not None:
         # The same form was sent again with other values: a new nonce makes it a new order.
         errors["order"] = translate(page, "The form was sent before with other values; check them and send it again.")
     return await _finish_page(page, form, session, ids, status=status, errors=errors)

@@ -7,14 +7,18 @@ only after three days without a decision.
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from pathlib import Path
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from tessera.models import Membership, Order
-from tessera.settings import Settings
+from tessera.settings import REPO_ROOT, Settings
+from tests.api.people import client_for
 from tests.api.portal.browser_forms import browser, csrf_of
 from tests.api.portal.orders_world import (
     Sessions,
@@ -161,3 +165,41 @@ async def test_another_admin_of_the_organization_rejects_through_the_inbox(
         assert "Rejected" in shown.text
         assert "too many" in shown.text
         assert "data-final" in shown.text
+
+
+@pytest.fixture
+def edited_settings(orders_temporal_settings: Settings, tmp_path: Path) -> Settings:
+    """The shipped configuration, in a folder of its own that a test may edit."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    return orders_temporal_settings.model_copy(update={"config_dir": config})
+
+
+async def test_the_inbox_follows_the_steps_an_order_started_with_not_an_edited_file(
+    edited_settings: Settings, rights_world: RightsWorld, sessions: Sessions, dev_env: WorkflowEnvironment
+) -> None:
+    w = rights_world
+    await add_product(sessions, w)
+    await set_quota(sessions, w, "C1", 50)
+    await _make_admin(sessions, w, "m_C1", "C1")
+    async with client_for(edited_settings) as portal, build_worker(dev_env.client, edited_settings, sessions):
+        await portal_user(portal, sessions, w, "customer_admin")
+        order_id = order_id_of(await create_through_wizard(portal, w, quantity="11"))
+        await _waiting(sessions, order_id)
+        workflows = edited_settings.config_dir / "workflows.yaml"
+        text = workflows.read_text()
+        assert "name: group admin approval" in text
+        assert "approvers: group_admins" in text
+        edited = text.replace("name: group admin approval", "name: reseller check", 1)
+        workflows.write_text(edited.replace("approvers: group_admins", "approvers: reseller_admins", 1))
+        # Orders started from now on ask the reseller; the waiting one still asks C1's admins.
+        async with browser(portal) as reseller:
+            await portal_user(reseller, sessions, w, "reseller_admin")
+            assert f'data-id="{order_id}"' not in (await reseller.get("/approvals")).text
+        async with browser(portal) as colleague:
+            await portal_user(colleague, sessions, w, "m_C1")
+            inbox = await colleague.get("/approvals")
+            assert f'data-id="{order_id}"' in inbox.text
+            assert "group admin approval" in inbox.text
+            status, _text = await _decide(colleague, order_id, "approve")
+            assert status == 303

@@ -92,6 +92,15 @@ async def test_the_wizard_walks_five_steps_and_the_order_page_follows_the_order_
     assert bad_module.status_code == 422
     assert "unknown module &#39;NUKE&#39;" in bad_module.text
 
+    too_long = await orders_api.post(
+        "/licenses/new", data={"csrf_token": token, **details_form(w, **{"field.edition": "x" * 21})}
+    )
+    assert "is 21 characters long; at most 20 are allowed" in too_long.text
+    not_a_date = await orders_api.post(
+        "/licenses/new", data={"csrf_token": token, **details_form(w, **{"field.starts": "31.12.2026"})}
+    )
+    assert "&#39;31.12.2026&#39; is not a date (YYYY-MM-DD)" in not_a_date.text
+
     # Fixed: step 5 asks for quantity, allocation and visibility.
     fixed = await orders_api.post(
         "/licenses/new",
@@ -101,6 +110,10 @@ async def test_the_wizard_walks_five_steps_and_the_order_page_follows_the_order_
     for label in ("Quantity", "Allocate to", "Visibility"):
         assert f">{label}" in fixed.text
     assert "customer.member@example.com" in fixed.text  # a named member may get the tickets
+    assert (
+        'name="quantity" type="number" value="1" required aria-describedby="quantity-hint" min="1" max="9"'
+        in fixed.text
+    )
     assert ">Create license</button>" in fixed.text
 
     worker = build_worker(dev_env.client, orders_temporal_settings, sessions)
@@ -155,6 +168,7 @@ async def test_a_double_submit_or_a_reload_creates_one_order(
     changed = await orders_api.post("/licenses/new", data={**form, "quantity": "4"})
     assert changed.status_code == 422
     assert "sent before with other values" in changed.text
+    assert "Idempotency-Key" not in changed.text
     assert len(await orders_of(sessions, w)) == 1
 
 

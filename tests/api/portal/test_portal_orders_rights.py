@@ -13,7 +13,9 @@ from tests.api.portal.orders_world import (
     PRODUCT,
     Sessions,
     add_product,
+    as_pairs,
     details_form,
+    hidden_fields,
     orders_of,
     portal_user,
     set_locale,
@@ -68,6 +70,10 @@ async def test_foreign_and_ungranted_choices_are_refused_at_every_step(
         first = await member.get(new)
         assert "You administer no organization that may create licenses." in first.text
         assert (await member.get(f"{new}?organization={w.orgs['C1']}")).status_code == 403
+        forged = {**details_form(w), "csrf_token": csrf_of(first.text), "step": "create", "quantity": "1"}
+        forged.update({"allocation": "requester", "visibility": "all_members", "nonce": "m" * 20})
+        assert (await member.post(new, data=forged)).status_code == 403
+        assert await orders_of(sessions, w) == []
 
 
 async def test_wizard_forms_need_this_browsers_csrf_token(
@@ -128,3 +134,24 @@ async def test_the_order_list_shows_what_the_api_lists_and_foreign_orders_are_mi
         mine = await sibling.get(f"/orders/{w.orders['sibling']}")
         assert mine.status_code == 200
         assert "data-final" in mine.text
+
+
+async def test_an_order_stored_while_temporal_is_away_is_kept_once_and_said_so(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    await add_product(sessions, w)
+    await portal_user(api, sessions, w, "customer_admin")
+    page = await api.get(step_url(w))
+    finish = await api.post("/licenses/new", data={"csrf_token": csrf_of(page.text), **details_form(w)})
+    form = as_pairs([*hidden_fields(finish.text), ("quantity", "2"), ("allocation", "organization")])
+    form["visibility"] = "all_members"
+    for _attempt in range(2):  # the page says to repeat; repeating finds the same order
+        away = await api.post("/licenses/new", data=form)
+        assert away.status_code == 503
+        assert "same Idempotency-Key" in away.text
+    stored = await orders_of(sessions, w)
+    assert [(order.status, order.quantity) for order in stored] == [("accepted", 2)]
+    shown = await api.get(f"/orders/{stored[0].id}")
+    assert "its first step has not started yet" in shown.text
+    assert f'data-poll="/orders/{stored[0].id}/status"' in shown.text
