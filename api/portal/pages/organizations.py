@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import Session
@@ -193,6 +194,19 @@ async def get_organization(
     return render_group(page, context, flash=_flash(page, done))
 
 
+def read_fields(form: FormData, **limits: int) -> tuple[dict[str, str], list[FieldIssue]]:
+    """The text fields named, each at most its limit: an oversized one is a problem next to it, read as empty."""
+    values: dict[str, str] = {}
+    issues: list[FieldIssue] = []
+    for name, limit in limits.items():
+        try:
+            values[name] = text(form, name, max_length=limit)
+        except InvalidInput as error:
+            values[name] = ""
+            issues += error.issues
+    return values, issues
+
+
 async def _refused(
     page: Page, session: AsyncSession, organization_id: uuid.UUID, error: TesseraError, values: dict[str, str]
 ) -> Response:
@@ -207,8 +221,10 @@ async def _refused(
 @router.post("/organizations/{organization_id}/invite")
 async def invite_member(organization_id: uuid.UUID, page: SignedInPage, form: Form, session: Session) -> Response:
     """Invite an e-mail address into this organization with a role; the person joins on accepting."""
-    values = {"email": text(form, "email", max_length=400), "role": text(form, "role")}
+    values, too_long = read_fields(form, email=400, role=16)
     try:
+        if too_long:
+            raise InvalidInput(too_long[0].message, issues=too_long)
         try:
             email = normalize_email(values["email"].strip())
         except ValueError as problem:
@@ -233,14 +249,13 @@ async def create_sub_organization(
     organization_id: uuid.UUID, page: SignedInPage, form: Form, session: Session
 ) -> Response:
     """Create an organization below this one."""
-    values = {
-        "name": text(form, "name", max_length=400).strip(),
-        "kind": text(form, "kind"),
-        "country": text(form, "country", max_length=10).strip().upper(),
-    }
+    values, too_long = read_fields(form, name=400, kind=16, country=10)
+    values["name"], values["country"] = values["name"].strip(), values["country"].strip().upper()
     principal = principal_of(page)
     await reach.visible_path(session, principal, organization_id)
     try:
+        if too_long:
+            raise InvalidInput(too_long[0].message, issues=too_long)
         spec = validate_input(
             OrganizationSpec,
             {

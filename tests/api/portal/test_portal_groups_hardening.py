@@ -1,0 +1,138 @@
+"""Groups pages against clumsy and hostile input: forged forms, markup in names, revoked tickets, the vendor's view."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tessera.models import Event, Membership, Organization, Ticket
+from tests.api.people import give_password
+from tests.api.portal.browser_forms import browser, sign_in_portal, submit
+from tests.api.portal.test_portal_groups import api_ids, ids_in, row, signed_in
+from tests.api.portal.test_portal_groups_grants import cells
+from tests.api.test_rights_concurrency import new_org
+from tests.conftest import RightsWorld
+
+Sessions = async_sessionmaker[AsyncSession]
+VENDOR_ADMIN = "admin@vendor.example"
+
+
+async def test_every_form_of_the_group_page_is_refused_without_this_browsers_token(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1 = w.orgs["C1"]
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        async with browser(api) as other:
+            await signed_in(other, sessions, "reseller_admin")
+            theirs = (await other.get("/organizations")).text
+        stolen = theirs.split('name="csrf_token" value="')[1].split('"')[0]
+        for action, data in (
+            (f"/organizations/{c1}/invite", {"email": "mallory@example.com", "role": "admin"}),
+            (f"/organizations/{c1}/sub-organizations", {"name": "Forged", "kind": "group"}),
+            (
+                f"/organizations/{c1}/tickets/{w.tickets['own']}",
+                {"allocate_to": "organization", "visibility": "admins_only"},
+            ),
+            (f"/organizations/{c1}/members/{w.users['m_C1']}/role", {"role": "admin"}),
+            (f"/organizations/{c1}/members/{w.users['m_C1']}/remove", {}),
+        ):
+            for token in (None, stolen):
+                sent = {**data, **({"csrf_token": token} if token else {})}
+                refused = await admin.post(action, data=sent)
+                assert refused.status_code == 403, (action, token)
+    async with sessions() as session:
+        assert (
+            await session.scalar(select(func.count()).select_from(Organization).where(Organization.name == "Forged"))
+            == 0
+        )
+        ticket = await session.get(Ticket, w.tickets["own"])
+        assert ticket is not None
+        assert ticket.visibility == "all_members"
+        invited = await session.scalars(select(Event.recipients).where(Event.name == "invitation.txt.j2"))
+        assert ["mallory@example.com"] not in list(invited.all())
+
+
+async def test_markup_and_control_characters_in_names_are_shown_as_text_or_refused(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1 = w.orgs["C1"]
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        made = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/sub-organizations",
+            name='<script>alert("x")</script>', kind="group",
+        )  # fmt: skip
+        assert made.status_code == 303
+        page = (await admin.get(made.headers["location"])).text
+        assert "<script>alert" not in page
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+        assert "<script>alert" not in (await admin.get("/organizations")).text
+        for name in ("Lab\x00", "Lab\u202e", "x" * 201):
+            refused = await submit(
+                admin, f"/organizations/{c1}", f"/organizations/{c1}/sub-organizations", name=name, kind="group"
+            )
+            assert refused.status_code == 422, repr(name)
+            assert 'id="name-error"' in refused.text
+        too_long = await submit(
+            admin,
+            f"/organizations/{c1}",
+            f"/organizations/{c1}/invite",
+            email="a" * 3000 + "@example.com",
+            role="admin",
+        )
+        assert too_long.status_code == 422
+        assert 'id="email-error"' in too_long.text
+
+
+async def test_a_revoked_ticket_offers_no_allocation_and_refuses_one_in_its_row(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1, ticket = w.orgs["C1"], w.tickets["own"]
+    async with sessions() as session:
+        await session.execute(update(Ticket).where(Ticket.id == ticket).values(status="revoked"))
+        await session.commit()
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        page = (await admin.get(f"/organizations/{c1}")).text
+        assert "Allocate to" not in row(page, ticket)
+        assert "revoked" in row(page, ticket)
+        refused = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/tickets/{ticket}",
+            allocate_to="organization", visibility="admins_only",
+        )  # fmt: skip
+        assert refused.status_code == 409
+        assert "a revoked ticket cannot be re-allocated" in row(refused.text, ticket)
+
+
+async def test_the_vendor_administrator_sees_the_whole_tree_and_what_is_delegated_below_unlimited_grants(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    await give_password(sessions, VENDOR_ADMIN)
+    async with browser(api) as vendor:
+        await sign_in_portal(vendor, VENDOR_ADMIN)
+        tree = (await vendor.get("/organizations")).text
+        assert ids_in(tree) == await api_ids(api, w.keys["vendor_admin"], "/organizations")
+        vendor_page = (await vendor.get(f"/organizations/{w.orgs['V']}")).text
+    # R2's grant is unlimited; a quota its administrator hands down from it still shows as delegated.
+    async with sessions() as session:
+        session.add(Membership(user_id=w.users["foreign_admin"], organization_id=w.orgs["R2"], role="admin"))
+        await session.commit()
+    c4 = await new_org(api, w, "R2", "customer", "C4")
+    async with browser(api) as reseller:
+        await signed_in(reseller, sessions, "foreign_admin")
+        saved = await submit(
+            reseller, f"/organizations/{c4}/grants", product_group="CAD", permissions="create", quota="7"
+        )
+        assert saved.status_code == 303
+        r2 = (await reseller.get(f"/organizations/{w.orgs['R2']}/grants")).text
+        assert cells(r2, w.grants["R2"])[2:6] == ["unlimited", "0", "7", "unlimited"]
+    # The vendor's own node: every kind may be created below it but another vendor.
+    for kind in ("reseller", "customer", "group"):
+        assert f'<option value="{kind}"' in vendor_page
+    assert '<option value="vendor"' not in vendor_page
