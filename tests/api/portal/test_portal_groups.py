@@ -62,7 +62,7 @@ async def test_the_tree_shows_what_the_api_lists_for_each_person(
         # Nested: Contoso's group sits inside the reseller's branch, each node links to its page.
         branch = html[html.index(f'data-id="{w.orgs["R1"]}"') :]
         assert f'href="/organizations/{w.orgs["G1"]}"' in branch
-        assert "members" in row(html, w.orgs["C1"])
+        assert "Tickets: 3 · Members: 3 · Sub-organizations: 1" in " ".join(row(html, w.orgs["C1"]).split())
 
 
 async def test_the_group_page_shows_admins_members_and_tickets_and_members_only_their_tickets(

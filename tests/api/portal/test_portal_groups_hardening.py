@@ -6,7 +6,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import Event, Membership, Organization, Ticket
+from tessera.models import Event, Membership, Organization, Ticket, User
 from tests.api.people import give_password
 from tests.api.portal.browser_forms import browser, sign_in_portal, submit
 from tests.api.portal.test_portal_groups import api_ids, ids_in, row, signed_in
@@ -136,3 +136,22 @@ async def test_the_vendor_administrator_sees_the_whole_tree_and_what_is_delegate
     for kind in ("reseller", "customer", "group"):
         assert f'<option value="{kind}"' in vendor_page
     assert '<option value="vendor"' not in vendor_page
+
+
+async def test_a_german_speaking_admin_gets_the_groups_pages_in_german(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    async with sessions() as session:
+        await session.execute(update(User).where(User.id == w.users["reseller_admin"]).values(locale="de"))
+        await session.commit()
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "reseller_admin")
+        tree = (await admin.get("/organizations")).text
+        assert "Unterorganisationen: 2" in tree
+        group = (await admin.get(f"/organizations/{w.orgs['C1']}")).text
+        assert "Einladung senden" in group
+        assert "Zuweisen an" in group
+        grants = (await admin.get(f"/organizations/{w.orgs['C1']}/grants")).text
+        assert "Recht speichern" in grants
+        assert 'value="create"' in grants  # the values stay the API's
