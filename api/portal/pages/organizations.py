@@ -252,7 +252,7 @@ async def create_sub_organization(
     values, too_long = read_fields(form, name=400, kind=16, country=10)
     values["name"], values["country"] = values["name"].strip(), values["country"].strip().upper()
     principal = principal_of(page)
-    await reach.visible_path(session, principal, organization_id)
+    parent = await reach.visible_organization(session, principal, organization_id)
     try:
         if too_long:
             raise InvalidInput(too_long[0].message, issues=too_long)
@@ -263,6 +263,9 @@ async def create_sub_organization(
                 "parent_id": str(organization_id),
                 "name": values["name"],
                 "country": values["country"] or None,
+                # A group of a German customer works in German time and language unless changed later.
+                "timezone": parent.timezone,
+                "locale": parent.locale,
             },
         )
         created = await service.create_organization(session, principal, spec)
@@ -305,5 +308,8 @@ async def remove_member(
 ) -> Response:
     """Remove a member; the tickets they held by name go back to the organization."""
     del form  # checked for its CSRF token only
-    await users.remove_member(session, principal_of(page), organization_id, user_id)
+    principal = principal_of(page)
+    await users.remove_member(session, principal, organization_id, user_id)
+    if user_id == principal.user_id:
+        return redirect("/organizations")  # who leaves may no longer see the organization
     return redirect(f"/organizations/{organization_id}?done=removed")

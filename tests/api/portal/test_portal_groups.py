@@ -279,6 +279,11 @@ async def test_a_sub_organization_is_created_below_with_the_kinds_allowed_there(
 ) -> None:
     w = rights_world
     c1, r1 = w.orgs["C1"], w.orgs["R1"]
+    async with sessions() as session:
+        await session.execute(
+            update(Organization).where(Organization.id == r1).values(timezone="Europe/Berlin", locale="de")
+        )
+        await session.commit()
     async with browser(api) as reseller:
         await signed_in(reseller, sessions, "reseller_admin")
         page = (await reseller.get(f"/organizations/{r1}")).text
@@ -293,6 +298,7 @@ async def test_a_sub_organization_is_created_below_with_the_kinds_allowed_there(
             new = await session.scalar(select(Organization).where(Organization.name == "Tailspin"))
             assert new is not None
             assert (new.parent_id, new.kind, new.country) == (r1, "customer", "DE")
+            assert (new.timezone, new.locale) == ("Europe/Berlin", "de")  # those of its parent
         assert created.headers["location"] == f"/organizations/{new.id}?done=created"
         assert "<h1>Tailspin</h1>" in (await reseller.get(created.headers["location"])).text
         wrong_kind = await submit(
