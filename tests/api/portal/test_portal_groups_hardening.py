@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.models import Event, Membership, Organization, Ticket, User
 from tests.api.people import give_password
-from tests.api.portal.browser_forms import browser, sign_in_portal, submit
+from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
 from tests.api.portal.test_portal_groups import api_ids, ids_in, row, signed_in
 from tests.api.portal.test_portal_groups_grants import cells
 from tests.api.test_rights_concurrency import new_org
@@ -155,3 +155,45 @@ async def test_a_german_speaking_admin_gets_the_groups_pages_in_german(
         grants = (await admin.get(f"/organizations/{w.orgs['C1']}/grants")).text
         assert "Recht speichern" in grants
         assert 'value="create"' in grants  # the values stay the API's
+
+
+async def test_a_ticket_is_handled_only_on_its_own_organizations_page(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1, below = w.orgs["C1"], w.tickets["subtree"]  # a ticket of C1's group, which C1's admin sees
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        token = csrf_of((await admin.get(f"/organizations/{c1}")).text)
+        for action, data in (
+            (f"/organizations/{c1}/tickets/{below}/code", {}),
+            (f"/organizations/{c1}/tickets/{below}", {"allocate_to": "organization", "visibility": "admins_only"}),
+        ):
+            response = await admin.post(action, data={"csrf_token": token, **data})
+            assert response.status_code == 404, action
+            assert w.codes["subtree"] not in response.text
+        # On its own page it is there, and C1's admin allocates it within the group.
+        page = (await admin.get(f"/organizations/{w.orgs['G1']}")).text
+        assert "Allocate to" in row(page, below)
+        # Whoever is no member of the group's line is refused, whatever the form was made to say.
+        outside = await admin.post(
+            f"/organizations/{w.orgs['G1']}/tickets/{below}",
+            data={"csrf_token": token, "allocate_to": str(w.users["customer_member"]), "visibility": "all_members"},
+        )
+        assert outside.status_code == 422
+        assert "no such member" in row(outside.text, below)
+
+
+async def test_an_admin_who_removes_themselves_is_led_back_to_the_tree(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1 = w.orgs["C1"]
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        left = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/members/{w.users['customer_admin']}/remove"
+        )
+        assert left.status_code == 303
+        assert left.headers["location"] == "/organizations"
+        assert (await admin.get(f"/organizations/{c1}")).status_code == 404
