@@ -7,6 +7,8 @@ so what a page shows and allows is exactly what the API would.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +157,7 @@ async def group_context(
         "parent": parent,
         "administers": administers,
         "members": members,
+        "member_labels": member_labels(user for user, _role in members),
         "more_members": more_members,
         "tickets": tickets,
         "more_tickets": len(found) > ROWS_LIMIT,
@@ -164,6 +167,21 @@ async def group_context(
         "errors": errors or {},
         "values": {},
     }
+
+
+def member_labels(people: Iterable[User]) -> dict[uuid.UUID, str]:
+    """How each member is named in the "Allocate to" choice: by name, by e-mail when nameless or named alike."""
+    listed = list(people)
+    names = Counter(user.name for user in listed if user.name)
+    labels: dict[uuid.UUID, str] = {}
+    for user in listed:
+        if not user.name:
+            labels[user.id] = user.email
+        elif names[user.name] == 1:
+            labels[user.id] = user.name
+        else:
+            labels[user.id] = f"{user.name} ({user.email})"
+    return labels
 
 
 def render_group(page: Page, context: dict[str, Any], *, status: int = 200, flash: str = "") -> Response:

@@ -172,6 +172,8 @@ async def test_admins_reallocate_and_change_visibility_and_members_may_not(
         page = (await admin.get(saved.headers["location"])).text
         assert "The ticket is saved." in page
         assert "m_C1" in row(page, ticket)
+        # Each member is offered by name (e-mail only to tell people of the same name apart).
+        assert f'<option value="{w.users["customer_member"]}">customer_member</option>' in row(page, ticket)
         # Back to the organization, for all its members.
         back = await submit(
             admin, f"/organizations/{c1}", f"/organizations/{c1}/tickets/{ticket}",

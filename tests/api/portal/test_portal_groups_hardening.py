@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from httpx import AsyncClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.portal.pages.organizations import member_labels
 from tessera.models import Event, Membership, Organization, Ticket, User
 from tests.api.people import give_password
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
@@ -197,3 +200,19 @@ async def test_an_admin_who_removes_themselves_is_led_back_to_the_tree(
         assert left.status_code == 303
         assert left.headers["location"] == "/organizations"
         assert (await admin.get(f"/organizations/{c1}")).status_code == 404
+
+
+def test_members_are_offered_by_name_and_told_apart_by_e_mail_only_when_needed() -> None:
+    people = [
+        User(id=uuid.uuid4(), email="dave@contoso.example", name="Dave"),
+        User(id=uuid.uuid4(), email="erin@contoso.example", name="Erin"),
+        User(id=uuid.uuid4(), email="erin@fabrikam.example", name="Erin"),
+        User(id=uuid.uuid4(), email="nameless@contoso.example", name=""),
+    ]
+    labels = member_labels(people)
+    assert [labels[user.id] for user in people] == [
+        "Dave",
+        "Erin (erin@contoso.example)",
+        "Erin (erin@fabrikam.example)",
+        "nameless@contoso.example",
+    ]
