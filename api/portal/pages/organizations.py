@@ -308,15 +308,7 @@ async def change_role(
     role = text(form, "role")
     if role not in {item.value for item in Role}:
         raise InvalidInput("choose admin or member", issues=[FieldIssue("role", "choose admin or member")])
-    principal = principal_of(page)
-    await reach.administered_path(session, principal, organization_id, doing="manage its members")
-    member = await session.get(Membership, (user_id, organization_id))
-    if member is None:
-        # Changing a role must never turn into an invitation sent from this button.
-        raise InvalidInput("the user is not a member of this organization")
-    await users.put_member(
-        session, principal, organization_id, user_id, Role(role), InvitationPolicy.from_settings(page.state.settings)
-    )
+    await users.change_role(session, principal_of(page), organization_id, user_id, Role(role))
     return redirect(f"/organizations/{organization_id}?done=role")
 
 
