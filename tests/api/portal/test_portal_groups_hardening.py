@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.portal.pages.organizations import member_labels
-from tessera.models import Event, Membership, Organization, Ticket, User
+from tessera.models import Event, Grant, Membership, Organization, Ticket, User
 from tests.api.people import give_password
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
 from tests.api.portal.test_portal_groups import api_ids, ids_in, row, signed_in
@@ -216,3 +216,28 @@ def test_members_are_offered_by_name_and_told_apart_by_e_mail_only_when_needed()
         "Erin (erin@fabrikam.example)",
         "nameless@contoso.example",
     ]
+
+
+async def test_an_admin_whose_grant_lacks_allocate_may_neither_allocate_nor_show_codes(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1, ticket = w.orgs["C1"], w.tickets["own_admins_only"]
+    async with sessions() as session:
+        await session.execute(update(Grant).where(Grant.id == w.grants["C1"]).values(permissions=["create"]))
+        await session.commit()
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        token = csrf_of((await admin.get(f"/organizations/{c1}")).text)
+        shown = await admin.post(f"/organizations/{c1}/tickets/{ticket}/code", data={"csrf_token": token})
+        assert shown.status_code == 403
+        assert w.codes["own_admins_only"] not in shown.text
+        moved = await admin.post(
+            f"/organizations/{c1}/tickets/{ticket}",
+            data={"csrf_token": token, "allocate_to": "organization", "visibility": "all_members"},
+        )
+        assert moved.status_code == 403
+    async with sessions() as session:
+        stored = await session.get(Ticket, ticket)
+        assert stored is not None
+        assert stored.visibility == "admins_only"
