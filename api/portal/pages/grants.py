@@ -61,7 +61,8 @@ async def _context(
         source = sources.get(grant.parent_grant_id) if grant.parent_grant_id else None
         rows.append(GrantRow(grant, by_id[grant.product_group_id], item.remaining, delegated.get(grant.id, 0), source))
     # Who may delegate to this node: vendor admins, and admins above it (the service judges the bounds).
-    may_delegate = principal.vendor_admin or reach.administers_path(principal, path[1:])
+    # The vendor's own node needs none: its administrators hold everything.
+    may_delegate = len(path) > 1 and (principal.vendor_admin or reach.administers_path(principal, path[1:]))
     held = {row.group.code: row for row in rows}
     chosen = values or _values_of(held.get(group or ""))
     return {
@@ -69,6 +70,7 @@ async def _context(
         "rows": rows,
         "groups": groups,
         "may_delegate": may_delegate,
+        "is_vendor": len(path) == 1,
         "permissions": [permission.value for permission in Permission],
         "errors": errors or {},
         "values": chosen,

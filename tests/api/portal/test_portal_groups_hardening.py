@@ -122,6 +122,8 @@ async def test_the_vendor_administrator_sees_the_whole_tree_and_what_is_delegate
         tree = (await vendor.get("/organizations")).text
         assert ids_in(tree) == await api_ids(api, w.keys["vendor_admin"], "/organizations")
         vendor_page = (await vendor.get(f"/organizations/{w.orgs['V']}")).text
+        vendor_grants = (await vendor.get(f"/organizations/{w.orgs['V']}/grants")).text
+        assert "Save grant" in (await vendor.get(f"/organizations/{w.orgs['R2']}/grants")).text
     # R2's grant is unlimited; a quota its administrator hands down from it still shows as delegated.
     async with sessions() as session:
         session.add(Membership(user_id=w.users["foreign_admin"], organization_id=w.orgs["R2"], role="admin"))
@@ -135,6 +137,7 @@ async def test_the_vendor_administrator_sees_the_whole_tree_and_what_is_delegate
         assert saved.status_code == 303
         r2 = (await reseller.get(f"/organizations/{w.orgs['R2']}/grants")).text
         assert cells(r2, w.grants["R2"])[2:6] == ["unlimited", "0", "7", "unlimited"]
+    assert "Save grant" not in vendor_grants  # the vendor holds everything already
     # The vendor's own node: every kind may be created below it but another vendor.
     for kind in ("reseller", "customer", "group"):
         assert f'<option value="{kind}"' in vendor_page
