@@ -12,10 +12,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, signin
+from api.portal.pages import account, api_keys, invitations, passwords, signin
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-PAGE_MODULES = (signin, account)
+PAGE_MODULES = (
+    signin,
+    account,
+    invitations,
+    passwords,
+    api_keys,
+)
 
 
 def install_portal(app: FastAPI) -> None:

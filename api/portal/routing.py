@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
-    async with state.session_factory() as session:
-        viewer = await find_viewer(request, state, session)
-        page = await build_page(request, state, viewer)
-    return render(page, "portal/error.html", status=status, status_code=status, detail=detail, issues=issues)
+    if hasattr(request.state, "portal_viewer"):
+        page = await build_page(request, state, request.state.portal_viewer)
+    else:
+        async with state.session_factory() as session:
+            page = await build_page(request, state, await find_viewer(request, state, session))
+    return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
 class PortalRoute(APIRoute):

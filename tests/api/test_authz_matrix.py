@@ -339,7 +339,8 @@ ROUTES: dict[str, Route] = {
         None, 404, lambda _w, _o: ("", {"token": "x" * 43, "email": "nobody@example.com", "password": "p" * 16})
     ),
     "GET /invitations/{token}": Route(None, 404),
-    "POST /invitations/{token}": Route(None, 422),
+    # The portal's form: refused before anything else without the browser's CSRF token.
+    "POST /invitations/{token}": Route(None, 403),
     f"POST {V1}/auth/keys": Route(
         None, 401, lambda _w, _o: ("", {"email": "nobody@example.com", "password": "not the password"})
     ),
