@@ -338,9 +338,6 @@ ROUTES: dict[str, Route] = {
     f"POST {V1}/invitations/redeem": Route(
         None, 404, lambda _w, _o: ("", {"token": "x" * 43, "email": "nobody@example.com", "password": "p" * 16})
     ),
-    "GET /invitations/{token}": Route(None, 404),
-    # The portal's form: refused before anything else without the browser's CSRF token.
-    "POST /invitations/{token}": Route(None, 403),
     f"POST {V1}/auth/keys": Route(
         None, 401, lambda _w, _o: ("", {"email": "nobody@example.com", "password": "not the password"})
     ),
