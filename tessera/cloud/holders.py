@@ -267,3 +267,25 @@ async def active_in_containers(
             )
         )
     return found
+
+
+async def in_own_containers(session: AsyncSession, principal: Principal, ticket_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `ticket_ids` active in one of the person's own cloud containers (nothing left to activate there)."""
+    if not ticket_ids or principal.user_id is None:
+        return set()
+    owned = await session.scalars(
+        select(CloudContainer.id).where(
+            containers.container_filter(principal), CloudContainer.user_id == principal.user_id
+        )
+    )
+    audiences = [container_id_of(container_id) for container_id in owned.all()]
+    if not audiences:
+        return set()
+    found = await session.scalars(
+        select(Activation.ticket_id).where(
+            Activation.ticket_id.in_(ticket_ids),
+            Activation.container_id.in_(audiences),
+            Activation.status == ActivationStatus.active,
+        )
+    )
+    return set(found.all())
