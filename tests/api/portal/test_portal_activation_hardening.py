@@ -3,6 +3,7 @@ expired licenses, moves used up, oversized uploads, edited links, and a holder f
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -15,8 +16,8 @@ from tessera.activation.models import Activation
 from tessera.cloud.models import CloudContainer
 from tessera.models import License, Product, Ticket, User, utcnow
 from tests.api.people import give_password
-from tests.api.portal.browser_forms import csrf_of, sign_in_portal
-from tests.conftest import RightsWorld
+from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal
+from tests.conftest import RightsWorld, bearer
 
 Sessions = async_sessionmaker[AsyncSession]
 MEMBER = "customer.member@example.com"
@@ -171,3 +172,35 @@ async def test_the_pages_speak_german(api: AsyncClient, rights_world: RightsWorl
     assert "Ticket-Code" in tickets
     assert "<h1>Meine Cloud-Container</h1>" in (await api.get("/cloud-containers")).text
     assert "Anfragedatei" in (await api.get("/offline")).text
+
+
+CARD_ID = re.compile(r'<section class="card cloud-container" data-id="([0-9a-f-]{36})"')
+ROW_ID = re.compile(r'<tr data-id="([0-9a-f-]{36})"')
+
+
+async def test_the_lists_show_what_the_api_lists_to_each_person_and_names_are_escaped(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    await allow_cloud(sessions, w)
+    made = [
+        ("customer_admin", {"organization_id": str(w.orgs["C1"]), "for_organization": True, "name": "<b>C1</b>"}),
+        ("customer_member", {"name": "<script>alert(1)</script>"}),
+        ("sibling_admin", {"organization_id": str(w.orgs["C2"]), "for_organization": True}),
+    ]
+    for who, body in made:
+        created = await api.post("/api/v1/cloud-containers", json=body, headers=bearer(w.keys[who]))
+        assert created.status_code == 201, created.text
+    for who in ("customer_admin", "customer_member", "subgroup_member", "reseller_admin", "sibling_admin"):
+        async with sessions() as session:
+            email = (await session.get_one(User, w.users[who])).email
+        await give_password(sessions, email)
+        async with browser(api) as person:
+            await sign_in_portal(person, email)
+            containers_page = (await person.get("/cloud-containers")).text
+            listed = (await api.get("/api/v1/cloud-containers", headers=bearer(w.keys[who]))).json()["items"]
+            assert set(CARD_ID.findall(containers_page)) == {item["id"] for item in listed}, who
+            assert "<script>alert(1)</script>" not in containers_page
+            tickets_page = (await person.get("/tickets")).text
+            mine = (await api.get("/api/v1/tickets?mine=true", headers=bearer(w.keys[who]))).json()["items"]
+            assert set(ROW_ID.findall(tickets_page)) == {item["id"] for item in mine}, who
