@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tessera.activation.models import Activation
 from tessera.cloud.models import CloudContainer
 from tessera.models import License, Product, Ticket, User, utcnow
-from tests.api.people import give_password
+from tessera.settings import Settings
+from tests.api.people import client_for, give_password
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal
 from tests.conftest import RightsWorld, bearer
 
@@ -33,8 +34,8 @@ async def allow_cloud(sessions: Sessions, world: RightsWorld, *, kinds: list[str
         await session.commit()
 
 
-async def click(client: AsyncClient, action: str, page_url: str = "/tickets") -> Response:
-    return await client.post(action, data={"csrf_token": csrf_of((await client.get(page_url)).text)})
+async def click(client: AsyncClient, action: str, page_url: str = "/tickets", **fields: str) -> Response:
+    return await client.post(action, data={"csrf_token": csrf_of((await client.get(page_url)).text), **fields})
 
 
 async def count_activations(sessions: Sessions) -> int:
@@ -204,3 +205,20 @@ async def test_the_lists_show_what_the_api_lists_to_each_person_and_names_are_es
             tickets_page = (await person.get("/tickets")).text
             mine = (await api.get("/api/v1/tickets?mine=true", headers=bearer(w.keys[who]))).json()["items"]
             assert set(ROW_ID.findall(tickets_page)) == {item["id"] for item in mine}, who
+
+
+async def test_guessing_codes_on_the_page_meets_the_activation_limit(
+    settings: Settings, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    await allow_cloud(sessions, rights_world)
+    await give_password(sessions, MEMBER)
+    limited = settings.model_copy(update={"activation_failure_limit_client": "3/minute"})
+    async with client_for(limited) as guesser:
+        await sign_in_portal(guesser, MEMBER)
+        for _ in range(3):
+            wrong = await click(guesser, "/tickets/activate-code", code="0000-0000-0000-0000-0000-0000-0000")
+            assert wrong.status_code == 404
+        blocked = await click(guesser, "/tickets/activate-code", code=rights_world.codes["own"])
+        assert blocked.status_code == 429
+        assert 'id="code-error"' in blocked.text
+    assert await count_activations(sessions) == 0
