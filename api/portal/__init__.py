@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, api_keys, invitations, passwords, signin
+from api.portal.pages import account, activations, api_keys, cloud, invitations, my_tickets, offline, passwords, signin
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_MODULES = (
@@ -21,6 +21,10 @@ PAGE_MODULES = (
     invitations,
     passwords,
     api_keys,
+    my_tickets,
+    activations,
+    cloud,
+    offline,
 )
 
 

@@ -26,7 +26,10 @@ async def error_page(request: Request, status: int, detail: str, issues: list[Fi
         page = await build_page(request, state, request.state.portal_viewer)
     else:
         async with state.session_factory() as session:
-            page = await build_page(request, state, await find_viewer(request, state, session))
+            # Writes nothing (not even the session's last use): on SQLite the failed request's own session may
+            # still hold the one writer, and this page would wait for it.
+            with session.no_autoflush:
+                page = await build_page(request, state, await find_viewer(request, state, session))
     return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
