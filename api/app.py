@@ -91,7 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys.router, prefix=API_PREFIX)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(invitations.router, prefix=API_PREFIX)
-    app.include_router(invitations.page_router)
     app.include_router(tickets.router, prefix=API_PREFIX)
     app.include_router(orders.router, prefix=API_PREFIX)
     app.include_router(licenses.router, prefix=API_PREFIX)

@@ -16,6 +16,8 @@ from tessera.reports.cli import report_app
 from tessera.settings import Settings, get_settings, write_private_file
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from tessera.catalog.schema import Price, SubscriptionTerms
 
 app = typer.Typer(
@@ -56,7 +58,7 @@ def _prepare_dev(settings: Settings) -> None:
     config = load_configured_workflows(settings)
     typer.echo(f"workflows: {settings.config_dir / 'workflows.yaml'} ok (version {config.version_hash()[:12]})")
     migrate(settings.resolved_database_url)
-    summary, token = asyncio.run(_load_and_bootstrap(settings, new_key=False))
+    summary, token, password_link = asyncio.run(_load_and_bootstrap(settings, new_key=False, portal_link=True))
     typer.echo(f"catalog: {summary}")
     key_file = settings.var_dir / "admin-key"
     if token is not None:
@@ -64,9 +66,14 @@ def _prepare_dev(settings: Settings) -> None:
         typer.echo(f"Admin API key (shown once, also in {key_file}): {token}")
     else:
         typer.echo(f"Admin API key: see {key_file} (or `tessera bootstrap --new-key`)")
+    if password_link is not None:
+        # The admin has no password yet: this link (an invitation to the vendor, also in the outbox) sets it.
+        typer.echo(f"Admin portal password (set it once): {password_link}")
 
 
-async def _load_and_bootstrap(settings: Settings, *, new_key: bool) -> tuple[str, str | None]:
+async def _load_and_bootstrap(
+    settings: Settings, *, new_key: bool, portal_link: bool = False
+) -> tuple[str, str | None, str | None]:
     from tessera.bootstrap import ensure_vendor
     from tessera.catalog.loader import load_catalog, read_catalog
     from tessera.catalog.schema import VendorSpec
@@ -78,7 +85,10 @@ async def _load_and_bootstrap(settings: Settings, *, new_key: bool) -> tuple[str
             summary = await load_catalog(session, settings.catalog_file)
             vendor = read_catalog(settings.catalog_file).vendor or VendorSpec(name="Vendor")
             booted = await ensure_vendor(session, settings.resolved_secret_key(), vendor, issue_key=new_key)
-        return summary.describe(), booted.new_token
+            link = None
+            if portal_link and booted.new_token is not None and booted.admin.password_hash is None:
+                link = await _admin_password_link(session, settings, booted.admin.email, booted.vendor.id)
+        return summary.describe(), booted.new_token, link
     finally:
         await engine.dispose()
 
@@ -130,7 +140,7 @@ def bootstrap(
     """Create the vendor organization and its administrator from catalog.yaml's `vendor:` section."""
     settings = get_settings()
     try:
-        _summary, token = asyncio.run(_load_and_bootstrap(settings, new_key=new_key))
+        _summary, token, _link = asyncio.run(_load_and_bootstrap(settings, new_key=new_key))
     except TesseraError as error:
         raise _fail(error) from None
     typer.echo(f"admin API key (shown once): {token}" if token else "vendor exists already; nothing changed")
@@ -446,6 +456,17 @@ def users_invite(
     except TesseraError as error:
         raise _fail(error) from None
     typer.echo(f"invitation for {email} (valid until {expires_at}): {link}")
+
+
+async def _admin_password_link(session: AsyncSession, settings: Settings, email: str, vendor_id: uuid.UUID) -> str:
+    from tessera.auth.invitations import InvitationPolicy, invitation_link, invite_as_operator
+    from tessera.models import Role
+
+    policy = InvitationPolicy.from_settings(settings)
+    _invitation, token = await invite_as_operator(
+        session, policy, email=email, organization_id=vendor_id, role=Role.admin
+    )
+    return invitation_link(policy, token)
 
 
 async def _invite(

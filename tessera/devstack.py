@@ -175,6 +175,7 @@ def child_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         # Local receivers (a developer's test server on 127.0.0.1) are the norm on one machine.
         TESSERA_WEBHOOK_ALLOW_HTTP_LOOPBACK="true",
         TESSERA_DEV_OUTBOX="true",
+        TESSERA_PORTAL_URL=settings.portal_url,
     )
     return env
 
@@ -187,7 +188,11 @@ def run_dev(settings: Settings, prepare: Callable[[Settings], None], echo: Calla
     """Start everything, call `prepare` (migrate, load catalog, bootstrap) once Temporal is up, then supervise."""
     var_dir = settings.var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    settings = settings.model_copy(update={"var_dir": var_dir, "config_dir": settings.config_dir.resolve()})
+    updates: dict[str, object] = {"var_dir": var_dir, "config_dir": settings.config_dir.resolve()}
+    if "portal_url" not in settings.model_fields_set:
+        # Links in messages (invitations, resets) must point at this machine's API port, whichever it is.
+        updates["portal_url"] = f"http://127.0.0.1:{settings.api_port}"
+    settings = settings.model_copy(update=updates)
     for port, what, setting in (
         (settings.api_port, "Tessera API", "TESSERA_API_PORT"),
         (settings.temporal_port, "Temporal frontend", "TESSERA_TEMPORAL_PORT"),
@@ -211,6 +216,7 @@ def run_dev(settings: Settings, prepare: Callable[[Settings], None], echo: Calla
         children.append(spawn("API", [*me, "api"], env))
         api = f"http://127.0.0.1:{settings.api_port}"
         wait_for(lambda: url_ok(f"{api}/healthz"), children, "the API")
+        echo(f"Portal:            {api}/")
         echo(f"API docs:          {api}/docs")
         echo(f"Outbox (e-mail):   {api}/dev/outbox")
         echo(f"Temporal Web UI:   http://127.0.0.1:{settings.temporal_ui_port}")

@@ -286,6 +286,22 @@ class Invitation(TimestampMixin, Base):
     redeemed_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
 
 
+class PasswordReset(TimestampMixin, Base):
+    """A one-time link that lets the owner of an account's address choose a new password.
+
+    Only a SHA-256 of the token is stored, as for invitations; a newer request ends the older links (their
+    `expires_at` is moved to the moment of the newer one), and `used_at` is set once, by one conditional update.
+    """
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class GrantAction(StrEnum):
     granted = "granted"
     changed = "changed"

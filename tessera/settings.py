@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     sign_in_limit_client: str = Field(
         default="30/minute;300/hour", description="Sign-in attempts per client address (`limits` notation)."
     )
+    password_reset_ttl: timedelta = Field(
+        default=timedelta(hours=1),
+        gt=timedelta(0),
+        le=timedelta(days=7),
+        description="How long a password-reset link works (once); a newer request ends the older links.",
+    )
+    password_reset_limit_account: str = Field(
+        default="3/15 minutes;10/day", description="Password-reset requests per e-mail address (`limits` notation)."
+    )
+    password_reset_limit_client: str = Field(
+        default="10/minute;100/hour", description="Password-reset requests per client address (`limits` notation)."
+    )
     portal_session_lifetime: timedelta = Field(
         default=timedelta(hours=12),
         gt=timedelta(0),
@@ -227,6 +239,8 @@ class Settings(BaseSettings):
     @field_validator(
         "sign_in_limit_account",
         "sign_in_limit_client",
+        "password_reset_limit_account",
+        "password_reset_limit_client",
         "activation_failure_limit_client",
         "activation_failure_limit_global",
     )

@@ -12,10 +12,36 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, grants, organizations, signin, ticket_admin
+from api.portal.pages import (
+    account,
+    activations,
+    api_keys,
+    cloud,
+    grants,
+    invitations,
+    my_tickets,
+    offline,
+    organizations,
+    passwords,
+    signin,
+    ticket_admin,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-PAGE_MODULES = (signin, account, organizations, ticket_admin, grants)
+PAGE_MODULES = (
+    signin,
+    account,
+    invitations,
+    passwords,
+    api_keys,
+    my_tickets,
+    activations,
+    cloud,
+    offline,
+    organizations,
+    ticket_admin,
+    grants,
+)
 
 
 def install_portal(app: FastAPI) -> None:

@@ -22,12 +22,14 @@ log = logging.getLogger(__name__)
 
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
-    async with state.session_factory() as session:
-        # Read only, never flushed: the request's own session may still hold SQLite's single writer (it recorded
-        # the key's use), and recording it again here would wait for that session, which waits for this page.
-        with session.no_autoflush:
-            viewer = await find_viewer(request, state, session)
-            page = await build_page(request, state, viewer)
+    if hasattr(request.state, "portal_viewer"):
+        page = await build_page(request, state, request.state.portal_viewer)
+    else:
+        async with state.session_factory() as session:
+            # Writes nothing (not even the session's last use): on SQLite the failed request's own session may
+            # still hold the one writer, and this page would wait for it.
+            with session.no_autoflush:
+                page = await build_page(request, state, await find_viewer(request, state, session))
     return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 
@@ -39,6 +41,9 @@ class PortalRoute(APIRoute):
             try:
                 return await handle(request)
             except SignInRequired:
+                if request.method != "GET":
+                    # A form posted after the session ended: its target cannot be opened, so start over.
+                    return redirect("/signin")
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return redirect(f"/signin?next={quote(target, safe='')}")
             except TesseraError as error:

@@ -23,7 +23,7 @@ from api.schemas.activations import (
 )
 from tessera.activation import offline, returns, service
 from tessera.activation import refresh as refreshing
-from tessera.activation.errors import OfflineNonceReused, OfflineRequestTooLarge
+from tessera.activation.errors import OfflineRequestTooLarge
 from tessera.activation.models import ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.apikeys import authenticate
@@ -61,7 +61,7 @@ async def optional_principal(state: State, credentials: Credentials, scope: str)
     return principal
 
 
-async def _signal_first_activation(state: AppState, subscription_id: uuid.UUID, activated_at: datetime) -> None:
+async def signal_first_activation(state: AppState, subscription_id: uuid.UUID, activated_at: datetime) -> None:
     """After the commit: the workflow reads the activation's effects; it ignores a repeated signal."""
     try:
         await send_first_activation(state.temporal, subscription_id, activated_at)
@@ -98,7 +98,7 @@ async def create_activation(
             session, runtime, body.code, body.container, client=client_of(request), principal=principal
         )
     if done.pending_subscription_id is not None:
-        await _signal_first_activation(state, done.pending_subscription_id, done.activated_at)
+        await signal_first_activation(state, done.pending_subscription_id, done.activated_at)
     if not done.created:
         response.status_code = status.HTTP_200_OK
     return ActivationCreated(
@@ -218,15 +218,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 async def offline_activation(request: Request, state: State, runtime: Runtime) -> offline.OfflineUpdate:
     """Answer a device's offline request file with its update file (the same request again: the same answer)."""
     parsed = offline.parse_request(await _read_limited(request, offline.MAX_REQUEST_BYTES))
-    for attempt in range(2):
-        try:
-            async with unit_of_work(state.session_factory) as session:
-                answered = await offline.answer_request(session, runtime, parsed, client=client_of(request))
-            break
-        except offline.NonceTaken:
-            if attempt:
-                raise OfflineNonceReused from None
-            # The same request at the same moment: the other transaction answered; its answer is read next.
+    answered = await offline.answer_committed(state.session_factory, runtime, parsed, client=client_of(request))
     if answered.pending_subscription_id is not None:
-        await _signal_first_activation(state, answered.pending_subscription_id, answered.activated_at)
+        await signal_first_activation(state, answered.pending_subscription_id, answered.activated_at)
     return answered.update

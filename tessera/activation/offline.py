@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import Field, StringConstraints, model_validator
 from sqlalchemy import Table, select
 from sqlalchemy import update as sql_update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tessera.activation.containers import BindingContext, ContainerSpec, bind_container
 from tessera.activation.errors import (
@@ -47,6 +47,7 @@ from tessera.activation.refresh import authenticated_activation, next_seq
 from tessera.activation.runtime import ActivationRuntime
 from tessera.activation.service import activate, check_held_seq, issue_certificate
 from tessera.auth.keyring import as_ring
+from tessera.db import unit_of_work
 from tessera.errors import InvalidInput
 from tessera.models import utcnow
 from tessera.schema_base import StrictModel, validate_input
@@ -231,6 +232,25 @@ async def answer_request(
         .values(activation_id=update.activation_id, answer_encrypted=_seal(runtime.secret_key, nonce_hash, update))
     )
     return Answered(update, pending, now, replayed=False)
+
+
+async def answer_committed(
+    session_factory: async_sessionmaker[AsyncSession],
+    runtime: ActivationRuntime,
+    request: OfflineRequest,
+    *,
+    client: str,
+) -> Answered:
+    """Answer a request file in a unit of work of its own, committed; then signal what `Answered` names."""
+    for attempt in range(2):
+        try:
+            async with unit_of_work(session_factory) as session:
+                return await answer_request(session, runtime, request, client=client)
+        except NonceTaken:
+            if attempt:
+                raise OfflineNonceReused from None
+            # The same request at the same moment: the other transaction answered; its answer is read next.
+    raise OfflineNonceReused
 
 
 async def _refresh(

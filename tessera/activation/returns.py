@@ -114,8 +114,13 @@ async def return_activation(
     principal: Principal | None,
     client: str,
     now: datetime | None = None,
+    authorized_by: Principal | None = None,
 ) -> Returned:
-    """Give the activation's license back to its ticket, by its secret or by an administrator over the ticket."""
+    """Give the activation's license back to its ticket, by its secret or by an administrator over the ticket.
+
+    `authorized_by`: someone whose right to take this activation back the caller has checked (the owner of its
+    cloud container, see tessera.cloud.holders); recorded as who returned it.
+    """
     now = now or utcnow()
     await runtime.limiter.check(client)
     ticket_id = await session.scalar(select(Activation.ticket_id).where(Activation.id == activation_id))
@@ -124,7 +129,8 @@ async def return_activation(
         raise ActivationNotFound
     await lock_rows(session, Ticket.__table__, [ticket_id])  # type: ignore[arg-type]
     activation = await session.get_one(Activation, activation_id, populate_existing=True)
-    await _authorize_return(session, runtime, activation, secret, principal, client)
+    if authorized_by is None:
+        await _authorize_return(session, runtime, activation, secret, principal, client)
     if activation.status != ActivationStatus.active:
         raise ActivationReturned
     since = now - runtime.moves_period
@@ -139,5 +145,6 @@ async def return_activation(
     if count >= runtime.moves:
         wait = (oldest + runtime.moves_period - now).total_seconds() if oldest else runtime.moves_period.total_seconds()
         raise MovesExhausted(runtime.moves, runtime.moves_period.total_seconds() / 86400, max(1, math.ceil(wait)))
-    await free_activation(session, activation_id, now=now, by=principal if secret is None else None)
+    by = authorized_by or (principal if secret is None else None)
+    await free_activation(session, activation_id, now=now, by=by)
     return Returned(activation_id=activation_id, returned_at=now, moves_left=runtime.moves - count - 1)

@@ -10,6 +10,7 @@ and holds the ticket code anyway) and a new certificate, using no second slot.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ from tessera.activation.certificates import (
     license_claims,
     sign_certificate,
 )
-from tessera.activation.containers import AnyContainer, BindingContext, bind_container
+from tessera.activation.containers import AnyContainer, BindingContext, BoundContainer, bind_container
 from tessera.activation.errors import (
     ActivationReturned,
     ActivationsExhausted,
@@ -177,6 +178,43 @@ async def activate(
     # The key is read, and its signed_until raised, in transactions of its own before this one writes.
     await runtime.keys.signer(now + runtime.certificate_ttl)
     ticket_id = await find_ticket_id(session, runtime, code, client, principal)
+
+    async def bind(bind_session: AsyncSession, context: BindingContext) -> BoundContainer:
+        return await bind_container(bind_session, container, context)
+
+    return await activate_ticket(
+        session,
+        runtime,
+        ticket_id,
+        container.kind,
+        bind,
+        client=client,
+        now=now,
+        nonce=nonce,
+        expected_seq=expected_seq,
+    )
+
+
+Bind = Callable[[AsyncSession, BindingContext], Awaitable[BoundContainer]]
+"""Names the container once the ticket is locked and may go there (it raises a TesseraError to refuse)."""
+
+
+async def activate_ticket(
+    session: AsyncSession,
+    runtime: ActivationRuntime,
+    ticket_id: uuid.UUID,
+    kind: str,
+    bind: Bind,
+    *,
+    client: str,
+    now: datetime,
+    nonce: str | None = None,
+    expected_seq: int | None = None,
+) -> Activated:
+    """Activate a ticket found already (by its code, or for its holder) into a container of `kind` named by `bind`.
+
+    Call `runtime.keys.signer(now + runtime.certificate_ttl)` before the transaction's first statement.
+    """
     await lock_rows(session, Ticket.__table__, [ticket_id])  # type: ignore[arg-type]
     ticket = await session.get_one(Ticket, ticket_id, populate_existing=True)
     license = await session.get_one(License, ticket.license_id, populate_existing=True)
@@ -188,11 +226,10 @@ async def activate(
     if status == LicenseStatus.expired:
         raise LicenseExpired
     allowed = [str(kind) for kind in product.container_kinds]
-    if container.kind not in allowed:
-        raise ContainerKindNotAllowed(container.kind, allowed)
-    bound = await bind_container(
+    if kind not in allowed:
+        raise ContainerKindNotAllowed(kind, allowed)
+    bound = await bind(
         session,
-        container,
         BindingContext(
             ticket_id=ticket.id, license_id=license.id, client=client, secret_key=runtime.secret_key, now=now
         ),

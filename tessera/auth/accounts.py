@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.auth import passwords
+from tessera.auth.resets import end_other_resets
 from tessera.auth.sessions import end_sessions_of
 from tessera.errors import FieldIssue, InvalidInput, NotFound
 from tessera.models import User
@@ -40,11 +41,13 @@ async def update_profile(session: AsyncSession, user_id: uuid.UUID, *, name: str
 async def change_password(
     session: AsyncSession, user_id: uuid.UUID, *, current: str, new: str, min_length: int
 ) -> None:
-    """Set a new password after checking the current one; every portal session of the account ends."""
+    """Set a new password after checking the current one; every portal session and reset link of the account ends."""
     user = await _user(session, user_id)
     if not await asyncio.to_thread(passwords.verify_password, user.password_hash, current):
         raise InvalidInput("the current password is wrong", issues=[FieldIssue("current_password", "wrong password")])
     passwords.check_new_password(new, email=user.email, min_length=min_length)
     user.password_hash = await asyncio.to_thread(passwords.hash_password, new)
     await end_sessions_of(session, user.id)
+    # A reset link asked for before the change would undo it: the person who knows the password has spoken.
+    await end_other_resets(session, user.id)
     await session.flush()

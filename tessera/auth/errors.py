@@ -32,6 +32,22 @@ class InvitationForAnotherAddress(InvalidInput):
         )
 
 
+class ResetNotFound(NotFound):
+    code = "password-reset-not-found"
+    title = "Password-reset link not found"
+
+
+class ResetUsed(Conflict):
+    code = "password-reset-used"
+    title = "Password-reset link used already"
+
+
+class ResetExpired(TesseraError):
+    status = 410
+    code = "password-reset-expired"
+    title = "Password-reset link expired"
+
+
 class WeakPassword(InvalidInput):
     code = "weak-password"
     title = "Password refused"

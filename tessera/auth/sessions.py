@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.apikeys import SESSION_PREFIX, keyed_hash
+from tessera.apikeys import SESSION_PREFIX, create_api_key, keyed_hash
 from tessera.auth.keyring import as_ring
 from tessera.auth.ratelimit import SignInLimiter
 from tessera.auth.signin import sign_in
@@ -43,6 +43,23 @@ async def start_session(
         key_name=SESSION_NAME,
         scopes=["*"],
         expires_at=utcnow() + lifetime,
+        kind=ApiKeyKind.session,
+    )
+
+
+async def open_session(
+    session: AsyncSession, secret_key: bytes, *, user_id: uuid.UUID, lifetime: timedelta
+) -> tuple[ApiKey, str]:
+    """A session for someone who has just proved who they are otherwise (an accepted invitation, with the
+    password they chose on it): the same key `start_session` would give, without a second password check."""
+    return await create_api_key(
+        session,
+        secret_key,
+        name=SESSION_NAME,
+        user_id=user_id,
+        scopes=["*"],
+        expires_at=utcnow() + lifetime,
+        created_by_user_id=user_id,
         kind=ApiKeyKind.session,
     )
 

@@ -317,35 +317,6 @@ async def test_two_concurrent_redeems_one_wins(
         await sign_in(api, email, f"{PASSWORD} number {winner}")
 
 
-async def test_the_link_opens_a_form_that_redeems_the_invitation(
-    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
-) -> None:
-    w = rights_world
-    await api.post("/api/v1/users", json=invite_body(w, "page@example.com"), headers=bearer(w.keys["customer_admin"]))
-    token = await invitation_token(sessions, "page@example.com")
-    page = await api.get(f"/invitations/{token}")
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert page.headers["cache-control"] == "no-store"
-    assert '<form method="post">' in page.text
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
-    weak = await api.post(f"/invitations/{token}", content="email=page%40example.com&password=short", headers=form)
-    assert weak.status_code == 422
-    assert "password" in weak.text
-    good = f"email=Page%40example.com&name=Page&password={PASSWORD.replace(' ', '+')}"
-    accepted = await api.post(f"/invitations/{token}", content=good, headers=form)
-    assert accepted.status_code == 200, accepted.text
-    assert "accepted" in accepted.text
-    await sign_in(api, "page@example.com")
-    used = await api.get(f"/invitations/{token}")
-    assert used.status_code == 409
-    assert "<form" not in used.text
-    assert (await api.get("/invitations/not-a-token")).status_code == 404
-    # Markup in what people type comes back escaped.
-    hostile = await api.post(f"/invitations/{token}x", content="email=%3Cscript%3E&password=x", headers=form)
-    assert "<script>" not in hostile.text
-
-
 async def test_an_invitation_is_withdrawn_with_the_rights_of_whoever_sent_it(
     api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
 ) -> None:

@@ -127,6 +127,11 @@ class DevStack:
         match = re.search(r"Admin API key \(shown once[^)]*\): (tsk_\S+)", self.text())
         return match.group(1) if match else None
 
+    def admin_password_link_printed(self) -> str | None:
+        """The link `tessera dev` prints at first start for setting the vendor admin's portal password."""
+        match = re.search(r"Admin portal password \(set it once\): (\S+)", self.text())
+        return match.group(1) if match else None
+
     def interrupt(self, timeout: float = 60.0) -> int:
         """SIGINT, as Ctrl-C would send; return the exit code."""
         assert self.process is not None

@@ -70,6 +70,12 @@ async def test_dev_starts_everything_and_stops_cleanly(stack: DevStack) -> None:
         assert (await api.get("/api/v1/products")).status_code == 401
         ui = await api.get(f"http://127.0.0.1:{stack.ui_port}/")
         assert ui.status_code == 200
+        # The portal is served too, and the printed link lets the admin choose a portal password.
+        assert f"http://127.0.0.1:{stack.api_port}/" in stack.text()
+        link = stack.admin_password_link_printed()
+        assert link is not None, stack.text()
+        assert (await api.get(link)).status_code == 200
+        assert (await api.get("/signin")).status_code == 200
 
     client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter)
     registered = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
