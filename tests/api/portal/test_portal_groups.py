@@ -361,3 +361,40 @@ async def test_admins_change_roles_and_remove_members_whose_tickets_go_back(
             admin, f"/organizations/{c1}", f"/organizations/{c1}/members/{w.users['customer_member']}/remove"
         )
         assert again.status_code == 404
+
+
+async def test_someone_invited_from_the_group_page_joins_and_gets_a_ticket_allocated_to_them(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1, ticket = w.orgs["C1"], w.tickets["own_admins_only"]
+    async with browser(api) as admin, browser(api) as erin:
+        await signed_in(admin, sessions, "customer_admin")
+        sent = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/invite", email="erin@example.com", role="member"
+        )
+        assert sent.status_code == 303
+        link = f"/invitations/{await invitation_token(sessions, 'erin@example.com')}"
+        joined = await submit(erin, link, email="erin@example.com", name="Erin", password="a long passphrase of erin")
+        assert joined.status_code == 303
+        page = (await admin.get(f"/organizations/{c1}")).text
+        erin_id = next(user for user, text in _member_rows(page) if "erin@example.com" in text)
+        allocated = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/tickets/{ticket}",
+            allocate_to=str(erin_id), visibility="admins_only",
+        )  # fmt: skip
+        assert allocated.status_code == 303
+        assert "Erin" in row((await admin.get(f"/organizations/{c1}")).text, ticket)
+        # Erin sees it on her organization's page, and may show its code (she can activate it).
+        mine = await erin.get(f"/organizations/{c1}")
+        assert mine.status_code == 200
+        assert ids_in(mine.text) & set(w.tickets.values()) == {w.tickets["own"], ticket}
+        shown = await erin.post(f"/organizations/{c1}/tickets/{ticket}/code", data={"csrf_token": csrf_of(mine.text)})
+        assert w.codes["own_admins_only"] in shown.text
+
+
+def _member_rows(html: str) -> list[tuple[uuid.UUID, str]]:
+    return [
+        (uuid.UUID(match.group(1)), match.group(2))
+        for match in re.finditer(r'<tr data-id="([0-9a-f-]{36})">(.*?)</tr>', html, re.S)
+    ]
