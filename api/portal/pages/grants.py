@@ -19,6 +19,7 @@ from api.portal.routing import PortalRoute
 from api.schemas.organizations import GrantUpdate
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, TesseraError
 from tessera.models import Grant, Organization, Permission, ProductGroup
+from tessera.principal import Principal
 from tessera.rights import grants, quota, reach
 from tessera.schema_base import validate_input
 
@@ -100,7 +101,10 @@ async def _delegated(session: AsyncSession, grant_ids: list[uuid.UUID]) -> dict[
     return {row[0]: int(row[1]) for row in rows.all()}
 
 
-async def _sources(session: AsyncSession, principal: Any, parent_ids: list[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+async def _sources(
+    session: AsyncSession, principal: Principal, parent_ids: list[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    """The names of the organizations the grants were delegated from, for those within the viewer's reach."""
     wanted = [grant_id for grant_id in parent_ids if grant_id is not None]
     if not wanted:
         return {}
