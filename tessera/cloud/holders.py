@@ -3,7 +3,7 @@
 The person's session stands for the ticket code and for the container's credential, so neither is typed nor shown:
 - the ticket is one the person could activate themselves (`reach.mine_filter`, what `GET /tickets?mine=true`
   lists), or any ticket whose code they type (the code is the bearer credential, as on `POST /activations`);
-- the container is one they reach (`container_filter`); without a choice, their own oldest container, created at
+- the container is their own (`container_filter`, owned by them): the oldest, created at
   the first use in the ticket's organization (or, when they are no member there, in one of theirs). The first use
   takes the person's row, after the ticket's, so two first activations at once create one container.
 
@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.activation import returns, service
 from tessera.activation.certificates import certificate_exp
 from tessera.activation.containers import BindingContext, BoundContainer
-from tessera.activation.errors import TicketNotFound
 from tessera.activation.models import Activation, ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.cloud import containers
@@ -41,13 +40,9 @@ from tessera.rights.locks import lock_rows
 LISTED = 200
 
 
-def _own_binder(principal: Principal, secret_key: bytes, api_base_url: str, wanted: uuid.UUID | None) -> service.Bind:
+def _own_binder(principal: Principal, secret_key: bytes, api_base_url: str) -> service.Bind:
     async def bind(session: AsyncSession, context: BindingContext) -> BoundContainer:
-        if wanted is not None:
-            # Locked, so a deletion of the container waits for this activation (or this one sees it deleted).
-            chosen = await containers.get_container(session, principal, wanted, lock=True)
-        else:
-            chosen = await _own_container(session, principal, secret_key, api_base_url, context.ticket_id)
+        chosen = await _own_container(session, principal, secret_key, api_base_url, context.ticket_id)
         return BoundContainer(KIND, container_id_of(chosen.id))
 
     return bind
@@ -69,6 +64,7 @@ async def _own_container(
         await lock_rows(session, User.__table__, [principal.user_id])  # type: ignore[arg-type]
         found = await session.scalar(query)  # another first activation of this person may have made it meanwhile
     if found is not None:
+        # Locked, so a deletion of the container waits for this activation (or this one sees it deleted).
         return await containers.get_container(session, principal, found, lock=True)
     organization_id = await session.scalar(select(Ticket.organization_id).where(Ticket.id == ticket_id))
     if organization_id not in principal.member_of:
@@ -87,7 +83,6 @@ async def activate_held(
     *,
     client: str,
     api_base_url: str,
-    cloud_container_id: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> service.Activated:
     """Activate a ticket the person could activate themselves into their cloud container; the caller commits."""
@@ -95,8 +90,8 @@ async def activate_held(
     await runtime.keys.signer(now + runtime.certificate_ttl)  # before this transaction writes (see SigningKeys)
     held = await session.scalar(select(Ticket.id).where(Ticket.id == ticket_id, reach.mine_filter(principal)))
     if held is None:
-        raise TicketNotFound
-    bind = _own_binder(principal, runtime.secret_key, api_base_url, cloud_container_id)
+        raise NotFound(f"no ticket {ticket_id} for you to activate")
+    bind = _own_binder(principal, runtime.secret_key, api_base_url)
     return await service.activate_ticket(session, runtime, held, KIND, bind, client=client, now=now)
 
 
@@ -108,14 +103,13 @@ async def activate_code(
     *,
     client: str,
     api_base_url: str,
-    cloud_container_id: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> service.Activated:
     """Activate the ticket of a typed code into the person's cloud container; failed look-ups are counted."""
     now = now or utcnow()
     await runtime.keys.signer(now + runtime.certificate_ttl)
     ticket_id = await service.find_ticket_id(session, runtime, code, client, None)
-    bind = _own_binder(principal, runtime.secret_key, api_base_url, cloud_container_id)
+    bind = _own_binder(principal, runtime.secret_key, api_base_url)
     return await service.activate_ticket(session, runtime, ticket_id, KIND, bind, client=client, now=now)
 
 
@@ -267,3 +261,25 @@ async def active_in_containers(
             )
         )
     return found
+
+
+async def in_own_containers(session: AsyncSession, principal: Principal, ticket_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `ticket_ids` active in one of the person's own cloud containers (nothing left to activate there)."""
+    if not ticket_ids or principal.user_id is None:
+        return set()
+    owned = await session.scalars(
+        select(CloudContainer.id).where(
+            containers.container_filter(principal), CloudContainer.user_id == principal.user_id
+        )
+    )
+    audiences = [container_id_of(container_id) for container_id in owned.all()]
+    if not audiences:
+        return set()
+    found = await session.scalars(
+        select(Activation.ticket_id).where(
+            Activation.ticket_id.in_(ticket_ids),
+            Activation.container_id.in_(audiences),
+            Activation.status == ActivationStatus.active,
+        )
+    )
+    return set(found.all())

@@ -12,14 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from api.deps import Session
-from api.portal.deps import Form, Page, SignedInPage, text
-from api.portal.pages.organizations import principal_of
+from api.portal.deps import Form, Page, SignedInPage
+from api.portal.pages.organizations import principal_of, read_fields
 from api.portal.render import field_errors, redirect, render, translate
 from api.portal.routing import PortalRoute
 from api.schemas.organizations import GrantUpdate
 from tessera.errors import Conflict, FieldIssue, Forbidden, InvalidInput, TesseraError
 from tessera.models import Grant, Organization, Permission, ProductGroup
-from tessera.rights import grants, reach
+from tessera.principal import Principal
+from tessera.rights import grants, quota, reach
 from tessera.schema_base import validate_input
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -54,14 +55,15 @@ async def _context(
     groups = list((await session.scalars(select(ProductGroup).order_by(ProductGroup.code))).all())
     by_id = {item.id: item for item in groups}
     sources = await _sources(session, principal, [item.grant.parent_grant_id for item in listing.items])
+    delegated = await _delegated(session, [item.grant.id for item in listing.items])
     rows = []
     for item in listing.items:
-        grant, left = item.grant, item.remaining
-        delegated = 0 if grant.quota is None or left is None else grant.quota - grant.quota_used - left
+        grant = item.grant
         source = sources.get(grant.parent_grant_id) if grant.parent_grant_id else None
-        rows.append(GrantRow(grant, by_id[grant.product_group_id], left, delegated, source))
+        rows.append(GrantRow(grant, by_id[grant.product_group_id], item.remaining, delegated.get(grant.id, 0), source))
     # Who may delegate to this node: vendor admins, and admins above it (the service judges the bounds).
-    may_delegate = principal.vendor_admin or reach.administers_path(principal, path[1:])
+    # The vendor's own node needs none: its administrators hold everything.
+    may_delegate = len(path) > 1 and (principal.vendor_admin or reach.administers_path(principal, path[1:]))
     held = {row.group.code: row for row in rows}
     chosen = values or _values_of(held.get(group or ""))
     return {
@@ -69,6 +71,7 @@ async def _context(
         "rows": rows,
         "groups": groups,
         "may_delegate": may_delegate,
+        "is_vendor": len(path) == 1,
         "permissions": [permission.value for permission in Permission],
         "errors": errors or {},
         "values": chosen,
@@ -88,7 +91,20 @@ def _values_of(row: GrantRow | None) -> dict[str, Any]:
     }
 
 
-async def _sources(session: AsyncSession, principal: Any, parent_ids: list[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+async def _delegated(session: AsyncSession, grant_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Quota handed down from each grant, by the formula the quota checks use (also under unlimited grants)."""
+    if not grant_ids:
+        return {}
+    rows = await session.execute(
+        select(Grant.id, quota.delegated_of(Grant.id.expression)).where(Grant.id.in_(grant_ids))
+    )
+    return {row[0]: int(row[1]) for row in rows.all()}
+
+
+async def _sources(
+    session: AsyncSession, principal: Principal, parent_ids: list[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    """The names of the organizations the grants were delegated from, for those within the viewer's reach."""
     wanted = [grant_id for grant_id in parent_ids if grant_id is not None]
     if not wanted:
         return {}
@@ -124,15 +140,18 @@ async def list_grants(
 async def save_grant(organization_id: uuid.UUID, page: SignedInPage, form: Form, session: Session) -> Response:
     """Grant or change rights of this organization on a product group, within what the delegator holds."""
     chosen = [value for value in form.getlist("permissions") if isinstance(value, str)][: len(Permission)]
+    read, too_long = read_fields(form, product_group=64, quota=32, delegable=8)
     values: dict[str, Any] = {
-        "product_group": text(form, "product_group", max_length=64),
+        "product_group": read["product_group"],
         "permissions": chosen,
-        "quota": text(form, "quota", max_length=32).strip(),
-        "delegable": text(form, "delegable", max_length=8) == "on",
+        "quota": read["quota"].strip(),
+        "delegable": read["delegable"] == "on",
     }
     principal = principal_of(page)
     await reach.visible_path(session, principal, organization_id)
     try:
+        if too_long:
+            raise InvalidInput(too_long[0].message, issues=too_long)
         body = validate_input(
             GrantUpdate,
             {"permissions": chosen, "quota": values["quota"] or None, "delegable": values["delegable"]},

@@ -39,10 +39,12 @@ class TicketRow:
     expires_at: datetime | None
     cloud: bool
     """The product may live in a cloud container (else it is activated on a device, with its code)."""
+    in_my_container: bool
 
     @property
     def activatable(self) -> bool:
-        return self.cloud and self.status in (TicketStatus.available, TicketStatus.returned, TicketStatus.activated)
+        live = self.status in (TicketStatus.available, TicketStatus.returned, TicketStatus.activated)
+        return self.cloud and live and not self.in_my_container
 
 
 async def _rows(session: AsyncSession, principal: Principal, cursor: str | None) -> tuple[list[TicketRow], str | None]:
@@ -54,6 +56,7 @@ async def _rows(session: AsyncSession, principal: Principal, cursor: str | None)
         )
     ).all()
     by_license = {license.id: (license, product) for license, product in found}
+    placed = await holders.in_own_containers(session, principal, [ticket.id for ticket in page.items])
     rows = []
     for ticket in page.items:
         license, product = by_license[ticket.license_id]
@@ -65,6 +68,7 @@ async def _rows(session: AsyncSession, principal: Principal, cursor: str | None)
                 status=ticket.status,
                 expires_at=license.expires_at,
                 cloud="cloud" in [str(kind) for kind in product.container_kinds],
+                in_my_container=ticket.id in placed,
             )
         )
     return rows, page.next_cursor

@@ -7,12 +7,15 @@ so what a page shows and allows is exactly what the API would.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import Session
@@ -154,6 +157,7 @@ async def group_context(
         "parent": parent,
         "administers": administers,
         "members": members,
+        "member_labels": member_labels(user for user, _role in members),
         "more_members": more_members,
         "tickets": tickets,
         "more_tickets": len(found) > ROWS_LIMIT,
@@ -163,6 +167,21 @@ async def group_context(
         "errors": errors or {},
         "values": {},
     }
+
+
+def member_labels(people: Iterable[User]) -> dict[uuid.UUID, str]:
+    """How each member is named in the "Allocate to" choice: by name, by e-mail when nameless or named alike."""
+    listed = list(people)
+    names = Counter(user.name for user in listed if user.name)
+    labels: dict[uuid.UUID, str] = {}
+    for user in listed:
+        if not user.name:
+            labels[user.id] = user.email
+        elif names[user.name] == 1:
+            labels[user.id] = user.name
+        else:
+            labels[user.id] = f"{user.name} ({user.email})"
+    return labels
 
 
 def render_group(page: Page, context: dict[str, Any], *, status: int = 200, flash: str = "") -> Response:
@@ -193,6 +212,19 @@ async def get_organization(
     return render_group(page, context, flash=_flash(page, done))
 
 
+def read_fields(form: FormData, **limits: int) -> tuple[dict[str, str], list[FieldIssue]]:
+    """The text fields named, each at most its limit: an oversized one is a problem next to it, read as empty."""
+    values: dict[str, str] = {}
+    issues: list[FieldIssue] = []
+    for name, limit in limits.items():
+        try:
+            values[name] = text(form, name, max_length=limit)
+        except InvalidInput as error:
+            values[name] = ""
+            issues += error.issues
+    return values, issues
+
+
 async def _refused(
     page: Page, session: AsyncSession, organization_id: uuid.UUID, error: TesseraError, values: dict[str, str]
 ) -> Response:
@@ -207,8 +239,10 @@ async def _refused(
 @router.post("/organizations/{organization_id}/invite")
 async def invite_member(organization_id: uuid.UUID, page: SignedInPage, form: Form, session: Session) -> Response:
     """Invite an e-mail address into this organization with a role; the person joins on accepting."""
-    values = {"email": text(form, "email", max_length=400), "role": text(form, "role")}
+    values, too_long = read_fields(form, email=400, role=16)
     try:
+        if too_long:
+            raise InvalidInput(too_long[0].message, issues=too_long)
         try:
             email = normalize_email(values["email"].strip())
         except ValueError as problem:
@@ -233,14 +267,13 @@ async def create_sub_organization(
     organization_id: uuid.UUID, page: SignedInPage, form: Form, session: Session
 ) -> Response:
     """Create an organization below this one."""
-    values = {
-        "name": text(form, "name", max_length=400).strip(),
-        "kind": text(form, "kind"),
-        "country": text(form, "country", max_length=10).strip().upper(),
-    }
+    values, too_long = read_fields(form, name=400, kind=16, country=10)
+    values["name"], values["country"] = values["name"].strip(), values["country"].strip().upper()
     principal = principal_of(page)
-    await reach.visible_path(session, principal, organization_id)
+    parent = await reach.visible_organization(session, principal, organization_id)
     try:
+        if too_long:
+            raise InvalidInput(too_long[0].message, issues=too_long)
         spec = validate_input(
             OrganizationSpec,
             {
@@ -248,6 +281,9 @@ async def create_sub_organization(
                 "parent_id": str(organization_id),
                 "name": values["name"],
                 "country": values["country"] or None,
+                # A group of a German customer works in German time and language unless changed later.
+                "timezone": parent.timezone,
+                "locale": parent.locale,
             },
         )
         created = await service.create_organization(session, principal, spec)
@@ -272,15 +308,7 @@ async def change_role(
     role = text(form, "role")
     if role not in {item.value for item in Role}:
         raise InvalidInput("choose admin or member", issues=[FieldIssue("role", "choose admin or member")])
-    principal = principal_of(page)
-    await reach.administered_path(session, principal, organization_id, doing="manage its members")
-    member = await session.get(Membership, (user_id, organization_id))
-    if member is None:
-        # Changing a role must never turn into an invitation sent from this button.
-        raise InvalidInput("the user is not a member of this organization")
-    await users.put_member(
-        session, principal, organization_id, user_id, Role(role), InvitationPolicy.from_settings(page.state.settings)
-    )
+    await users.change_role(session, principal_of(page), organization_id, user_id, Role(role))
     return redirect(f"/organizations/{organization_id}?done=role")
 
 
@@ -290,5 +318,8 @@ async def remove_member(
 ) -> Response:
     """Remove a member; the tickets they held by name go back to the organization."""
     del form  # checked for its CSRF token only
-    await users.remove_member(session, principal_of(page), organization_id, user_id)
+    principal = principal_of(page)
+    await users.remove_member(session, principal, organization_id, user_id)
+    if user_id == principal.user_id:
+        return redirect("/organizations")  # who leaves may no longer see the organization
     return redirect(f"/organizations/{organization_id}?done=removed")

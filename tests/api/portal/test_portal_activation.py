@@ -81,6 +81,9 @@ async def test_my_tickets_lists_what_the_api_lists_and_activate_puts_the_license
     mine = await api.get(done.headers["location"])
     assert f'data-id="{activation.id}"' in mine.text
     assert "Activated." in mine.text
+    tickets_page = (await api.get("/tickets")).text
+    assert f'action="/tickets/{w.tickets["own"]}/activate"' not in tickets_page  # it is in my container already
+    assert f'action="/tickets/{w.tickets["own_named"]}/activate"' in tickets_page
 
     # The credential file reaches the container; its certificates verify against the published keys alone.
     download = await post_form(api, "/cloud-containers", f"/cloud-containers/{container.id}/credentials")

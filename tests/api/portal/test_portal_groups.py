@@ -10,7 +10,7 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import ApiKey, Membership, Organization, Ticket, utcnow
+from tessera.models import ApiKey, Event, Membership, Organization, Ticket, utcnow
 from tests.api.people import give_password, invitation_token
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
 from tests.conftest import RightsWorld, bearer
@@ -62,7 +62,7 @@ async def test_the_tree_shows_what_the_api_lists_for_each_person(
         # Nested: Contoso's group sits inside the reseller's branch, each node links to its page.
         branch = html[html.index(f'data-id="{w.orgs["R1"]}"') :]
         assert f'href="/organizations/{w.orgs["G1"]}"' in branch
-        assert "members" in row(html, w.orgs["C1"])
+        assert "Tickets: 3 · Members: 3 · Sub-organizations: 1" in " ".join(row(html, w.orgs["C1"]).split())
 
 
 async def test_the_group_page_shows_admins_members_and_tickets_and_members_only_their_tickets(
@@ -172,6 +172,8 @@ async def test_admins_reallocate_and_change_visibility_and_members_may_not(
         page = (await admin.get(saved.headers["location"])).text
         assert "The ticket is saved." in page
         assert "m_C1" in row(page, ticket)
+        # Each member is offered by name (e-mail only to tell people of the same name apart).
+        assert f'<option value="{w.users["customer_member"]}">customer_member</option>' in row(page, ticket)
         # Back to the organization, for all its members.
         back = await submit(
             admin, f"/organizations/{c1}", f"/organizations/{c1}/tickets/{ticket}",
@@ -279,6 +281,11 @@ async def test_a_sub_organization_is_created_below_with_the_kinds_allowed_there(
 ) -> None:
     w = rights_world
     c1, r1 = w.orgs["C1"], w.orgs["R1"]
+    async with sessions() as session:
+        await session.execute(
+            update(Organization).where(Organization.id == r1).values(timezone="Europe/Berlin", locale="de")
+        )
+        await session.commit()
     async with browser(api) as reseller:
         await signed_in(reseller, sessions, "reseller_admin")
         page = (await reseller.get(f"/organizations/{r1}")).text
@@ -293,6 +300,7 @@ async def test_a_sub_organization_is_created_below_with_the_kinds_allowed_there(
             new = await session.scalar(select(Organization).where(Organization.name == "Tailspin"))
             assert new is not None
             assert (new.parent_id, new.kind, new.country) == (r1, "customer", "DE")
+            assert (new.timezone, new.locale) == ("Europe/Berlin", "de")  # those of its parent
         assert created.headers["location"] == f"/organizations/{new.id}?done=created"
         assert "<h1>Tailspin</h1>" in (await reseller.get(created.headers["location"])).text
         wrong_kind = await submit(
@@ -336,7 +344,10 @@ async def test_admins_change_roles_and_remove_members_whose_tickets_go_back(
         stranger = await submit(
             admin, f"/organizations/{c1}", f"/organizations/{c1}/members/{outsider}/role", role="admin"
         )
-        assert stranger.status_code == 422
+        assert stranger.status_code == 404
+        async with sessions() as session:
+            sent = (await session.scalars(select(Event.recipients).where(Event.name == "invitation.txt.j2"))).all()
+            assert [email_of("subgroup_member")] not in list(sent)
         removed = await submit(
             admin, f"/organizations/{c1}", f"/organizations/{c1}/members/{w.users['customer_member']}/remove"
         )
@@ -350,3 +361,40 @@ async def test_admins_change_roles_and_remove_members_whose_tickets_go_back(
             admin, f"/organizations/{c1}", f"/organizations/{c1}/members/{w.users['customer_member']}/remove"
         )
         assert again.status_code == 404
+
+
+async def test_someone_invited_from_the_group_page_joins_and_gets_a_ticket_allocated_to_them(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1, ticket = w.orgs["C1"], w.tickets["own_admins_only"]
+    async with browser(api) as admin, browser(api) as erin:
+        await signed_in(admin, sessions, "customer_admin")
+        sent = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/invite", email="erin@example.com", role="member"
+        )
+        assert sent.status_code == 303
+        link = f"/invitations/{await invitation_token(sessions, 'erin@example.com')}"
+        joined = await submit(erin, link, email="erin@example.com", name="Erin", password="a long passphrase of erin")
+        assert joined.status_code == 303
+        page = (await admin.get(f"/organizations/{c1}")).text
+        erin_id = next(user for user, text in _member_rows(page) if "erin@example.com" in text)
+        allocated = await submit(
+            admin, f"/organizations/{c1}", f"/organizations/{c1}/tickets/{ticket}",
+            allocate_to=str(erin_id), visibility="admins_only",
+        )  # fmt: skip
+        assert allocated.status_code == 303
+        assert "Erin" in row((await admin.get(f"/organizations/{c1}")).text, ticket)
+        # Erin sees it on her organization's page, and may show its code (she can activate it).
+        mine = await erin.get(f"/organizations/{c1}")
+        assert mine.status_code == 200
+        assert ids_in(mine.text) & set(w.tickets.values()) == {w.tickets["own"], ticket}
+        shown = await erin.post(f"/organizations/{c1}/tickets/{ticket}/code", data={"csrf_token": csrf_of(mine.text)})
+        assert w.codes["own_admins_only"] in shown.text
+
+
+def _member_rows(html: str) -> list[tuple[uuid.UUID, str]]:
+    return [
+        (uuid.UUID(match.group(1)), match.group(2))
+        for match in re.finditer(r'<tr data-id="([0-9a-f-]{36})">(.*?)</tr>', html, re.S)
+    ]

@@ -1,4 +1,4 @@
-"""The grants page: what an organization holds, delegating within bounds, refusals next to the field, races."""
+"""The grants page: what an organization holds, delegating within bounds, refusals next to the field; races."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tessera.models import Grant
+from tessera.models import Grant, Ticket
 from tests.api.portal.browser_forms import browser, csrf_of, submit
 from tests.api.portal.test_portal_groups import api_ids, ids_in, row, signed_in
 from tests.api.test_rights_concurrency import at_once, check_grant_invariants, new_org
@@ -178,3 +178,32 @@ async def test_concurrent_save_grant_keeps_the_quota_invariant(
     grants = await check_grant_invariants(sessions)
     assert sorted(g.quota or 0 for g in grants if g.organization_id in customers) == [30, 30]
     assert [g.quota for g in grants if g.organization_id == target] == [1]
+
+
+async def test_allocating_to_a_member_while_another_admin_removes_them_never_leaves_the_ticket_with_them(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1, leaver = w.orgs["C1"], w.users["m_C1"]
+    tickets = [w.tickets["own"], w.tickets["own_admins_only"]]
+    async with browser(api) as allocating, browser(api) as removing:
+        await signed_in(allocating, sessions, "customer_admin")
+        await signed_in(removing, sessions, "reseller_admin")
+        mine = csrf_of((await allocating.get(f"/organizations/{c1}")).text)
+        theirs = csrf_of((await removing.get(f"/organizations/{c1}")).text)
+        answers = await at_once(
+            *(
+                allocating.post(
+                    f"/organizations/{c1}/tickets/{ticket}",
+                    data={"csrf_token": mine, "allocate_to": str(leaver), "visibility": "admins_only"},
+                )
+                for ticket in tickets
+            ),
+            removing.post(f"/organizations/{c1}/members/{leaver}/remove", data={"csrf_token": theirs}),
+        )
+    assert answers[-1].status_code == 303
+    # Each allocation either came first (and went back on leaving) or saw the member gone (refused).
+    assert {answer.status_code for answer in answers[:-1]} <= {303, 422}
+    async with sessions() as session:
+        held = (await session.scalars(select(Ticket.id).where(Ticket.allocated_user_id == leaver))).all()
+    assert held == []
