@@ -105,6 +105,9 @@ async def add_webhook(page: SignedInPage, form: Form, session: Session, state: S
             raise InvalidInput(
                 "choose an organization", issues=[FieldIssue("organization_id", "choose an organization")]
             ) from None
+        if not values["event_types"]:
+            issue = FieldIssue("event_types", "choose at least one event type")
+            raise InvalidInput("event_types: choose at least one", issues=[issue])
         if not values["url"]:
             raise InvalidInput("url: give a URL", issues=[FieldIssue("url", "give the endpoint's https:// URL")])
         endpoint, secret = await endpoints.create_endpoint(
