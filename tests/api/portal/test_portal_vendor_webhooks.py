@@ -99,7 +99,7 @@ async def test_what_the_api_refuses_is_shown_next_to_its_field(
     api: AsyncClient, people: RightsWorld, sessions: Sessions, fields: dict[str, object], field: str
 ) -> None:
     await sign_in_portal(api, ADMIN)
-    body: dict[str, object] = {
+    body: dict[str, Any] = {
         "organization_id": str(people.orgs["C1"]),
         "url": "https://hooks.example.com/tessera",
         "event_types": ["order.fulfilled"],
