@@ -21,13 +21,14 @@ from api.deps import Session, State
 from api.portal.deps import Form, Page, SignedInPage, text
 from api.portal.render import field_errors, redirect, render, translate
 from api.portal.routing import PortalRoute
-from api.routes.subscription_decisions import waiting_for_approval
+from api.routes.subscription_decisions import cancellation_workflow, decide, waiting_for_approval
 from api.routes.subscriptions import (
     ReceivedAt,
     request_cancellation,
     start_subscription_revocation,
     withdraw_cancellation,
 )
+from api.schemas.subscriptions import StepDecisionCreate
 from tessera.activation.models import Activation, ActivationStatus
 from tessera.errors import FieldIssue, InvalidInput
 from tessera.models import (
@@ -123,6 +124,8 @@ DONE = {
     "cancelled": N_("The subscription is cancelled."),
     "uncancelled": N_("The cancellation is withdrawn: the subscription renews again."),
     "revoked": N_("The revocation has started: the subscription, its licenses and tickets end."),
+    "approved": N_("The cancellation is approved."),
+    "rejected": N_("The cancellation is rejected: the subscription renews as before."),
 }
 
 
@@ -133,7 +136,7 @@ async def show_subscription(
     """A subscription: its terms, deadlines, cancellations and licenses."""
     context = await _detail_context(page, session, state, subscription_id)
     flash = translate(page, DONE[done]) if done in DONE else ""
-    return render(page, "portal/subscriptions/detail.html", nav="subscriptions", flash=flash, **context)
+    return render(page, "portal/subscriptions/detail.html", nav="subscriptions", flash=flash, errors={}, **context)
 
 
 async def _cancel_page(
@@ -270,3 +273,28 @@ async def revoke_subscription(
         return await _revoke_page(page, session, subscription_id, status=422, errors=field_errors(error.issues))
     await start_subscription_revocation(session, state, page.viewer.principal, subscription_id, reason)
     return redirect(f"/subscriptions/{subscription_id}?done=revoked")
+
+
+@router.post("/subscriptions/{subscription_id}/cancellation")
+async def decide_cancellation(
+    page: SignedInPage, form: Form, session: Session, state: State, subscription_id: uuid.UUID
+) -> Response:
+    """Approve or reject the cancellation waiting at an approval step (its workflow says who may)."""
+    assert page.viewer is not None
+    decision = text(form, "decision", max_length=16)
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision: approve or reject", issues=[FieldIssue("decision", "approve or reject")])
+    try:
+        comment = text(form, "comment", max_length=MAX_REASON).strip()
+    except InvalidInput as error:
+        await session.rollback()
+        context = await _detail_context(page, session, state, subscription_id)
+        return render(
+            page, "portal/subscriptions/detail.html", status=422, nav="subscriptions", flash="",
+            errors=field_errors(error.issues), **context,
+        )  # fmt: skip
+    principal = page.viewer.principal
+    workflow_id = await cancellation_workflow(session, principal, subscription_id)
+    approve = decision == "approve"
+    await decide(session, state, principal, workflow_id, StepDecisionCreate(comment=comment), approve=approve)
+    return redirect(f"/subscriptions/{subscription_id}?done={'approved' if approve else 'rejected'}")
