@@ -61,6 +61,7 @@ async def test_an_endpoint_is_added_with_its_secret_shown_once(
     page = await api.get("/webhooks")
     assert "<h1>Webhooks</h1>" in page.text
     assert 'for="f-url">URL' in page.text
+    assert 'maxlength="2048" placeholder="https://"' in page.text  # the input's attributes, not escaped text
     assert "Add endpoint" in page.text
     added = await _add(api, people, description="ERP")
     assert added.status_code == 201, added.text
