@@ -42,6 +42,7 @@ from tessera.models import (
     SubscriptionStatus,
     utcnow,
 )
+from tessera.orders.errors import WorkflowNotStarted
 from tessera.pagination import DEFAULT_LIMIT
 from tessera.subscriptions import reads, requests
 from tessera.subscriptions.plans import local_date
@@ -172,7 +173,10 @@ async def _cancel_page(
 @router.get("/subscriptions/{subscription_id}/cancel")
 async def confirm_cancel(page: SignedInPage, session: Session, subscription_id: uuid.UUID) -> Response:
     """Before cancelling: when the subscription would end if I confirm now."""
-    return await _cancel_page(page, session, subscription_id)
+    try:
+        return await _cancel_page(page, session, subscription_id)
+    except CancellationExists:
+        return redirect(f"/subscriptions/{subscription_id}")
 
 
 @router.post("/subscriptions/{subscription_id}/cancel")
@@ -181,7 +185,7 @@ async def cancel_subscription(
 ) -> Response:
     """Cancel, if it still ends with the term I confirmed (the API's cancellation, with its workflow)."""
     assert page.viewer is not None
-    reason = ""
+    reason = term = ""
     try:
         reason = text(form, "reason", max_length=MAX_REASON).strip()
         term = text(form, "term", max_length=12)
@@ -197,7 +201,14 @@ async def cancel_subscription(
             expected_term_no=int(term),
         )
     except CancellationExists:
+        # Cancelled already (a second click, or the repeat that starts a workflow Temporal could not take).
         return redirect(f"/subscriptions/{subscription_id}")
+    except WorkflowNotStarted as error:
+        # Recorded, and counted from its receipt; repeating the request starts its workflow.
+        return render(
+            page, "portal/subscriptions/retry.html", status=error.status, nav="subscriptions",
+            subscription_id=subscription_id, detail=error.detail, term=term,
+        )  # fmt: skip
     except EffectiveEndMoved:
         flash = translate(page, "The notice deadline has passed meanwhile: check the new end and confirm again.")
         return await _cancel_page(page, session, subscription_id, status=409, flash=flash, reason=reason)

@@ -233,3 +233,23 @@ async def test_a_german_speaking_admin_gets_the_pages_in_german(
     assert "Abonnement kündigen" in shown.text
     confirm = await api.get(f"/subscriptions/{made.subscription_id}/cancel")
     assert "Kündigung bestätigen" in confirm.text
+
+
+async def test_a_cancellation_temporal_did_not_take_is_recorded_and_its_retry_starts_the_workflow(
+    api: AsyncClient, orders_api: AsyncClient, sessions: Sessions, made: Made, dev_env: WorkflowEnvironment
+) -> None:
+    await sign_in_portal(api, ADMIN)
+    down = await submit(api, f"/subscriptions/{made.subscription_id}/cancel", term="1")
+    assert down.status_code == 503
+    assert "Try again" in down.text
+    [recorded] = await _cancellations(sessions, made)
+    assert recorded.status == "requested"
+    # The confirmation page now leads to the subscription; the retry (here through a reachable Temporal) starts it.
+    await sign_in_portal(orders_api, ADMIN)
+    assert (await orders_api.get(f"/subscriptions/{made.subscription_id}/cancel")).status_code == 303
+    page = f"/subscriptions/{made.subscription_id}"
+    retried = await submit(orders_api, page, f"{page}/cancel", term="1")
+    assert retried.status_code == 303
+    described = await dev_env.client.get_workflow_handle(recorded.workflow_id).describe()
+    assert described.workflow_type == "CancellationWorkflow"
+    assert len(await _cancellations(sessions, made)) == 1
