@@ -207,8 +207,12 @@ async def test_people_without_the_right_are_refused_and_forms_need_their_token(
         )
         assert posted.status_code == 403
         # Another organization's subscription by id: not found, even with a valid token.
-        foreign = await other.post(f"/subscriptions/{made.subscription_id}/revoke", data={"csrf_token": token})
-        assert foreign.status_code == 404
+        for action, data in [("revoke", {}), ("cancel", {"term": "1"}), ("uncancel", {}),
+                             ("cancellation", {"decision": "approve"})]:  # fmt: skip
+            foreign = await other.post(
+                f"/subscriptions/{made.subscription_id}/{action}", data={"csrf_token": token, **data}
+            )
+            assert foreign.status_code == 404, action
     await sign_in_portal(orders_api, ADMIN)
     for action in ("cancel", "uncancel", "revoke"):
         forged = await orders_api.post(f"/subscriptions/{made.subscription_id}/{action}", data={"term": "1"})
