@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from api.deps import Session, State
+from api.deps import AppState, Session, State
 from api.portal.deps import Form, Page, SignedInPage, text
 from api.portal.render import field_errors, redirect, render, translate
 from api.portal.routing import PortalRoute
@@ -71,7 +71,7 @@ async def _names(session: AsyncSession, rows: Iterable[reads.Listed]) -> Names:
     return Names({r[0]: r[1] for r in products.all()}, {r[0]: r[1] for r in organizations.all()})
 
 
-def last_day(end: datetime, timezone: str) -> Any:
+def last_day(end: datetime, timezone: str) -> date:
     """The inclusive last day of a term ending (exclusively) at `end`."""
     return local_date(end - timedelta(microseconds=1), timezone)
 
@@ -91,7 +91,9 @@ async def list_subscriptions(page: SignedInPage, session: Session, cursor: str |
     )
 
 
-async def _detail_context(page: Page, session: AsyncSession, state: Any, subscription_id: uuid.UUID) -> dict[str, Any]:
+async def _detail_context(
+    page: Page, session: AsyncSession, state: AppState, subscription_id: uuid.UUID
+) -> dict[str, Any]:
     assert page.viewer is not None
     detail = await reads.subscription_detail(session, page.viewer.principal, subscription_id)
     sub = detail.subscription
