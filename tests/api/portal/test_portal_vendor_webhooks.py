@@ -196,6 +196,14 @@ async def test_deliveries_are_listed_and_redelivered(
     assert sorted(rounds) == [0, 1]
     handle = dev_env.client.get_workflow_handle(f"delivery-{event_id}-{endpoint_id}-r1")
     assert (await handle.describe()).workflow_type == "WebhookDeliveryWorkflow"
+    # Disabled, the endpoint takes no redelivery: the page says why.
+    disabled = await submit(orders_api, "/webhooks", f"/webhooks/{endpoint_id}/status", status="disabled")
+    assert disabled.status_code == 303
+    refused = await orders_api.post(
+        f"/webhooks/{endpoint_id}/redeliver", data={"csrf_token": csrf_of(page.text), "event_id": str(event_id)}
+    )
+    assert refused.status_code == 422
+    assert "is disabled; enable it first" in refused.text
     unknown = await orders_api.post(
         f"/webhooks/{endpoint_id}/redeliver", data={"csrf_token": csrf_of(page.text), "event_id": str(uuid.uuid4())}
     )
