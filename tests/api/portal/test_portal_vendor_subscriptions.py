@@ -217,6 +217,9 @@ async def test_people_without_the_right_are_refused_and_forms_need_their_token(
     for action in ("cancel", "uncancel", "revoke"):
         forged = await orders_api.post(f"/subscriptions/{made.subscription_id}/{action}", data={"term": "1"})
         assert forged.status_code == 403, action
+    odd = await submit(orders_api, f"/subscriptions/{made.subscription_id}/cancel", term="first")
+    assert odd.status_code == 422
+    assert "confirm the cancellation again" in odd.text
     too_long = await submit(orders_api, f"/subscriptions/{made.subscription_id}/cancel", term="1", reason="x" * 2001)
     assert too_long.status_code == 422
     assert "at most 2000 characters" in too_long.text

@@ -221,3 +221,21 @@ async def test_a_german_speaking_admin_gets_the_page_in_german(
     page = await api.get("/webhooks")
     assert "Endpunkt hinzufügen" in page.text
     assert "Noch keine Webhook-Endpunkte." in page.text
+
+
+async def test_oversized_and_odd_input_is_refused_on_the_form(
+    api: AsyncClient, people: RightsWorld, sessions: Sessions
+) -> None:
+    await sign_in_portal(api, ADMIN)
+    for fields, field, message in [
+        ({"url": "https://hooks.example.com/" + "a" * 3000}, "url", "at most 2048 characters"),
+        ({"description": "d" * 501}, "description", "at most 500 characters"),
+        ({"event_types": ["x" * 500]}, "event_types", "unknown event type"),
+    ]:
+        answer = await _add(api, people, **fields)
+        assert answer.status_code == 422, fields
+        shown = re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', answer.text)
+        assert shown is not None, answer.text
+        assert message in shown.group(1)
+    async with sessions() as session:
+        assert (await session.scalars(select(WebhookEndpoint))).all() == []
