@@ -227,11 +227,12 @@ async def test_oversized_and_odd_input_is_refused_on_the_form(
     api: AsyncClient, people: RightsWorld, sessions: Sessions
 ) -> None:
     await sign_in_portal(api, ADMIN)
-    for fields, field, message in [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"url": "https://hooks.example.com/" + "a" * 3000}, "url", "at most 2048 characters"),
         ({"description": "d" * 501}, "description", "at most 500 characters"),
         ({"event_types": ["x" * 500]}, "event_types", "unknown event type"),
-    ]:
+    ]
+    for fields, field, message in cases:
         answer = await _add(api, people, **fields)
         assert answer.status_code == 422, fields
         shown = re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', answer.text)
