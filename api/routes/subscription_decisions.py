@@ -57,7 +57,8 @@ async def waiting_for_approval(client: Client, workflow_id: str) -> bool | None:
     return state.waiting_for_approval
 
 
-async def _cancellation_workflow(session: Session, caller: Principal, subscription_id: uuid.UUID) -> str:
+async def cancellation_workflow(session: Session, caller: Principal, subscription_id: uuid.UUID) -> str:
+    """The workflow id of the visible subscription's cancellation that may wait for a decision."""
     await reads.visible_subscription(session, caller, subscription_id)
     live = await requests.existing_cancellation(session, subscription_id)
     if live is None or live.status != CancellationStatus.requested:
@@ -75,7 +76,7 @@ async def approve_cancellation(
     subscription_id: uuid.UUID, session: Session, state: State, caller: SubscriptionsWriter, body: Decision = None
 ) -> StepDecisionRead:
     """Approve the cancellation waiting at an approval step (only its approvers)."""
-    workflow_id = await _cancellation_workflow(session, caller, subscription_id)
+    workflow_id = await cancellation_workflow(session, caller, subscription_id)
     return await decide(session, state, caller, workflow_id, body, approve=True)
 
 
@@ -86,7 +87,7 @@ async def reject_cancellation(
     subscription_id: uuid.UUID, session: Session, state: State, caller: SubscriptionsWriter, body: Decision = None
 ) -> StepDecisionRead:
     """Reject the cancellation waiting at an approval step: the subscription renews as before."""
-    workflow_id = await _cancellation_workflow(session, caller, subscription_id)
+    workflow_id = await cancellation_workflow(session, caller, subscription_id)
     return await decide(session, state, caller, workflow_id, body, approve=False)
 
 

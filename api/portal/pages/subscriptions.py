@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -17,17 +17,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from api.deps import Session, State
+from api.deps import AppState, Session, State
 from api.portal.deps import Form, Page, SignedInPage, text
 from api.portal.render import field_errors, redirect, render, translate
 from api.portal.routing import PortalRoute
-from api.routes.subscription_decisions import waiting_for_approval
+from api.routes.subscription_decisions import cancellation_workflow, decide, waiting_for_approval
 from api.routes.subscriptions import (
     ReceivedAt,
     request_cancellation,
     start_subscription_revocation,
     withdraw_cancellation,
 )
+from api.schemas.subscriptions import StepDecisionCreate
 from tessera.activation.models import Activation, ActivationStatus
 from tessera.errors import FieldIssue, InvalidInput
 from tessera.models import (
@@ -41,6 +42,7 @@ from tessera.models import (
     SubscriptionStatus,
     utcnow,
 )
+from tessera.orders.errors import WorkflowNotStarted
 from tessera.pagination import DEFAULT_LIMIT
 from tessera.subscriptions import reads, requests
 from tessera.subscriptions.plans import local_date
@@ -69,7 +71,7 @@ async def _names(session: AsyncSession, rows: Iterable[reads.Listed]) -> Names:
     return Names({r[0]: r[1] for r in products.all()}, {r[0]: r[1] for r in organizations.all()})
 
 
-def last_day(end: datetime, timezone: str) -> Any:
+def last_day(end: datetime, timezone: str) -> date:
     """The inclusive last day of a term ending (exclusively) at `end`."""
     return local_date(end - timedelta(microseconds=1), timezone)
 
@@ -89,7 +91,9 @@ async def list_subscriptions(page: SignedInPage, session: Session, cursor: str |
     )
 
 
-async def _detail_context(page: Page, session: AsyncSession, state: Any, subscription_id: uuid.UUID) -> dict[str, Any]:
+async def _detail_context(
+    page: Page, session: AsyncSession, state: AppState, subscription_id: uuid.UUID
+) -> dict[str, Any]:
     assert page.viewer is not None
     detail = await reads.subscription_detail(session, page.viewer.principal, subscription_id)
     sub = detail.subscription
@@ -123,6 +127,8 @@ DONE = {
     "cancelled": N_("The subscription is cancelled."),
     "uncancelled": N_("The cancellation is withdrawn: the subscription renews again."),
     "revoked": N_("The revocation has started: the subscription, its licenses and tickets end."),
+    "approved": N_("The cancellation is approved."),
+    "rejected": N_("The cancellation is rejected: the subscription renews as before."),
 }
 
 
@@ -133,7 +139,7 @@ async def show_subscription(
     """A subscription: its terms, deadlines, cancellations and licenses."""
     context = await _detail_context(page, session, state, subscription_id)
     flash = translate(page, DONE[done]) if done in DONE else ""
-    return render(page, "portal/subscriptions/detail.html", nav="subscriptions", flash=flash, **context)
+    return render(page, "portal/subscriptions/detail.html", nav="subscriptions", flash=flash, errors={}, **context)
 
 
 async def _cancel_page(
@@ -169,7 +175,10 @@ async def _cancel_page(
 @router.get("/subscriptions/{subscription_id}/cancel")
 async def confirm_cancel(page: SignedInPage, session: Session, subscription_id: uuid.UUID) -> Response:
     """Before cancelling: when the subscription would end if I confirm now."""
-    return await _cancel_page(page, session, subscription_id)
+    try:
+        return await _cancel_page(page, session, subscription_id)
+    except CancellationExists:
+        return redirect(f"/subscriptions/{subscription_id}")
 
 
 @router.post("/subscriptions/{subscription_id}/cancel")
@@ -178,7 +187,7 @@ async def cancel_subscription(
 ) -> Response:
     """Cancel, if it still ends with the term I confirmed (the API's cancellation, with its workflow)."""
     assert page.viewer is not None
-    reason = ""
+    reason = term = ""
     try:
         reason = text(form, "reason", max_length=MAX_REASON).strip()
         term = text(form, "term", max_length=12)
@@ -194,7 +203,14 @@ async def cancel_subscription(
             expected_term_no=int(term),
         )
     except CancellationExists:
+        # Cancelled already (a second click, or the repeat that starts a workflow Temporal could not take).
         return redirect(f"/subscriptions/{subscription_id}")
+    except WorkflowNotStarted as error:
+        # Recorded, and counted from its receipt; repeating the request starts its workflow.
+        return render(
+            page, "portal/subscriptions/retry.html", status=error.status, nav="subscriptions",
+            subscription_id=subscription_id, detail=error.detail, term=term,
+        )  # fmt: skip
     except EffectiveEndMoved:
         flash = translate(page, "The notice deadline has passed meanwhile: check the new end and confirm again.")
         return await _cancel_page(page, session, subscription_id, status=409, flash=flash, reason=reason)
@@ -270,3 +286,28 @@ async def revoke_subscription(
         return await _revoke_page(page, session, subscription_id, status=422, errors=field_errors(error.issues))
     await start_subscription_revocation(session, state, page.viewer.principal, subscription_id, reason)
     return redirect(f"/subscriptions/{subscription_id}?done=revoked")
+
+
+@router.post("/subscriptions/{subscription_id}/cancellation")
+async def decide_cancellation(
+    page: SignedInPage, form: Form, session: Session, state: State, subscription_id: uuid.UUID
+) -> Response:
+    """Approve or reject the cancellation waiting at an approval step (its workflow says who may)."""
+    assert page.viewer is not None
+    decision = text(form, "decision", max_length=16)
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision: approve or reject", issues=[FieldIssue("decision", "approve or reject")])
+    try:
+        comment = text(form, "comment", max_length=MAX_REASON).strip()
+    except InvalidInput as error:
+        await session.rollback()
+        context = await _detail_context(page, session, state, subscription_id)
+        return render(
+            page, "portal/subscriptions/detail.html", status=422, nav="subscriptions", flash="",
+            errors=field_errors(error.issues), **context,
+        )  # fmt: skip
+    principal = page.viewer.principal
+    workflow_id = await cancellation_workflow(session, principal, subscription_id)
+    approve = decision == "approve"
+    await decide(session, state, principal, workflow_id, StepDecisionCreate(comment=comment), approve=approve)
+    return redirect(f"/subscriptions/{subscription_id}?done={'approved' if approve else 'rejected'}")

@@ -105,6 +105,9 @@ async def add_webhook(page: SignedInPage, form: Form, session: Session, state: S
             raise InvalidInput(
                 "choose an organization", issues=[FieldIssue("organization_id", "choose an organization")]
             ) from None
+        if not values["event_types"]:
+            issue = FieldIssue("event_types", "choose at least one event type")
+            raise InvalidInput("event_types: choose at least one", issues=[issue])
         if not values["url"]:
             raise InvalidInput("url: give a URL", issues=[FieldIssue("url", "give the endpoint's https:// URL")])
         endpoint, secret = await endpoints.create_endpoint(
@@ -128,7 +131,14 @@ async def add_webhook(page: SignedInPage, form: Form, session: Session, state: S
 
 
 async def _endpoint_page(
-    page: Page, session: AsyncSession, endpoint_id: uuid.UUID, *, flash: str = "", cursor: str | None = None
+    page: Page,
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    *,
+    flash: str = "",
+    alert: str = "",
+    status: int = 200,
+    cursor: str | None = None,
 ) -> Response:
     assert page.viewer is not None
     principal = page.viewer.principal
@@ -139,6 +149,7 @@ async def _endpoint_page(
     return render(
         page,
         "portal/webhooks/detail.html",
+        status=status,
         nav="webhooks",
         endpoint=endpoint,
         organization=(await _organization_names(session, {endpoint.organization_id})).get(endpoint.organization_id),
@@ -146,6 +157,7 @@ async def _endpoint_page(
         next_cursor=listed.next_cursor,
         event_names={row[0]: row[1] for row in events.all()},
         flash=flash,
+        alert=alert,
     )
 
 
@@ -207,5 +219,9 @@ async def redeliver_webhook(
     except ValueError:
         raise InvalidInput("event_id: no such event", issues=[FieldIssue("event_id", "no such event")]) from None
     await endpoints.get_endpoint(session, page.viewer.principal, endpoint_id)
-    await redeliver(session, state, page.viewer.principal, event_id, endpoint_id)
+    try:
+        await redeliver(session, state, page.viewer.principal, event_id, endpoint_id)
+    except InvalidInput as error:  # e.g. the endpoint is disabled, or no longer takes this event type
+        await session.rollback()
+        return await _endpoint_page(page, session, endpoint_id, alert=error.detail, status=422)
     return redirect(f"/webhooks/{endpoint_id}?done=redelivered")

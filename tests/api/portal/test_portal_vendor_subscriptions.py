@@ -207,12 +207,19 @@ async def test_people_without_the_right_are_refused_and_forms_need_their_token(
         )
         assert posted.status_code == 403
         # Another organization's subscription by id: not found, even with a valid token.
-        foreign = await other.post(f"/subscriptions/{made.subscription_id}/revoke", data={"csrf_token": token})
-        assert foreign.status_code == 404
+        for action, data in [("revoke", {}), ("cancel", {"term": "1"}), ("uncancel", {}),
+                             ("cancellation", {"decision": "approve"})]:  # fmt: skip
+            foreign = await other.post(
+                f"/subscriptions/{made.subscription_id}/{action}", data={"csrf_token": token, **data}
+            )
+            assert foreign.status_code == 404, action
     await sign_in_portal(orders_api, ADMIN)
     for action in ("cancel", "uncancel", "revoke"):
         forged = await orders_api.post(f"/subscriptions/{made.subscription_id}/{action}", data={"term": "1"})
         assert forged.status_code == 403, action
+    odd = await submit(orders_api, f"/subscriptions/{made.subscription_id}/cancel", term="first")
+    assert odd.status_code == 422
+    assert "confirm the cancellation again" in odd.text
     too_long = await submit(orders_api, f"/subscriptions/{made.subscription_id}/cancel", term="1", reason="x" * 2001)
     assert too_long.status_code == 422
     assert "at most 2000 characters" in too_long.text
@@ -233,3 +240,23 @@ async def test_a_german_speaking_admin_gets_the_pages_in_german(
     assert "Abonnement kündigen" in shown.text
     confirm = await api.get(f"/subscriptions/{made.subscription_id}/cancel")
     assert "Kündigung bestätigen" in confirm.text
+
+
+async def test_a_cancellation_temporal_did_not_take_is_recorded_and_its_retry_starts_the_workflow(
+    api: AsyncClient, orders_api: AsyncClient, sessions: Sessions, made: Made, dev_env: WorkflowEnvironment
+) -> None:
+    await sign_in_portal(api, ADMIN)
+    down = await submit(api, f"/subscriptions/{made.subscription_id}/cancel", term="1")
+    assert down.status_code == 503
+    assert "Try again" in down.text
+    [recorded] = await _cancellations(sessions, made)
+    assert recorded.status == "requested"
+    # The confirmation page now leads to the subscription; the retry (here through a reachable Temporal) starts it.
+    await sign_in_portal(orders_api, ADMIN)
+    assert (await orders_api.get(f"/subscriptions/{made.subscription_id}/cancel")).status_code == 303
+    page = f"/subscriptions/{made.subscription_id}"
+    retried = await submit(orders_api, page, f"{page}/cancel", term="1")
+    assert retried.status_code == 303
+    described = await dev_env.client.get_workflow_handle(recorded.workflow_id).describe()
+    assert described.workflow_type == "CancellationWorkflow"
+    assert len(await _cancellations(sessions, made)) == 1
