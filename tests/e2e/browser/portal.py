@@ -44,8 +44,8 @@ async def data_ids(scope: Page | Locator) -> list[str]:
     return found
 
 
-async def choose(select: Locator, wanted: str) -> None:
-    """Pick the option whose value is `wanted`, else the first whose text contains it."""
+async def choose(select: Locator, wanted: str, *alternatives: str) -> None:
+    """Pick the option whose value is `wanted`, else the first whose text contains it (else an alternative)."""
     # Reading options does not wait: the next page may still be on its way after a click.
     await select.locator("option").first.wait_for(state="attached")
     options = await select.locator("option").evaluate_all(
@@ -55,17 +55,25 @@ async def choose(select: Locator, wanted: str) -> None:
         if value == wanted:
             await select.select_option(value=value)
             return
-    for value, text in options:
-        if wanted.lower() in text.lower():
-            await select.select_option(value=value)
-            return
-    raise AssertionError(f"no option {wanted!r} among {options}")
+    for candidate in (wanted, *alternatives):
+        for value, text in options:
+            if candidate.lower() in text.lower():
+                await select.select_option(value=value)
+                return
+    raise AssertionError(f"no option {(wanted, *alternatives)!r} among {options}")
 
 
-async def submit(page: Page, control: Locator, *, twice: bool = False) -> None:
-    """Click a form's button (twice, as a clumsy user does) and wait for the page the POST leads to."""
+async def submit(page: Page, control: Locator) -> None:
+    """Click a form's button and wait for the page the POST leads to."""
     async with page.expect_navigation(wait_until="load"):
-        await (control.dblclick() if twice else control.click())
+        await control.click()
+
+
+async def submit_twice(page: Page, control: Locator, lands_on: re.Pattern[str]) -> None:
+    """Double-click a form's button, as a clumsy user does: the browser sends the form twice and abandons the first
+    answer, so wait for the address the second one leads to."""
+    await control.dblclick()
+    await page.wait_for_url(lands_on, wait_until="load")
 
 
 async def heading(page: Page, text: str) -> None:

@@ -38,6 +38,7 @@ from tests.e2e.browser.portal import (
     row,
     save_grant,
     submit,
+    submit_twice,
 )
 from tests.e2e.stack import DevStack
 
@@ -140,8 +141,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await choose(field_of(page, "Allocate to"), "organization")
         await choose(field_of(page, "Visibility"), "all_members")
         # A clumsy double click sends the form twice: still one order.
-        await submit(page, button(page, "Create license"), twice=True)
-        await page.wait_for_url(re.compile(r"/orders/[0-9a-f-]{36}$"))
+        await submit_twice(page, button(page, "Create license"), re.compile(r"/orders/[0-9a-f-]{36}$"))
         order_id = id_in_url(page, "/orders/")
         await heading(page, "Order")
         await shot(page, "order-pending")
@@ -182,7 +182,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await page.goto(f"/organizations/{customer_id}")
         await heading(page, "Contoso Engineering")
         ticket_row = row(page, ticket_id)
-        await choose(field_of(ticket_row, "Allocate to"), mo.email)
+        await choose(field_of(ticket_row, "Allocate to"), mo.email, mo.name)
         await choose(field_of(ticket_row, "Visibility"), "admins_only")
         await submit(page, button(ticket_row, "Save"))
         allocated = await api_get(stack, admin_key, f"/tickets/{ticket_id}")
@@ -195,7 +195,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await mo.page.goto("/tickets")
         await heading(mo.page, "My tickets")
         await shot(mo.page, "tickets")
-        await submit(mo.page, button(row(mo.page, ticket_id), "Activate"), twice=True)
+        await submit_twice(mo.page, button(row(mo.page, ticket_id), "Activate"), re.compile(r"/activations"))
         await mo.page.wait_for_timeout(1000)
         activated = await api_get(stack, admin_key, f"/tickets/{ticket_id}")
         assert activated["status"] == "activated", activated
@@ -230,7 +230,8 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await expect(button(page, "Confirm cancellation")).to_be_visible()
         stated = await page.locator("main").inner_text()
         await shot(page, "subscription-cancel")
-        await submit(page, button(page, "Confirm cancellation"), twice=True)
+        detail = re.compile(r"/subscriptions/[0-9a-f-]{36}(\?.*)?$")
+        await submit_twice(page, button(page, "Confirm cancellation"), detail)
         await page.wait_for_timeout(1000)
         cancelled = await api_get(stack, admin_key, f"/subscriptions/{subscription_id}")
         assert cancelled["status"] == "non_renewing", cancelled
