@@ -1,8 +1,9 @@
-"""Every form of the portal is guarded: each POST page takes the CSRF-checked form, and refuses a post without
-this browser's token (none, forged, another browser's) with 403, changing nothing. A signed-out session's cookie,
-copied before sign-out, is refused everywhere too.
+"""Every form of the portal is guarded, and opening a page changes nothing.
 
-The routes are read from the application, so a page added later is covered without touching this file.
+Each POST page takes the CSRF-checked form and refuses a post without this browser's token (none, forged, another
+browser's) with 403, changing nothing; a signed-out session's cookie, copied before sign-out, is refused everywhere;
+and no GET page writes anything, whoever opens it. The routes are read from the application, so a page added later
+is covered without touching this file.
 """
 
 from __future__ import annotations
@@ -152,3 +153,28 @@ async def test_a_copy_of_the_cookie_is_refused_everywhere_after_sign_out(
             if response.status_code == 303:
                 assert response.headers["location"].startswith("/signin"), route.path
     assert changed_tables(before, await snapshot(sessions)) == []
+
+
+async def test_opening_any_page_changes_nothing(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    """A GET writes nothing, whoever asks: a link or an image on another site can make a browser open any page."""
+    app = api._transport.app  # type: ignore[attr-defined]
+    pages = [served.path for served in portal_routes(app) if "GET" in served.methods]
+    await give_password(sessions, VENDOR_ADMIN)
+    await give_password(sessions, "customer.member@example.com")
+    async with browser(api) as member:
+        await sign_in_portal(api, VENDOR_ADMIN)
+        await sign_in_portal(member, "customer.member@example.com")
+        # Each session's first use is recorded once; after that only real changes would show.
+        for client in (api, member):
+            await client.get("/account")
+        before = await snapshot(sessions)
+        opened = 0
+        for client in (api, member):
+            for template in pages:
+                response = await client.get(concrete_path(template, rights_world))
+                assert response.status_code < 500, (template, response.status_code)
+                opened += response.status_code == 200
+        assert changed_tables(before, await snapshot(sessions)) == []
+    assert opened > len(pages), "most pages should open for the vendor admin: the check would prove little"
