@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from babel.dates import format_date
 from playwright.async_api import Browser, expect
 
@@ -35,12 +36,15 @@ from tests.e2e.browser.portal import (
     invite,
     join_by_invitation,
     person,
+    reload_until_visible,
     row,
     save_grant,
     submit,
     submit_twice,
 )
 from tests.e2e.stack import DevStack
+
+pytestmark = pytest.mark.e2e
 
 VENDOR_ADMIN = "admin@vendor.example"
 
@@ -153,7 +157,7 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
         await vera.page.goto("/approvals")
         await heading(vera.page, "Approvals")
         decision = row(vera.page, order_id)
-        await expect(decision).to_be_visible()
+        await reload_until_visible(vera.page, decision)
         await field_of(decision, "Comment").fill("Approved for the pilot")
         await shot(vera.page, "approvals")
         await submit(vera.page, button(decision, "Approve"))
