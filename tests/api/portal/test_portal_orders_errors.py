@@ -40,14 +40,14 @@ async def test_a_page_failing_after_a_write_keeps_nothing_and_still_knows_who_lo
 
     app = create_app(settings)
     app.include_router(router)
-    async with app.router.lifespan_context(app):
-        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://tessera.test") as client:
-            await portal_user(client, sessions, w, "customer_admin")
-            first = await client.get("/broken")  # the session's first use: its key's last use is written too
-            assert first.status_code == 404
-            assert "nothing here" in first.text
-            assert "Sign out" in first.text  # the error page still knows who is signed in
-            assert (await client.get("/broken")).status_code == 404
+    transport = ASGITransport(app=app)
+    async with app.router.lifespan_context(app), AsyncClient(transport=transport, base_url="http://t.test") as client:
+        await portal_user(client, sessions, w, "customer_admin")
+        first = await client.get("/broken")  # the session's first use: its key's last use is written too
+        assert first.status_code == 404
+        assert "nothing here" in first.text
+        assert "Sign out" in first.text  # the error page still knows who is signed in
+        assert (await client.get("/broken")).status_code == 404
     async with sessions() as session:
         name = await session.scalar(select(User.name).where(User.id == w.users["customer_admin"]))
     assert name == "customer_admin"
