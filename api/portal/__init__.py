@@ -12,7 +12,20 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.portal.pages import account, activations, api_keys, cloud, invitations, my_tickets, offline, passwords, signin
+from api.portal.pages import (
+    account,
+    activations,
+    api_keys,
+    approvals,
+    cloud,
+    invitations,
+    licenses,
+    my_tickets,
+    offline,
+    orders,
+    passwords,
+    signin,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_MODULES = (
@@ -25,6 +38,9 @@ PAGE_MODULES = (
     activations,
     cloud,
     offline,
+    licenses,
+    orders,
+    approvals,
 )
 
 

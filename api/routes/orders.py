@@ -6,8 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Cursor, Limit, Session, State, scoped
+from api.deps import AppState, Cursor, Limit, Session, State, scoped
 from api.openapi import problems
 from api.schemas.common import Page
 from api.schemas.orders import (
@@ -25,6 +26,7 @@ from tessera.models import License, Order, OrderStatus, Ticket
 from tessera.orders import intake, reads
 from tessera.orders.config import workflows_config
 from tessera.orders.errors import NotWaiting
+from tessera.orders.schema import OrderRequest
 from tessera.principal import Principal
 from workflows.client_ops import decide_order, ensure_order_started
 from workflows.order_models import ApprovalDecision
@@ -108,6 +110,19 @@ async def create_order(
     response: Response,
 ) -> OrderRead:
     """Accept an order for licenses and start its workflow; the same Idempotency-Key and body return it again."""
+    accepted, code = await place_order(session, state, caller, body, idempotency_key)
+    if not accepted.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return order_read(accepted.order, code)
+
+
+async def place_order(
+    session: AsyncSession, state: AppState, caller: Principal, body: OrderRequest, idempotency_key: str
+) -> tuple[intake.Accepted, str]:
+    """Accept the order (or find the one this request repeats), commit it, then make sure its workflow runs.
+
+    Shared by the API and the portal's create-license page, so both accept orders the same way.
+    """
     accepted = await intake.accept_order(
         session,
         caller,
@@ -119,10 +134,8 @@ async def create_order(
     code = accepted.start.product_code if accepted.start else await reads.product_code_of(session, order)
     # The order is safe before Temporal is asked: if the start fails, a repeat of this request starts it.
     await session.commit()
-    if not accepted.created:
-        response.headers["Idempotent-Replayed"] = "true"
     await ensure_order_started(session, state.temporal, state.settings, order, accepted.start)
-    return order_read(order, code)
+    return accepted, code
 
 
 @router.get("/orders", response_model=Page[OrderRead])
@@ -158,13 +171,20 @@ async def get_order(order_id: uuid.UUID, session: Session, caller: OrdersReader)
 async def _decide(
     session: Session, state: State, caller: Principal, order_id: uuid.UUID, body: DecisionCreate | None, approve: bool
 ) -> DecisionRead:
+    return await decide_on_order(session, state, caller, order_id, (body or DecisionCreate()).comment, approve=approve)
+
+
+async def decide_on_order(
+    session: AsyncSession, state: AppState, caller: Principal, order_id: uuid.UUID, comment: str, *, approve: bool
+) -> DecisionRead:
+    """Approve or reject as `caller`; the workflow's update validator says who may and when (API and portal)."""
     order, _code = await reads.visible_order(session, caller, order_id)
     if caller.user_id is None:
         raise Forbidden("a service account's key cannot approve or reject: decisions are made by people, use yours")
     if order.status in DECIDED:
         raise NotWaiting(f"the order is {order.status} already; it waits for no decision")
     await session.commit()  # nothing to write here; do not hold a transaction while the workflow decides
-    decision = ApprovalDecision(user_id=str(caller.user_id), comment=(body or DecisionCreate()).comment)
+    decision = ApprovalDecision(user_id=str(caller.user_id), comment=comment)
     workflow_id = order.workflow_id or f"order-{order.id}"
     result = await decide_order(state.temporal, workflow_id, approve=approve, decision=decision)
     return DecisionRead(order_id=order.id, status=OrderStatus(result.status.value))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -324,15 +324,15 @@ async def _user_issues(session: AsyncSession, principal: Principal, request: Ord
     if request.user_id is None:
         return [FieldIssue("user_id", "required with `allocation: user`")]
     member = await session.scalar(
-        select(User.id)
-        .join(Membership, Membership.user_id == User.id)
-        .where(
-            User.id == request.user_id,
-            Membership.organization_id.in_(reach.subtree_ids([request.organization_id])),
-            reach.user_filter(principal),
-        )
-        .limit(1)
+        allocatable_users(principal, request.organization_id).where(User.id == request.user_id).limit(1)
     )
     if member is None:
         return [FieldIssue("user_id", "no such member of the organization or the groups below it")]
     return []
+
+
+def allocatable_users(principal: Principal, organization_id: uuid.UUID) -> Select[User]:
+    """The people an order for the organization may name (`allocation: user`): members of it or the groups below
+    it, whom the caller reaches."""
+    members = select(Membership.user_id).where(Membership.organization_id.in_(reach.subtree_ids([organization_id])))
+    return select(User).where(User.id.in_(members), reach.user_filter(principal))
