@@ -24,7 +24,10 @@ from api.portal.pages import (
     offline,
     orders,
     passwords,
+    reports,
     signin,
+    subscriptions,
+    webhooks,
 )
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -41,6 +44,9 @@ PAGE_MODULES = (
     licenses,
     orders,
     approvals,
+    subscriptions,
+    reports,
+    webhooks,
 )
 
 

@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import Cursor, Limit, Session, State
+from api.deps import AppState, Cursor, Limit, Session, State
 from api.deps import scoped as scoped_dependency
 from api.openapi import problems
 from api.schemas.common import Page
@@ -48,7 +49,8 @@ def _query_issues(error: InvalidInput) -> InvalidInput:
     return error
 
 
-async def _stream(state: State, request: ReportRequest) -> StreamingResponse:
+async def stream_response(state: AppState, request: ReportRequest) -> StreamingResponse:
+    """The report as a download; a format that does not exist or does not compile is refused before a byte."""
     try:
         prepared = await prepare_format(state.settings.config_dir / "reports", request.format)
     except InvalidInput as error:
@@ -59,6 +61,37 @@ async def _stream(state: State, request: ReportRequest) -> StreamingResponse:
         media_type=prepared.content_type,
         headers={"Content-Disposition": f'attachment; filename="{manifest.file}"', "Cache-Control": "no-store"},
     )
+
+
+async def renewal_request(
+    session: AsyncSession, caller: Principal, from_: date, to: date, report_format: str, reseller: uuid.UUID | None
+) -> ReportRequest:
+    """An on-demand renewal report within the caller's reach, its days checked (issues name `query.*`)."""
+    for name, day in (("from", from_), ("to", to)):
+        try:
+            within_range(day)
+        except ValueError as error:
+            raise InvalidInput(f"{name}: {error}", issues=[FieldIssue(f"query.{name}", str(error))]) from None
+    if from_ >= to:
+        raise InvalidInput("`to` must come after `from`", issues=[FieldIssue("query.to", "must be after from")])
+    if (to - from_).days > MAX_RENEWAL_DAYS:
+        issue = FieldIssue("query.to", f"at most {MAX_RENEWAL_DAYS} days after from")
+        raise InvalidInput(f"a renewal report covers at most {MAX_RENEWAL_DAYS} days", issues=[issue])
+    scope = await reach.report_scope(session, caller, reseller)
+    period = renewal_period(from_, to, await vendor_timezone(session))
+    return ReportRequest(period, scope, report_format)
+
+
+async def active_request(
+    session: AsyncSession, caller: Principal, on: str, report_format: str, reseller: uuid.UUID | None
+) -> ReportRequest:
+    """An on-demand active-subscriptions report for day `on` (YYYY-MM-DD, a day past the month's end allowed)."""
+    try:
+        day = parse_day(on)
+    except ValueError as error:
+        raise InvalidInput(f"on: {error}", issues=[FieldIssue("query.on", str(error))]) from None
+    scope = await reach.report_scope(session, caller, reseller)
+    return ReportRequest(active_day(day, await vendor_timezone(session)), scope, report_format)
 
 
 @router.get(
@@ -77,19 +110,7 @@ async def get_renewal_report(
 ) -> StreamingResponse:
     """Renewals to invoice for `[from, to)`, with reversals of billed renewals revoked in the period (a preview:
     nothing is recorded)."""
-    for name, day in (("from", from_), ("to", to)):
-        try:
-            within_range(day)
-        except ValueError as error:
-            raise InvalidInput(f"{name}: {error}", issues=[FieldIssue(f"query.{name}", str(error))]) from None
-    if from_ >= to:
-        raise InvalidInput("`to` must come after `from`", issues=[FieldIssue("query.to", "must be after from")])
-    if (to - from_).days > MAX_RENEWAL_DAYS:
-        issue = FieldIssue("query.to", f"at most {MAX_RENEWAL_DAYS} days after from")
-        raise InvalidInput(f"a renewal report covers at most {MAX_RENEWAL_DAYS} days", issues=[issue])
-    scope = await reach.report_scope(session, caller, reseller)
-    period = renewal_period(from_, to, await vendor_timezone(session))
-    return await _stream(state, ReportRequest(period, scope, format))
+    return await stream_response(state, await renewal_request(session, caller, from_, to, format, reseller))
 
 
 @router.get(
@@ -108,13 +129,7 @@ async def get_active_subscriptions_report(
     reseller: Annotated[uuid.UUID | None, Query(description="Only this reseller's subscriptions.")] = None,
 ) -> StreamingResponse:
     """Per reseller, the subscriptions active at local 00:00 of day D, with totals per currency."""
-    try:
-        day = parse_day(on)
-    except ValueError as error:
-        raise InvalidInput(f"on: {error}", issues=[FieldIssue("query.on", str(error))]) from None
-    scope = await reach.report_scope(session, caller, reseller)
-    period = active_day(day, await vendor_timezone(session))
-    return await _stream(state, ReportRequest(period, scope, format))
+    return await stream_response(state, await active_request(session, caller, on, format, reseller))
 
 
 def report_read(report: Report) -> ReportRead:
@@ -156,10 +171,14 @@ async def list_reports(
 )
 async def get_report(caller: ReportsReader, session: Session, state: State, report_id: uuid.UUID) -> FileResponse:
     """Download a recorded report's file; `Repr-Digest` carries its SHA-256, as in its manifest."""
-    report = await reach.visible_report(session, caller, report_id)
+    return report_file(state, await reach.visible_report(session, caller, report_id))
+
+
+def report_file(state: AppState, report: Report) -> FileResponse:
+    """A recorded report's file as an attachment, with its SHA-256 (NotFound while it is not written)."""
     path = state.settings.resolved_reports_dir / report.file_name
     if report.sha256 is None or not path.is_file():
-        raise NotFound(f"the file of report {report_id} is not written (yet)")
+        raise NotFound(f"the file of report {report.id} is not written (yet)")
     digest = base64.b64encode(bytes.fromhex(report.sha256)).decode()
     extension = report.file_name.rsplit(".", 1)[-1]
     return FileResponse(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from api.deps import Session, State
 from api.openapi import problems
@@ -17,11 +20,14 @@ from tessera.principal import Principal
 from tessera.subscriptions import reads, requests
 from tessera.subscriptions.refusals import NotWaitingForDecision
 from workflows import subscription_ops
-from workflows.subscription_models import StepDecision
+from workflows.client_ops import RPC_TIMEOUT
+from workflows.subscription_models import ProcessState, StepDecision
 
 router = APIRouter(tags=["subscriptions"])
 
 S409_DECIDE = "Nothing waits for a decision."
+QUERY_SECONDS = 2.0
+"""How long a page waits to learn whether an approval waits: it shows the recorded status without it."""
 
 
 Decision = Annotated[StepDecisionCreate | None, Body(description="An optional comment, kept in the trail.")]
@@ -39,7 +45,20 @@ async def decide(
     return StepDecisionRead(workflow_id=workflow_id, status=result.status)
 
 
-async def _cancellation_workflow(session: Session, caller: Principal, subscription_id: uuid.UUID) -> str:
+async def waiting_for_approval(client: Client, workflow_id: str) -> bool | None:
+    """Whether a cancellation's or revocation's workflow waits at an approval step; None when it cannot be asked."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        state: ProcessState = await asyncio.wait_for(
+            handle.query("state", result_type=ProcessState, rpc_timeout=RPC_TIMEOUT), QUERY_SECONDS
+        )
+    except (RPCError, RuntimeError, TimeoutError, WorkflowQueryFailedError):
+        return None
+    return state.waiting_for_approval
+
+
+async def cancellation_workflow(session: Session, caller: Principal, subscription_id: uuid.UUID) -> str:
+    """The workflow id of the visible subscription's cancellation that may wait for a decision."""
     await reads.visible_subscription(session, caller, subscription_id)
     live = await requests.existing_cancellation(session, subscription_id)
     if live is None or live.status != CancellationStatus.requested:
@@ -57,7 +76,7 @@ async def approve_cancellation(
     subscription_id: uuid.UUID, session: Session, state: State, caller: SubscriptionsWriter, body: Decision = None
 ) -> StepDecisionRead:
     """Approve the cancellation waiting at an approval step (only its approvers)."""
-    workflow_id = await _cancellation_workflow(session, caller, subscription_id)
+    workflow_id = await cancellation_workflow(session, caller, subscription_id)
     return await decide(session, state, caller, workflow_id, body, approve=True)
 
 
@@ -68,7 +87,7 @@ async def reject_cancellation(
     subscription_id: uuid.UUID, session: Session, state: State, caller: SubscriptionsWriter, body: Decision = None
 ) -> StepDecisionRead:
     """Reject the cancellation waiting at an approval step: the subscription renews as before."""
-    workflow_id = await _cancellation_workflow(session, caller, subscription_id)
+    workflow_id = await cancellation_workflow(session, caller, subscription_id)
     return await decide(session, state, caller, workflow_id, body, approve=False)
 
 

@@ -11,9 +11,10 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
-from api.deps import Cursor, Limit, Session, State, scoped
+from api.deps import AppState, Cursor, Limit, Session, State, scoped
 from api.openapi import problems
 from api.schemas.common import Page
 from api.schemas.subscriptions import (
@@ -47,7 +48,7 @@ from tessera.principal import Principal
 from tessera.schema_base import Code
 from tessera.subscriptions import erp_terms, reads, requests
 from tessera.subscriptions.plans import local_date
-from tessera.subscriptions.refusals import CancellationExists
+from tessera.subscriptions.refusals import CancellationExists, EffectiveEndMoved
 from tessera.subscriptions.terms import utc
 from workflows import subscription_ops
 from workflows.client_ops import RPC_TIMEOUT
@@ -162,6 +163,83 @@ async def run_workflow_call(call: Awaitable[T]) -> T:
         ) from error
 
 
+async def request_cancellation(
+    session: AsyncSession,
+    state: AppState,
+    caller: Principal,
+    subscription_id: uuid.UUID,
+    *,
+    received_at: datetime,
+    reason: str | None,
+    expected_term_no: int | None = None,
+) -> Cancellation:
+    """Record a cancellation and start its workflow (the API's and the portal's path).
+
+    `expected_term_no`: the term whose end the person confirmed; another one is refused, nothing recorded.
+    """
+    try:
+        cancellation = await requests.cancel(session, caller, subscription_id, received_at=received_at, reason=reason)
+    except CancellationExists:
+        # A repeat of a request whose workflow could not be started starts it now, then answers as before.
+        await session.rollback()
+        live = await requests.existing_cancellation(session, subscription_id)
+        if live is not None and live.status == CancellationStatus.requested:
+            await run_workflow_call(
+                subscription_ops.start_cancellation_workflow(state.temporal, state.settings, session, live.id)
+            )
+        raise
+    if expected_term_no is not None and cancellation.effective_term_no != expected_term_no:
+        await session.rollback()
+        raise EffectiveEndMoved(
+            f"the cancellation would now end term {cancellation.effective_term_no}, not term {expected_term_no}"
+        )
+    cancellation_id = cancellation.id
+    await session.commit()
+    await run_workflow_call(
+        subscription_ops.start_cancellation_workflow(state.temporal, state.settings, session, cancellation_id)
+    )
+    found = await session.get(Cancellation, cancellation_id)
+    assert found is not None
+    return found
+
+
+async def withdraw_cancellation(
+    session: AsyncSession, state: AppState, caller: Principal, subscription_id: uuid.UUID
+) -> tuple[Cancellation, bool]:
+    """Uncancel and tell the subscription's workflow; the flag says whether it was told at once."""
+    cancellation = await requests.uncancel(session, caller, subscription_id, utcnow())
+    cancellation_id = cancellation.id
+    await session.commit()
+    notified = True
+    try:
+        await run_workflow_call(subscription_ops.signal_subscription(state.temporal, subscription_id))
+    except TesseraError:
+        # Recorded is what counts: the workflow reads the subscription under its lock at its next step anyway.
+        notified = False
+    found = await session.get(Cancellation, cancellation_id)
+    assert found is not None
+    return found, notified
+
+
+async def start_subscription_revocation(
+    session: AsyncSession, state: AppState, caller: Principal, subscription_id: uuid.UUID, reason: str
+) -> str:
+    """Check the revocation and start its workflow; the answer is the workflow's id."""
+    target = await requests.check_subscription_revocable(session, caller, subscription_id)
+    await session.commit()
+    return await run_workflow_call(
+        subscription_ops.start_revocation_workflow(
+            state.temporal,
+            state.settings,
+            session,
+            target="subscription",
+            target_id=target.target_id,
+            requester_user_id=caller.user_id,
+            reason=reason,
+        )
+    )
+
+
 @router.get("/subscriptions", response_model=Page[SubscriptionRead])
 async def list_subscriptions(
     session: Session,
@@ -237,26 +315,9 @@ async def cancel_subscription(
     body: Annotated[CancelCreate | None, Body()] = None,
 ) -> CancelRead:
     """Cancel: before the notice deadline it ends with the current term, after it with the next; says when."""
-    try:
-        cancellation = await requests.cancel(
-            session, caller, subscription_id, received_at=received_at, reason=(body or CancelCreate()).reason
-        )
-    except CancellationExists:
-        # A repeat of a request whose workflow could not be started starts it now, then answers as before.
-        await session.rollback()
-        live = await requests.existing_cancellation(session, subscription_id)
-        if live is not None and live.status == CancellationStatus.requested:
-            await run_workflow_call(
-                subscription_ops.start_cancellation_workflow(state.temporal, state.settings, session, live.id)
-            )
-        raise
-    cancellation_id = cancellation.id
-    await session.commit()
-    await run_workflow_call(
-        subscription_ops.start_cancellation_workflow(state.temporal, state.settings, session, cancellation_id)
+    found = await request_cancellation(
+        session, state, caller, subscription_id, received_at=received_at, reason=(body or CancelCreate()).reason
     )
-    found = await session.get(Cancellation, cancellation_id)
-    assert found is not None
     shown = await _shown(session, caller, subscription_id)
     end = found.effective_end_at
     last_day = local_date(end - timedelta(microseconds=1), shown.timezone)
@@ -278,17 +339,7 @@ async def uncancel_subscription(
     subscription_id: uuid.UUID, session: Session, state: State, caller: SubscriptionsWriter
 ) -> UncancelRead:
     """Withdraw the cancellation before its effective end: the subscription renews again."""
-    cancellation = await requests.uncancel(session, caller, subscription_id, utcnow())
-    cancellation_id = cancellation.id
-    await session.commit()
-    notified = True
-    try:
-        await run_workflow_call(subscription_ops.signal_subscription(state.temporal, subscription_id))
-    except TesseraError:
-        # Recorded is what counts: the workflow reads the subscription under its lock at its next step anyway.
-        notified = False
-    found = await session.get(Cancellation, cancellation_id)
-    assert found is not None
+    found, notified = await withdraw_cancellation(session, state, caller, subscription_id)
     return UncancelRead(
         subscription=await _shown(session, caller, subscription_id),
         cancellation=cancellation_read(found),
@@ -310,18 +361,8 @@ async def revoke_subscription(
     body: Annotated[RevokeCreate | None, Body()] = None,
 ) -> RevocationRead:
     """Revoke at once: the subscription, its licenses and tickets end; the software learns at its next refresh."""
-    target = await requests.check_subscription_revocable(session, caller, subscription_id)
-    await session.commit()
-    workflow_id = await run_workflow_call(
-        subscription_ops.start_revocation_workflow(
-            state.temporal,
-            state.settings,
-            session,
-            target="subscription",
-            target_id=target.target_id,
-            requester_user_id=caller.user_id,
-            reason=(body or RevokeCreate()).reason or "",
-        )
+    workflow_id = await start_subscription_revocation(
+        session, state, caller, subscription_id, (body or RevokeCreate()).reason or ""
     )
     return RevocationRead(workflow_id=workflow_id, status="revocation_started")
 

@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, status
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
-from api.deps import Cursor, Limit, Session, State, scoped
+from api.deps import AppState, Cursor, Limit, Session, State, scoped
 from api.openapi import problems
 from api.schemas.common import Page
 from api.schemas.webhooks import (
@@ -42,7 +43,7 @@ WebhooksReader = Annotated[Principal, Depends(scoped("webhooks:read"))]
 WebhooksWriter = Annotated[Principal, Depends(scoped("webhooks:write"))]
 
 
-def _rules(settings: Settings) -> endpoints.UrlRules:
+def url_rules(settings: Settings) -> endpoints.UrlRules:
     return endpoints.UrlRules(
         allow_http_loopback=settings.webhook_allow_http_loopback,
         allowed_networks=tuple(settings.webhook_allowed_networks),
@@ -51,6 +52,42 @@ def _rules(settings: Settings) -> endpoints.UrlRules:
 
 def _read(endpoint: WebhookEndpoint) -> WebhookEndpointRead:
     return WebhookEndpointRead.model_validate(endpoint, from_attributes=True)
+
+
+async def redeliver(
+    session: AsyncSession,
+    state: AppState,
+    caller: Principal,
+    event_id: uuid.UUID,
+    endpoint_id: uuid.UUID | None,
+) -> list[WebhookDelivery]:
+    """New delivery rounds of an event and their workflows (the API's and the portal's path)."""
+    starts = await deliveries.prepare_redelivery(session, caller, event_id, endpoint_id)
+    await session.commit()  # the rows exist before their workflows: never a lock held across a call to Temporal
+    schedule = retry_schedule(state.settings)
+    started: set[uuid.UUID] = set()
+    try:
+        for start in starts:
+            await asyncio.wait_for(
+                start_delivery(state.temporal, state.settings.task_queue, start, schedule),
+                RPC_TIMEOUT.total_seconds() + 5,
+            )
+            started.add(start.delivery_id)
+    except (RPCError, RuntimeError, TimeoutError) as error:
+        # Rounds whose workflow never started would look pending for ever: they are recorded as failed.
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([s.delivery_id for s in starts if s.delivery_id not in started]))
+            .values(status=DeliveryStatus.failed, last_error="its workflow could not be started")
+        )
+        await session.commit()
+        raise WorkflowNotStarted(
+            f"the redelivery could not be started ({type(error).__name__}); repeat the request later"
+        ) from error
+    rows = await session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.id.in_([start.delivery_id for start in starts]))
+    )
+    return list(rows.all())
 
 
 @router.get("/event-types", response_model=EventTypeList, response_model_by_alias=True)
@@ -89,7 +126,7 @@ async def create_webhook_endpoint(
         session,
         caller,
         state.secret_key,
-        _rules(state.settings),
+        url_rules(state.settings),
         organization_id=body.organization_id,
         url=body.url,
         event_types=body.event_types,
@@ -112,7 +149,7 @@ async def update_webhook_endpoint(
     endpoint = await endpoints.update_endpoint(
         session,
         caller,
-        _rules(state.settings),
+        url_rules(state.settings),
         endpoint_id,
         url=body.url,
         event_types=body.event_types,
@@ -168,33 +205,7 @@ async def redeliver_event(
     body: Annotated[RedeliveryCreate | None, Body()] = None,
 ) -> RedeliveryRead:
     """Send a webhook event again: a new delivery workflow per endpoint (`delivery-{event}-{endpoint}-r{n}`)."""
-    starts = await deliveries.prepare_redelivery(session, caller, event_id, body.endpoint_id if body else None)
-    await session.commit()  # the rows exist before their workflows: never a lock held across a call to Temporal
-    schedule = retry_schedule(state.settings)
-    started: set[uuid.UUID] = set()
-    try:
-        for start in starts:
-            await asyncio.wait_for(
-                start_delivery(state.temporal, state.settings.task_queue, start, schedule),
-                RPC_TIMEOUT.total_seconds() + 5,
-            )
-            started.add(start.delivery_id)
-    except (RPCError, RuntimeError, TimeoutError) as error:
-        # Rounds whose workflow never started would look pending for ever: they are recorded as failed.
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_([s.delivery_id for s in starts if s.delivery_id not in started]))
-            .values(status=DeliveryStatus.failed, last_error="its workflow could not be started")
-        )
-        await session.commit()
-        raise WorkflowNotStarted(
-            f"the redelivery could not be started ({type(error).__name__}); repeat the request later"
-        ) from error
-    rows = (
-        await session.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.id.in_([start.delivery_id for start in starts]))
-        )
-    ).all()
+    rows = await redeliver(session, state, caller, event_id, body.endpoint_id if body else None)
     return RedeliveryRead(
         event_id=event_id, deliveries=[DeliveryRead.model_validate(row, from_attributes=True) for row in rows]
     )

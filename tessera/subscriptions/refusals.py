@@ -83,3 +83,10 @@ class NotWaitingForDecision(Conflict):
 
     code = "not-waiting"
     title = "Not waiting for a decision"
+
+
+class EffectiveEndMoved(Conflict):
+    """The cancellation would end another term than the one the person confirmed (a deadline passed meanwhile)."""
+
+    code = "effective-end-moved"
+    title = "Effective end moved"

@@ -95,6 +95,51 @@ def _cancellable(subscription: Subscription) -> None:
         raise SubscriptionEnded(f"the subscription is {subscription.status}; nothing is left to cancel")
 
 
+@dataclass(frozen=True)
+class EffectiveEnd:
+    """When a cancellation takes effect: the end of term `term_no`."""
+
+    term_no: int
+    ends_at: datetime
+    before_deadline: bool
+
+
+async def _refuse_if_live(session: AsyncSession, subscription: Subscription) -> None:
+    live = await live_cancellation(session, subscription.id)
+    if live is not None:
+        raise CancellationExists(
+            f"cancellation {live.n} is {live.status} already; the subscription ends at "
+            f"{utc(live.effective_end_at)} (uncancel it first to cancel anew)"
+        )
+
+
+def effective_end(subscription: Subscription, received_at: datetime) -> EffectiveEnd:
+    """Before the notice deadline a cancellation ends the current term, after it the next one."""
+    assert subscription.cancel_deadline_at is not None
+    assert subscription.term_ends_at is not None
+    assert subscription.term_starts_at is not None
+    # Received before the current term began: the workflow renewed while the request waited for the lock, and
+    # the cancellation then ends the term in force (a renewal that has begun is not undone).
+    if received_at < subscription.cancel_deadline_at or received_at < subscription.term_starts_at:
+        return EffectiveEnd(subscription.term_no, subscription.term_ends_at, before_deadline=True)
+    following = plan_of(subscription).term(subscription.term_no + 1)
+    return EffectiveEnd(following.number, following.ends_at, before_deadline=False)
+
+
+async def cancel_preview(
+    session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, now: datetime
+) -> EffectiveEnd:
+    """What a cancellation received `now` would do, refused as `cancel` would refuse it (nothing is written)."""
+    subscription = (await reads.visible_subscription(session, principal, subscription_id)).subscription
+    product = await product_of(session, subscription)
+    await acting.authorize(
+        session, principal, Permission.cancel, product.group_id, subscription.organization_id, quantity=0
+    )
+    _cancellable(subscription)
+    await _refuse_if_live(session, subscription)
+    return effective_end(subscription, now)
+
+
 async def cancel(
     session: AsyncSession,
     principal: Principal,
@@ -106,24 +151,11 @@ async def cancel(
     """Record the next cancellation; its effective end follows from `received_at` and the notice deadline."""
     subscription = await acting_on(session, principal, subscription_id, Permission.cancel)
     _cancellable(subscription)
-    live = await live_cancellation(session, subscription.id)
-    if live is not None:
-        raise CancellationExists(
-            f"cancellation {live.n} is {live.status} already; the subscription ends at "
-            f"{utc(live.effective_end_at)} (uncancel it first to cancel anew)"
-        )
-    assert subscription.cancel_deadline_at is not None
-    assert subscription.term_ends_at is not None
-    assert subscription.term_starts_at is not None
-    # Received before the current term began: the workflow renewed while the request waited for the lock, and
-    # the cancellation then ends the term in force (a renewal that has begun is not undone).
-    in_time = received_at < subscription.cancel_deadline_at or received_at < subscription.term_starts_at
+    await _refuse_if_live(session, subscription)
+    end = effective_end(subscription, received_at)
+    in_time, term_no, effective_end_at = end.before_deadline, end.term_no, end.ends_at
     if in_time:
-        term_no, effective_end_at = subscription.term_no, subscription.term_ends_at
         await _withdraw_commitment(session, subscription, received_at)
-    else:
-        following = plan_of(subscription).term(subscription.term_no + 1)
-        term_no, effective_end_at = following.number, following.ends_at
     n = subscription.cancellations + 1
     cancellation = Cancellation(
         id=new_id(),
