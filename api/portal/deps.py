@@ -128,11 +128,8 @@ async def build_page(request: Request, state: AppState, viewer: Viewer | None) -
 
 
 async def any_page(request: Request, state: State, session: Session) -> Page:
-    viewer = await find_viewer(request, state, session)
-    # Kept for the error page: looking the session up again from a second unit of work would wait for this
-    # one's lock on the key row (its last use was just written) while this one waits for the error page.
-    request.state.portal_viewer = viewer
-    return await build_page(request, state, viewer)
+    request.state.portal_session = session  # the error page reads the viewer in it (api.portal.routing)
+    return await build_page(request, state, await find_viewer(request, state, session))
 
 
 async def signed_in_page(page: Annotated[Page, Depends(any_page)]) -> Page:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,14 +23,18 @@ log = logging.getLogger(__name__)
 
 async def error_page(request: Request, status: int, detail: str, issues: list[FieldIssue]) -> Response:
     state: AppState = request.app.state.tessera
-    if hasattr(request.state, "portal_viewer"):
-        page = await build_page(request, state, request.state.portal_viewer)
+    failed = getattr(request.state, "portal_session", None)
+    if isinstance(failed, AsyncSession):
+        # The failed page's unit of work may still hold a write (a key's last use): a second session reading the
+        # same key would wait for it. Undo it and read who is looking in the same session, writing nothing.
+        await failed.rollback()
+        try:
+            page = await build_page(request, state, await find_viewer(request, state, failed))
+        finally:
+            await failed.rollback()
     else:
         async with state.session_factory() as session:
-            # Read only, never flushed: the failed request's unit of work may still hold the session key's row.
-            with session.no_autoflush:
-                viewer = await find_viewer(request, state, session)
-            page = await build_page(request, state, viewer)
+            page = await build_page(request, state, await find_viewer(request, state, session))
     return render(page, "portal/error.html", status=status, nav="", status_code=status, detail=detail, issues=issues)
 
 

@@ -1,4 +1,5 @@
-"""Approvals: the orders waiting for my decision, each with a comment and Approve / Reject.
+"""Approvals: what waits for my decision (orders; cancellations and revocations of subscriptions), with a comment
+and Approve / Reject.
 
 Listed are the orders within reach that wait at an approval step whose approvers, read as the workflow reads
 them when a decision arrives, include me (and not as the order's requester, unless the step allows that). The
@@ -111,7 +112,7 @@ async def _inbox(page: Page, session: Session, *, status: int = 200, flash: str 
 
 @router.get("/approvals")
 async def approvals_inbox(page: SignedInPage, session: Session, decided: str | None = None) -> Response:
-    """The orders waiting for my decision."""
+    """The orders, cancellations and revocations waiting for my decision."""
     flash = translate(page, FLASHES[decided]) if decided in FLASHES else ""
     return await _inbox(page, session, flash=flash)
 

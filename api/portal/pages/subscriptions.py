@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import AppState, Session, State
@@ -101,9 +102,11 @@ async def _detail_context(
         select(License).where(License.subscription_id == sub.id).order_by(License.line_no, License.id)
     )
     live = next((c for c in reversed(detail.cancellations) if c.status in LIVE_CANCELLATION_STATUSES), None)
-    awaiting = None
+    awaiting = revocation_awaiting = None
     if live is not None and live.status == CancellationStatus.requested:
         awaiting = await waiting_for_approval(state.temporal, live.workflow_id)
+    if sub.status in LIVE:
+        revocation_awaiting = await waiting_for_approval(state.temporal, requests.revocation_workflow_id(sub.id))
     return {
         "detail": detail,
         "sub": sub,
@@ -111,10 +114,11 @@ async def _detail_context(
         "licenses": list(licenses.all()),
         "live_cancellation": live,
         "awaiting_approval": awaiting,
+        "revocation_awaiting": revocation_awaiting,
         "last_day": last_day,
         "can_cancel": sub.managed_by == ManagedBy.tessera and sub.status == SubscriptionStatus.active and live is None,
         "can_uncancel": live is not None and sub.status in (SubscriptionStatus.active, SubscriptionStatus.non_renewing),
-        "can_revoke": sub.status in LIVE,
+        "can_revoke": sub.status in LIVE and not revocation_awaiting,
     }
 
 
@@ -129,6 +133,8 @@ DONE = {
     "revoked": N_("The revocation has started: the subscription, its licenses and tickets end."),
     "approved": N_("The cancellation is approved."),
     "rejected": N_("The cancellation is rejected: the subscription renews as before."),
+    "revocation-approved": N_("The revocation is approved."),
+    "revocation-rejected": N_("The revocation is rejected: the subscription stays as it is."),
 }
 
 
@@ -288,17 +294,15 @@ async def revoke_subscription(
     return redirect(f"/subscriptions/{subscription_id}?done=revoked")
 
 
-@router.post("/subscriptions/{subscription_id}/cancellation")
-async def decide_cancellation(
-    page: SignedInPage, form: Form, session: Session, state: State, subscription_id: uuid.UUID
-) -> Response:
-    """Approve or reject the cancellation waiting at an approval step (its workflow says who may)."""
-    assert page.viewer is not None
+async def _decision(
+    page: Page, form: FormData, session: AsyncSession, state: AppState, subscription_id: uuid.UUID, field: str
+) -> tuple[bool, str] | Response:
+    """The decision and comment of an approval form, or the page again with the comment's error."""
     decision = text(form, "decision", max_length=16)
     if decision not in ("approve", "reject"):
         raise InvalidInput("decision: approve or reject", issues=[FieldIssue("decision", "approve or reject")])
     try:
-        comment = text(form, "comment", max_length=MAX_REASON).strip()
+        return decision == "approve", text(form, field, max_length=MAX_REASON).strip()
     except InvalidInput as error:
         await session.rollback()
         context = await _detail_context(page, session, state, subscription_id)
@@ -306,8 +310,37 @@ async def decide_cancellation(
             page, "portal/subscriptions/detail.html", status=422, nav="subscriptions", flash="",
             errors=field_errors(error.issues), **context,
         )  # fmt: skip
+
+
+@router.post("/subscriptions/{subscription_id}/cancellation")
+async def decide_cancellation(
+    page: SignedInPage, form: Form, session: Session, state: State, subscription_id: uuid.UUID
+) -> Response:
+    """Approve or reject the cancellation waiting at an approval step (its workflow says who may)."""
+    assert page.viewer is not None
+    found = await _decision(page, form, session, state, subscription_id, "comment")
+    if isinstance(found, Response):
+        return found
+    approve, comment = found
     principal = page.viewer.principal
     workflow_id = await cancellation_workflow(session, principal, subscription_id)
-    approve = decision == "approve"
     await decide(session, state, principal, workflow_id, StepDecisionCreate(comment=comment), approve=approve)
     return redirect(f"/subscriptions/{subscription_id}?done={'approved' if approve else 'rejected'}")
+
+
+@router.post("/subscriptions/{subscription_id}/revocation")
+async def decide_revocation(
+    page: SignedInPage, form: Form, session: Session, state: State, subscription_id: uuid.UUID
+) -> Response:
+    """Approve or reject the revocation waiting at an approval step (its workflow says who may)."""
+    assert page.viewer is not None
+    found = await _decision(page, form, session, state, subscription_id, "revocation_comment")
+    if isinstance(found, Response):
+        return found
+    approve, comment = found
+    principal = page.viewer.principal
+    await reads.visible_subscription(session, principal, subscription_id)
+    workflow_id = requests.revocation_workflow_id(subscription_id)
+    await decide(session, state, principal, workflow_id, StepDecisionCreate(comment=comment), approve=approve)
+    outcome = "revocation-approved" if approve else "revocation-rejected"
+    return redirect(f"/subscriptions/{subscription_id}?done={outcome}")

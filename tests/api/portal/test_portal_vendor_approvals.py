@@ -1,4 +1,4 @@
-"""A cancellation waiting at an approval step is shown as such, and its approver decides it on the page."""
+"""Cancellations and revocations waiting at an approval step are shown as such; approvers decide them there."""
 
 from __future__ import annotations
 
@@ -33,14 +33,16 @@ APPROVAL = """    - kind: approval
 
 @pytest.fixture
 def approving_settings(orders_temporal_settings: Settings, tmp_path: Path) -> Settings:
-    """workflows.yaml with a vendor approval before every cancellation."""
+    """workflows.yaml with a vendor approval before every cancellation and revocation."""
     config = tmp_path / "config"
     shutil.copytree(REPO_ROOT / "config", config)
     workflows = config / "workflows.yaml"
-    marker = "\ncancellation:\n  steps:\n"
     text = workflows.read_text()
-    assert marker in text
-    workflows.write_text(text.replace(marker, marker + APPROVAL, 1))
+    for process in ("cancellation", "revocation"):
+        marker = f"\n{process}:\n  steps:\n"
+        assert marker in text
+        text = text.replace(marker, marker + APPROVAL, 1)
+    workflows.write_text(text)
     return orders_temporal_settings.model_copy(update={"config_dir": config})
 
 
@@ -104,3 +106,27 @@ async def test_a_cancellation_waiting_for_approval_is_shown_and_decided_by_its_a
 
         await _until(applied)
         assert "Waiting for approval" not in (await portal.get(page)).text
+
+        # A revocation waits in the same way; the vendor rejects it and the subscription goes on.
+        revoking = await submit(portal, f"{page}/revoke", f"{page}/revoke", reason="test")
+        assert revoking.status_code == 303
+
+        async def revocation_waits() -> bool:
+            return "Revocation waits for approval" in (await portal.get(page)).text
+
+        await _until(revocation_waits)
+        assert "Revoke subscription" not in (await portal.get(page)).text
+        async with browser(portal) as vendor:
+            await sign_in_portal(vendor, "admin@vendor.example")
+            rejected = await submit(vendor, page, f"{page}/revocation", decision="reject", revocation_comment="no")
+            assert rejected.status_code == 303, rejected.text
+            assert "The revocation is rejected" in (await vendor.get(rejected.headers["location"])).text
+
+        async def revocation_done() -> bool:
+            return "Revocation waits for approval" not in (await portal.get(page)).text
+
+        await _until(revocation_done)
+        async with sessions() as session:
+            subscription = await session.get(Subscription, made.subscription_id)
+            assert subscription is not None
+            assert subscription.status == "non_renewing"

@@ -179,7 +179,7 @@ async def test_revoke_names_what_stops_working_then_starts_the_revocation(
     await sign_in_portal(orders_api, ADMIN)
     confirm = await orders_api.get(f"/subscriptions/{made.subscription_id}/revoke")
     assert confirm.status_code == 200
-    assert "its 2 active licenses and their tickets" in confirm.text
+    assert "its active licenses (2) and their tickets" in confirm.text
     assert "next refresh" in confirm.text
     done = await orders_api.post(
         f"/subscriptions/{made.subscription_id}/revoke", data={"csrf_token": csrf_of(confirm.text), "reason": "fraud"}

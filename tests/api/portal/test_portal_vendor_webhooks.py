@@ -24,7 +24,7 @@ from tests.webhook_world import add_event
 
 Sessions = async_sessionmaker[AsyncSession]
 ADMIN = "customer.admin@example.com"
-SECRET = re.compile(r'<code class="secret" data-id="([0-9a-f-]{36})">(whsec_[^<]+)</code>')
+SECRET = re.compile(r'<code class="secret" data-endpoint="([0-9a-f-]{36})">(whsec_[^<]+)</code>')
 ROW = re.compile(r'<tr data-id="([0-9a-f-]{36})">')
 
 
