@@ -290,6 +290,8 @@ async def create_sub_organization(
                 "locale": parent.locale,
             },
         )
+        # Only someone who may create here learns of a twin; anyone else gets the service's refusal.
+        await reach.administered_path(session, principal, organization_id, doing="add organizations below it")
         twin = await _just_created(session, spec)
         created = twin or await service.create_organization(session, principal, spec)
     except InvalidInput as error:

@@ -265,3 +265,10 @@ async def test_a_double_click_on_create_organization_creates_one(
     async with sessions() as session:
         named = (await session.scalars(select(Organization.id).where(Organization.name == "Design Lab"))).all()
         assert len(named) == 1
+    async with browser(api) as member:
+        # A member sending the same form learns nothing of the new group: refused as always.
+        await signed_in(member, sessions, "customer_member")
+        token = csrf_of((await member.get(f"/organizations/{c1}")).text)
+        refused = await member.post(f"/organizations/{c1}/sub-organizations", data={**fields, "csrf_token": token})
+        assert refused.status_code == 403
+        assert str(named[0]) not in refused.text
