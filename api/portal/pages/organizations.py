@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -25,11 +26,12 @@ from api.portal.routing import PortalRoute
 from tessera.auth.emails import normalize_email
 from tessera.auth.invitations import InvitationPolicy
 from tessera.errors import FieldIssue, InvalidInput, TesseraError
-from tessera.models import License, Membership, Organization, OrganizationKind, Product, Role, Ticket, User
+from tessera.models import License, Membership, Organization, OrganizationKind, Product, Role, Ticket, User, utcnow
 from tessera.organizations import service, users
 from tessera.organizations.schema import OrganizationSpec
 from tessera.principal import Principal
 from tessera.rights import reach
+from tessera.rights.locks import lock_rows
 from tessera.schema_base import validate_input
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -38,6 +40,8 @@ TREE_LIMIT = 2000
 """Nodes shown on the tree page; a deployment beyond that needs a search, not a longer page."""
 ROWS_LIMIT = 500
 """Members and tickets shown on a group page."""
+SECOND_CLICK = timedelta(seconds=30)
+"""How long an identical "Create organization" counts as the same click again rather than a new organization."""
 
 
 @dataclass
@@ -286,10 +290,33 @@ async def create_sub_organization(
                 "locale": parent.locale,
             },
         )
-        created = await service.create_organization(session, principal, spec)
+        # Only someone who may create here learns of a twin; anyone else gets the service's refusal.
+        await reach.administered_path(session, principal, organization_id, doing="add organizations below it")
+        twin = await _just_created(session, spec)
+        created = twin or await service.create_organization(session, principal, spec)
     except InvalidInput as error:
         return await _refused(page, session, organization_id, _on_form_fields(error), values)
     return redirect(f"/organizations/{created.id}?done=created")
+
+
+async def _just_created(session: AsyncSession, spec: OrganizationSpec) -> Organization | None:
+    """The same organization created below the same parent moments ago: a second click, answered with the first.
+
+    The parent's lock makes two clicks take turns, so the second one sees what the first created.
+    """
+    assert spec.parent_id is not None
+    await lock_rows(session, Organization.__table__, [spec.parent_id])  # type: ignore[arg-type]
+    twin: Organization | None = await session.scalar(
+        select(Organization)
+        .where(
+            Organization.parent_id == spec.parent_id,
+            Organization.name == spec.name,
+            Organization.kind == spec.kind,
+            Organization.created_at >= utcnow() - SECOND_CLICK,
+        )
+        .limit(1)
+    )
+    return twin
 
 
 def _on_form_fields(error: InvalidInput) -> InvalidInput:

@@ -129,6 +129,12 @@ async def test_withdrawing_takes_what_was_delegated_with_it_and_only_from_above(
         token = csrf_of((await member.get(f"/organizations/{c1}/grants")).text)
         refused = await member.post(f"/organizations/{c1}/grants/CAD/withdraw", data={"csrf_token": token})
         assert refused.status_code == 403
+        granting = await member.post(
+            f"/organizations/{c1}/grants",
+            data={"csrf_token": token, "product_group": "CAD", "permissions": "create", "quota": "1"},
+        )
+        assert granting.status_code == 403
+        assert "only whoever holds the grant this one was delegated from may change it" in granting.text
     async with browser(api) as reseller:
         await signed_in(reseller, sessions, "reseller_admin")
         no_token = await reseller.post(f"/organizations/{c1}/grants/CAD/withdraw", data={})

@@ -14,7 +14,7 @@ from tests.api.people import give_password
 from tests.api.portal.browser_forms import browser, csrf_of, sign_in_portal, submit
 from tests.api.portal.test_portal_groups import api_ids, ids_in, row, signed_in
 from tests.api.portal.test_portal_groups_grants import cells
-from tests.api.test_rights_concurrency import new_org
+from tests.api.test_rights_concurrency import at_once, new_org
 from tests.conftest import RightsWorld
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -244,3 +244,31 @@ async def test_an_admin_whose_grant_lacks_allocate_may_neither_allocate_nor_show
         stored = await session.get(Ticket, ticket)
         assert stored is not None
         assert stored.visibility == "admins_only"
+
+
+async def test_a_double_click_on_create_organization_creates_one(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    c1 = w.orgs["C1"]
+    async with browser(api) as admin:
+        await signed_in(admin, sessions, "customer_admin")
+        token = csrf_of((await admin.get(f"/organizations/{c1}")).text)
+        fields = {"csrf_token": token, "name": "Design Lab", "kind": "group"}
+        clicks = await at_once(*(admin.post(f"/organizations/{c1}/sub-organizations", data=fields) for _ in range(3)))
+        assert {click.status_code for click in clicks} == {303}
+        assert len({click.headers["location"] for click in clicks}) == 1
+        again = await admin.post(f"/organizations/{c1}/sub-organizations", data=fields)
+        assert again.headers["location"] == clicks[0].headers["location"]
+        other = await admin.post(f"/organizations/{c1}/sub-organizations", data={**fields, "name": "Print Shop"})
+        assert other.headers["location"] != clicks[0].headers["location"]
+    async with sessions() as session:
+        named = (await session.scalars(select(Organization.id).where(Organization.name == "Design Lab"))).all()
+        assert len(named) == 1
+    async with browser(api) as member:
+        # A member sending the same form learns nothing of the new group: refused as always.
+        await signed_in(member, sessions, "customer_member")
+        token = csrf_of((await member.get(f"/organizations/{c1}")).text)
+        refused = await member.post(f"/organizations/{c1}/sub-organizations", data={**fields, "csrf_token": token})
+        assert refused.status_code == 403
+        assert str(named[0]) not in refused.text
