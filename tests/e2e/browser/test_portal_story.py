@@ -258,6 +258,26 @@ async def test_from_vendor_to_activation_and_cancellation(stack: DevStack, brows
             await heading(vera.page, title)
             await shot(vera.page, name)
 
+    async with story.step("a form on another site cannot act for the signed-in vendor admin", vera.page):
+        # The page of another site, with a form that posts itself to the portal (the cookie is SameSite=Lax and the
+        # form lacks the token, so nothing may happen either way).
+        attack = (
+            f'<form method="post" action="{stack.api_url}/api-keys"><input name="name" value="planted">'
+            '<input name="csrf_token" value="guessed"></form><script>document.forms[0].submit()</script>'
+        )
+        await vera.page.route(
+            "http://elsewhere.example/**", lambda route: route.fulfill(body=attack, content_type="text/html")
+        )
+        async with vera.page.expect_navigation(url=re.compile(re.escape(stack.api_url))) as arrived:
+            await vera.page.goto("http://elsewhere.example/prize")
+        answer = await arrived.value
+        assert answer is not None
+        assert answer.status in (403, 200), answer.status  # refused, or the sign-in page it was sent to
+        keys = await api_get(stack, admin_key, "/api-keys?limit=200")
+        assert "planted" not in [key["name"] for key in keys["items"]], keys
+        await vera.page.goto("/api-keys")
+        await heading(vera.page, "API keys")  # still signed in: the refused post changed nothing
+
     async with story.step("a German-speaking member switches the portal to German", mo.page):
         await mo.page.goto("/account")
         profile = mo.page.locator('form[action="/account/profile"]')
