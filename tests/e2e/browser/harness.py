@@ -1,12 +1,10 @@
-"""Helpers of the browser tests: a window per person, screenshots, links from the dev outbox, the CLI."""
+"""What the browser tests share: a window per person, screenshots, and the links the dev outbox holds."""
 
 from __future__ import annotations
 
 import asyncio
 import html
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -68,18 +66,3 @@ async def newest_link(stack: DevStack, email: str, path_prefix: str) -> str:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {path_prefix} link was sent to {email}:\n{outbox.text[-3000:]}")
             await asyncio.sleep(0.3)
-
-
-def tessera_cli(stack: DevStack, *args: str) -> str:
-    """Run `tessera <args>` against the stack's database and settings, as its operator would; its output."""
-    finished = subprocess.run(
-        [sys.executable, "-m", "tessera.cli", *args],
-        cwd=stack.workdir,
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stdout + finished.stderr
-    return finished.stdout
