@@ -97,10 +97,11 @@ def changed_tables(before: dict[str, list[str]], after: dict[str, list[str]]) ->
     return [name for name in before if before[name] != after.get(name)]
 
 
-def refusals(token_elsewhere: str) -> Iterator[tuple[str, dict[str, str]]]:
+def refusals(token_elsewhere: str, my_other_session: str) -> Iterator[tuple[str, dict[str, str]]]:
     yield "no token", {"name": "x", "email": VENDOR_ADMIN, "password": "x" * 20}
     yield "forged token", {"csrf_token": "A" * 43, "name": "x"}
     yield "another browser's token", {"csrf_token": token_elsewhere, "name": "x"}
+    yield "my other session's token", {"csrf_token": my_other_session, "name": "x"}
 
 
 async def test_every_portal_form_refuses_a_post_without_this_browsers_token(
@@ -111,13 +112,16 @@ async def test_every_portal_form_refuses_a_post_without_this_browsers_token(
     await give_password(sessions, VENDOR_ADMIN)
     await give_password(sessions, OTHER)
     await sign_in_portal(api, VENDOR_ADMIN)
-    async with browser(api) as other:
+    async with browser(api) as other, browser(api) as laptop:
         await sign_in_portal(other, OTHER)
         theirs = csrf_of((await other.get("/account")).text)
+        # The same person signed in elsewhere: a token is bound to one session, not to the account.
+        await sign_in_portal(laptop, VENDOR_ADMIN)
+        mine_elsewhere = csrf_of((await laptop.get("/account")).text)
     before = await snapshot(sessions)
     for route in routes:
         path = concrete_path(route.path, rights_world)
-        for why, data in refusals(theirs):
+        for why, data in refusals(theirs, mine_elsewhere):
             response = await api.post(path, data=data)
             assert response.status_code == 403, (route.path, why, response.status_code, response.text[:500])
             assert "form has expired" in response.text, (route.path, why)
