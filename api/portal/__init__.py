@@ -18,15 +18,18 @@ from api.portal.pages import (
     api_keys,
     approvals,
     cloud,
+    grants,
     invitations,
     licenses,
     my_tickets,
     offline,
     orders,
+    organizations,
     passwords,
     reports,
     signin,
     subscriptions,
+    ticket_admin,
     webhooks,
 )
 
@@ -47,6 +50,9 @@ PAGE_MODULES = (
     subscriptions,
     reports,
     webhooks,
+    organizations,
+    ticket_admin,
+    grants,
 )
 
 

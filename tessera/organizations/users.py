@@ -55,21 +55,46 @@ async def create_user(
     the invitation. The answer is the invitation alone, the same for a known and an unknown address, so it
     tells the caller nothing about accounts beyond its reach.
     """
-    if spec.organization_id is None:
-        acting.require_vendor_admin(principal, doing="invite users outside an organization")
-    else:
-        path = await reach.path_ids(session, spec.organization_id)
-        if not reach.sees_path(principal, path):
-            raise InvalidInput("no such organization", issues=[FieldIssue("organization_id", "no such organization")])
-        await reach.administered_path(session, principal, spec.organization_id, doing="add members to it")
-    invitation, _token = await create_invitation(
+    return await invite(
         session,
+        principal,
         policy,
         email=spec.email,
         organization_id=spec.organization_id,
         role=spec.role,
         name=spec.name,
         locale=spec.locale,
+    )
+
+
+async def invite(
+    session: AsyncSession,
+    principal: Principal,
+    policy: InvitationPolicy,
+    *,
+    email: str,
+    organization_id: uuid.UUID | None,
+    role: Role,
+    name: str = "",
+    locale: str | None = None,
+) -> Invitation:
+    """Invite a canonical address into an organization the caller administers (the checks of `create_user`)."""
+    # The portal's invite form asks no name: the invitee types it on accepting (an empty one falls back there).
+    if organization_id is None:
+        acting.require_vendor_admin(principal, doing="invite users outside an organization")
+    else:
+        path = await reach.path_ids(session, organization_id)
+        if not reach.sees_path(principal, path):
+            raise InvalidInput("no such organization", issues=[FieldIssue("organization_id", "no such organization")])
+        await reach.administered_path(session, principal, organization_id, doing="add members to it")
+    invitation, _token = await create_invitation(
+        session,
+        policy,
+        email=email,
+        organization_id=organization_id,
+        role=role,
+        name=name,
+        locale=locale,
         invited_by=principal,
     )
     return invitation
@@ -87,19 +112,8 @@ async def put_member(
 
     A new membership always waits for the user's consent (an invitation), even for users the caller sees.
     """
-    await reach.administered_path(session, principal, organization_id, doing="manage its members")
-    user = await visible_user(session, principal, user_id)
-    # One conditional UPDATE rather than a change to a row read first: a removal committed in between leaves
-    # nothing to update (instead of failing the flush), and the user, no longer a member, is invited like anyone.
-    changed = await session.execute(
-        update(Membership)
-        .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
-        .values(role=role)
-        .execution_options(synchronize_session=False)
-    )
-    if changed.rowcount:  # type: ignore[attr-defined]
-        membership = await session.get(Membership, (user_id, organization_id), populate_existing=True)
-        assert membership is not None
+    user, membership = await _set_role(session, principal, organization_id, user_id, role)
+    if membership is not None:
         return membership
     invitation, _token = await create_invitation(
         session,
@@ -112,6 +126,36 @@ async def put_member(
         invited_by=principal,
     )
     return invitation
+
+
+async def change_role(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role
+) -> Membership:
+    """Change a member's role, and only that: someone who is no member (any more) is not invited instead."""
+    _user, membership = await _set_role(session, principal, organization_id, user_id, role)
+    if membership is None:
+        raise NotFound("the user is not a member of this organization")
+    return membership
+
+
+async def _set_role(
+    session: AsyncSession, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role
+) -> tuple[User, Membership | None]:
+    await reach.administered_path(session, principal, organization_id, doing="manage its members")
+    user = await visible_user(session, principal, user_id)
+    # One conditional UPDATE rather than a change to a row read first: a removal committed in between leaves
+    # nothing to update (instead of failing the flush), and the user, no longer a member, is invited like anyone.
+    changed = await session.execute(
+        update(Membership)
+        .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
+        .values(role=role)
+        .execution_options(synchronize_session=False)
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        return user, None
+    membership = await session.get(Membership, (user_id, organization_id), populate_existing=True)
+    assert membership is not None
+    return user, membership
 
 
 async def remove_member(
