@@ -26,6 +26,25 @@ def test_every_message_of_the_portal_has_a_german_translation() -> None:
     assert messages.missing("de") == {}
 
 
+def test_one_message_has_one_translation_across_the_areas_files() -> None:
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for path in sorted((i18n.LOCALES_DIR / "de" / "LC_MESSAGES").glob("*.po")):
+        with Path(path).open("rb") as source:
+            for message in read_po(source, locale="de"):
+                if not message.id or not message.string:
+                    continue
+                key, text = str(message.id), str(message.string)
+                if key in seen and seen[key][1] != text:
+                    clashes.append(f"{key!r}: {seen[key]} vs {(path.name, text)}")
+                seen[key] = (path.name, text)
+    assert clashes == [], "the same English text is translated differently:\n" + "\n".join(clashes)
+
+
 def test_german_translations_keep_their_placeholders() -> None:
     for message in i18n.catalog("de"):
         if message.id and message.string and isinstance(message.id, str):
