@@ -157,7 +157,7 @@ async def test_a_german_speaking_admin_gets_the_groups_pages_in_german(
         assert "Unterorganisationen: 2" in tree
         group = (await admin.get(f"/organizations/{w.orgs['C1']}")).text
         assert "Einladung senden" in group
-        assert "Zuweisen an" in group
+        assert "Zuteilen an" in group
         grants = (await admin.get(f"/organizations/{w.orgs['C1']}/grants")).text
         assert "Recht speichern" in grants
         assert 'value="create"' in grants  # the values stay the API's
