@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
 
-from tessera.settings import REPO_ROOT
 from tests.e2e.stack import DevStack
 
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# The README's pictures are refreshed on purpose (`TESSERA_SCREENSHOTS_DIR=docs/screenshots`); an ordinary run
+# writes its screenshots aside, so running the suite leaves the checkout as it was.
+SCREENSHOTS = Path(
+    os.environ.get("TESSERA_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "tessera-screenshots"
+).resolve()
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 OUTBOX_SECONDS = 20.0
 
@@ -29,7 +34,7 @@ async def open_browser(browser: Browser, stack: DevStack, *, locale: str = "en-G
 
 
 async def shot(page: Page, name: str) -> Path:
-    """Write docs/screenshots/<name>.png of what the window shows (1280 by 800, no animations, no caret)."""
+    """Write <name>.png of what the window shows (1280 by 800, no animations, no caret) into SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), animations="disabled", caret="hide")

@@ -5,7 +5,7 @@ creates a reseller and grants it rights; the reseller's administrator delegates 
 administrator; she creates a license through the five steps (a field error shown and fixed on the way), which the
 vendor approves in his inbox; the ticket appears on the customer's group page and is allocated to a member, who
 activates it into a cloud container; the subscription is cancelled with its effective end shown; a German-speaking
-user sees German pages. Each main page is photographed into docs/screenshots/.
+user sees German pages. Each main page is photographed (see harness.SCREENSHOTS).
 """
 
 from __future__ import annotations
