@@ -282,6 +282,10 @@ async def redeem_invitation(
             raise Conflict("this account was activated a moment ago: sign in instead") from None
     if password is not None:
         user.password_hash = await _hash(password)
+        if name:
+            # The account is activated now (it had no password): the name its owner typed replaces the one it
+            # was created with (a bootstrapped administrator's, or the inviter's guess).
+            user.name = name
     if invitation.organization_id is not None:
         # A conditional UPDATE, then an INSERT: a removal of an existing membership committed meanwhile leaves
         # nothing to update (rather than failing the flush), and accepting the invitation makes them a member.

@@ -396,3 +396,25 @@ async def test_a_member_accepting_an_invitation_while_being_removed_never_fails(
             else:
                 membership.role = "member"
             await session.commit()
+
+
+async def test_an_account_activated_by_its_invitation_takes_the_name_its_owner_types(
+    api: AsyncClient, rights_world: RightsWorld, sessions: Sessions
+) -> None:
+    w = rights_world
+    async with sessions() as session:
+        session.add(User(email="unnamed@example.com", name="Vendor administrator"))
+        await session.commit()
+    sent = await api.post(
+        "/api/v1/users", json=invite_body(w, "unnamed@example.com"), headers=bearer(w.keys["customer_admin"])
+    )
+    assert sent.status_code == 202, sent.text
+    body = {
+        "token": await invitation_token(sessions, "unnamed@example.com"),
+        "email": "unnamed@example.com",
+        "password": PASSWORD,
+        "name": "Una Named",
+    }
+    assert (await api.post("/api/v1/invitations/redeem", json=body)).status_code == 200
+    async with sessions() as session:
+        assert await session.scalar(select(User.name).where(User.email == "unnamed@example.com")) == "Una Named"
