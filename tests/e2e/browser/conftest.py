@@ -18,7 +18,7 @@ from tests.e2e.stack import DevStack
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_TOOLS = os.environ.get("CI") == "true" or os.environ.get("TESSERA_REQUIRE_TOOLS") == "1"
 # A shared machine under load (CI runs two test processes on two cores) is slower than a laptop.
-expect.set_options(timeout=15_000)
+expect.set_options(timeout=30_000)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

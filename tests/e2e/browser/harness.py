@@ -29,7 +29,7 @@ async def open_browser(browser: Browser, stack: DevStack, *, locale: str = "en-G
     context = await browser.new_context(
         base_url=stack.api_url, viewport=VIEWPORT, locale=locale, timezone_id="Europe/Berlin", color_scheme="light"
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)  # a loaded machine: Temporal and the pages may answer slowly
     return context, await context.new_page()
 
 

@@ -76,7 +76,7 @@ async def submit_twice(page: Page, control: Locator, lands_on: re.Pattern[str]) 
     await page.wait_for_url(lands_on, wait_until="load")
 
 
-async def reload_until_visible(page: Page, target: Locator, seconds: float = 30.0) -> None:
+async def reload_until_visible(page: Page, target: Locator, seconds: float = 60.0) -> None:
     """Reload until `target` shows: what a workflow does next reaches the page only when it is opened again."""
     for _ in range(int(seconds * 2)):
         if await target.count() and await target.first.is_visible():
