@@ -5,7 +5,7 @@ request body machinery on every call. This middleware answers a well-formed refr
 own service calls (`api.routes.activations.refresh_answer`) and the application's own exception handlers for
 its problems. Whatever it cannot answer exactly as the route would, it passes on untouched to the router,
 handing along any body it has read: another method, a query string, a root path, an id not in canonical form,
-another content type, a body that is not `{"secret": <clean text of 1-200 characters>}`. Every malformed
+another content type or none, a body that is not `{"secret": <clean text of 1-200 characters>}`. Every malformed
 request is therefore answered by the route, its 422s included, byte for byte as before. The route stays
 registered, so the operation stays in the OpenAPI document. Installed inside the security headers and the
 request gate, whose headers, size limit and counting apply to it as to every request.
@@ -46,7 +46,7 @@ class RefreshFastPath:
             or scope.get("query_string")
             or scope.get("root_path")
             or (matched := _PATH.fullmatch(scope["path"])) is None
-            or not _json_or_unnamed(scope)
+            or not _json(scope)
         ):
             await self.app(scope, receive, send)
             return
@@ -78,12 +78,12 @@ class RefreshFastPath:
         await send({"type": "http.response.body", "body": answer})
 
 
-def _json_or_unnamed(scope: Scope) -> bool:
-    """No content type (FastAPI reads the body as JSON then), or exactly `application/json`."""
+def _json(scope: Scope) -> bool:
+    """Exactly `application/json` (without a content type, FastAPI's strict default refuses the body)."""
     for name, value in scope["headers"]:
         if name == b"content-type":
             return bool(value.lower() == b"application/json")
-    return True
+    return False
 
 
 def _secret(body: bytes) -> str | None:

@@ -135,6 +135,8 @@ async def test_bad_requests_get_the_routes_answers_byte_for_byte(apps: Apps, rig
         ("a number", {"chunks": body({"secret": 12345}), "path": path}),
         ("null", {"chunks": body({"secret": None}), "path": path}),
         ("no body", {"chunks": [], "path": path}),
+        ("no content type", {"chunks": body({"secret": secret}), "headers": []}),
+        ("upper-case JSON, an empty body", {"chunks": [], "headers": [(b"content-type", b"APPLICATION/JSON")]}),
         ("a form", {"chunks": [b"secret=x"], "headers": [(b"content-type", b"application/x-www-form-urlencoded")]}),
         ("plain text", {"chunks": body({"secret": secret}), "headers": [(b"content-type", b"text/plain")]}),
         ("a query parameter", {"chunks": body({"secret": secret}), "query": b"secret=x"}),
@@ -177,7 +179,6 @@ async def test_good_refreshes_are_answered_alike(
     variants: list[dict[str, Any]] = [
         {"chunks": good},
         {"chunks": [good[0][:7], good[0][7:]]},  # streamed in two parts
-        {"chunks": good, "headers": []},  # no content type: read as JSON all the same
         {"chunks": good, "headers": [(b"content-type", b"application/json; charset=utf-8")]},
         {"chunks": [b'  {"secret" : "' + secret.encode() + b'"}\n']},
         {"chunks": [b" " * 4500, good[0]]},  # beyond what the fast path reads: the route's
