@@ -30,7 +30,7 @@ _PATH = re.compile(
 )
 MAX_FAST_BODY_BYTES = 4096
 """Larger bodies (a valid one is far smaller) go on to the route, which reads and judges them."""
-_ANSWER_HEADERS = b"application/json"
+_JSON_TYPE = b"application/json"
 
 
 class RefreshFastPath:
@@ -64,7 +64,8 @@ class RefreshFastPath:
         except Exception as error:  # the request gate's 413 for a streamed body beyond its limit
             await _handled(scope, receive, send, error)
             return
-        secret = None if received[-1]["type"] != "http.request" or received[-1].get("more_body") else _secret(body)
+        complete = received[-1]["type"] == "http.request" and not received[-1].get("more_body")
+        secret = _secret(body) if complete and len(body) <= MAX_FAST_BODY_BYTES else None
         if secret is None:
             await self.app(scope, _replaying(received, receive), send)
             return
@@ -73,7 +74,7 @@ class RefreshFastPath:
         except Exception as error:
             await _handled(scope, receive, send, error)
             return
-        headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", _ANSWER_HEADERS)]
+        headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", _JSON_TYPE)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
