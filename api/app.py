@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.deps import AppState, known_query_only
 from api.docs import docs_router
+from api.fast_refresh import RefreshFastPath
 from api.middleware import RequestGate, SecurityHeaders
 from api.openapi import install_openapi
 from api.portal import install_portal
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_portal(app)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
+    # Innermost: well-formed refreshes answered before routing, inside the gate and the security headers.
+    app.add_middleware(RefreshFastPath)
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     if settings.cors_origins:
         app.add_middleware(

@@ -115,15 +115,20 @@ async def create_activation(
 )
 async def refresh_activation(activation_id: uuid.UUID, body: ActivationRefresh, request: Request) -> Response:
     """A fresh certificate for an activation: the license as it is now (renewed, revoked), with a higher `seq`."""
-    # The hot path: no dependency it does not need, one committed statement, the answer written directly.
-    runtime = activation_runtime(request)
+    # Well-formed refreshes are answered before routing (api.fast_refresh); this route answers the rest.
+    answer = await refresh_answer(activation_runtime(request), activation_id, body.secret, client_of(request))
+    return Response(answer, media_type="application/json")
+
+
+async def refresh_answer(runtime: ActivationRuntime, activation_id: uuid.UUID, secret: str, client: str) -> bytes:
+    """The JSON answer of a refresh: one committed statement, then the signature."""
     now = utcnow()
     # The key before the first statement (see SigningKeys).
     await runtime.keys.signer(now + runtime.certificate_ttl)
-    facts, seq = await refreshing.refresh_once(runtime, activation_id, body.secret, client_of(request), now)
+    facts, seq = await refreshing.refresh_once(runtime, activation_id, secret, client, now)
     certificate = await refreshing.certificate_for(runtime, facts, seq, now)
     # A compact JWS is base64url and dots: nothing in it needs escaping in a JSON string.
-    return Response(b'{"certificate":"' + certificate.encode("ascii") + b'"}', media_type="application/json")
+    return b'{"certificate":"' + certificate.encode("ascii") + b'"}'
 
 
 @router.delete(

@@ -11,7 +11,8 @@ from pydantic import Field
 from tessera.activation.containers import ContainerSpec
 from tessera.schema_base import StrictModel
 
-Secret = Field(min_length=1, max_length=200, repr=False, description="The activation secret, shown once.")
+SECRET_MAX_LENGTH = 200
+Secret = Field(min_length=1, max_length=SECRET_MAX_LENGTH, repr=False, description="The activation secret, shown once.")
 
 
 class ActivationCreate(StrictModel):

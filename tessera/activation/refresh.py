@@ -14,14 +14,16 @@ activation is refused (its slot may be someone else's now).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, any_, bindparam, column, select, text, update
+from sqlalchemy import Executable, Table, any_, bindparam, column, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.selectable import TextualSelect
 
 from tessera.activation import secrets as activation_secrets
 from tessera.activation.certificates import LicenseFacts
@@ -103,28 +105,34 @@ _REFRESH_RETURNING = (
 
 # SQLite: RETURNING may not name an UPDATE's FROM tables, but it may hold scalar subqueries over them. Written
 # out, because SQLAlchemy renders the columns of a RETURNING clause, and so those of its subqueries, unqualified.
-_REFRESH_RETURNING_SQLITE = (
-    text(
-        "UPDATE activation SET seq = seq + 1, refreshed_at = :now, updated_at = :now"
-        " WHERE id = :activation_id AND secret_hash IN :hashes AND status IN (:active, :recovered)"
-        " RETURNING secret_hash, status, container_id, license_id, ticket_id, seq,"
-        " (SELECT l.status FROM license AS l WHERE l.id = activation.license_id) AS license_status,"
-        " (SELECT l.expires_at FROM license AS l WHERE l.id = activation.license_id) AS expires_at,"
-        " (SELECT l.fields FROM license AS l WHERE l.id = activation.license_id) AS fields,"
-        " (SELECT l.modules FROM license AS l WHERE l.id = activation.license_id) AS modules,"
-        " (SELECT p.code FROM license AS l JOIN product AS p ON p.id = l.product_id"
-        " WHERE l.id = activation.license_id) AS code,"
-        " (SELECT t.status FROM ticket AS t WHERE t.id = activation.ticket_id) AS ticket_status"
+# The hashes as fixed parameters, one statement per size of the secret ring: an expanding IN list is rendered into
+# the statement again at every execution.
+@functools.cache
+def _refresh_returning_sqlite(hashes: int) -> TextualSelect:
+    names = [f"hash_{n}" for n in range(hashes)]
+    return (
+        text(
+            "UPDATE activation SET seq = seq + 1, refreshed_at = :now, updated_at = :now"
+            f" WHERE id = :activation_id AND secret_hash IN ({', '.join(':' + name for name in names)})"
+            " AND status IN (:active, :recovered)"
+            " RETURNING secret_hash, status, container_id, license_id, ticket_id, seq,"
+            " (SELECT l.status FROM license AS l WHERE l.id = activation.license_id) AS license_status,"
+            " (SELECT l.expires_at FROM license AS l WHERE l.id = activation.license_id) AS expires_at,"
+            " (SELECT l.fields FROM license AS l WHERE l.id = activation.license_id) AS fields,"
+            " (SELECT l.modules FROM license AS l WHERE l.id = activation.license_id) AS modules,"
+            " (SELECT p.code FROM license AS l JOIN product AS p ON p.id = l.product_id"
+            " WHERE l.id = activation.license_id) AS code,"
+            " (SELECT t.status FROM ticket AS t WHERE t.id = activation.ticket_id) AS ticket_status"
+        )
+        .bindparams(
+            bindparam("now", type_=_activation.c.updated_at.type),
+            bindparam("activation_id", type_=_activation.c.id.type),
+            *(bindparam(name, type_=_activation.c.secret_hash.type) for name in names),
+            bindparam("active", ActivationStatus.active.value, type_=_activation.c.status.type),
+            bindparam("recovered", ActivationStatus.recovered.value, type_=_activation.c.status.type),
+        )
+        .columns(*(column(str(c.name), c.type) for c in _COLUMNS))
     )
-    .bindparams(
-        bindparam("now", type_=_activation.c.updated_at.type),
-        bindparam("activation_id", type_=_activation.c.id.type),
-        bindparam("hashes", type_=_activation.c.secret_hash.type, expanding=True),
-        bindparam("active", ActivationStatus.active.value, type_=_activation.c.status.type),
-        bindparam("recovered", ActivationStatus.recovered.value, type_=_activation.c.status.type),
-    )
-    .columns(*(column(str(c.name), c.type) for c in _COLUMNS))
-)
 
 
 async def read_activation(executor: Executor, activation_id: uuid.UUID) -> ActivationFacts | None:
@@ -141,13 +149,16 @@ async def refresh_once(
     When it changes no row, the plain read tells why (and counts a failure).
     """
     await runtime.limiter.check(client)
-    parameters = {
-        "activation_id": activation_id,
-        "hashes": activation_secrets.candidate_hashes(runtime.secret_key, secret),
-        "now": now,
-    }
+    hashes = activation_secrets.candidate_hashes(runtime.secret_key, secret)
+    parameters: dict[str, Any] = {"activation_id": activation_id, "now": now}
     engine = runtime.refresh_engine
-    statement = _REFRESH_RETURNING_SQLITE if engine.dialect.name == "sqlite" else _REFRESH_RETURNING
+    statement: Executable
+    if engine.dialect.name == "sqlite":
+        statement = _refresh_returning_sqlite(len(hashes))
+        parameters.update((f"hash_{n}", digest) for n, digest in enumerate(hashes))
+    else:
+        statement = _REFRESH_RETURNING
+        parameters["hashes"] = hashes
     async with engine.connect() as connection:
         row = (await connection.execute(statement, parameters)).first()
         if row is None:
