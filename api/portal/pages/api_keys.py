@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.responses import Response
 
 from api.deps import Session
+from api.portal import once
 from api.portal.deps import Form, Page, SignedInPage, text
 from api.portal.pages.invitations import schema_refusal
-from api.portal.render import is_secure, redirect, render, with_query
+from api.portal.render import redirect, render, with_query
 from api.portal.routing import PortalRoute
 from api.schemas.api_keys import ApiKeyCreate
 from tessera import apikeys
@@ -33,36 +28,9 @@ router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 PAGE = "/api-keys"
 CREATED = "/api-keys/created"
 NEW_KEY_COOKIE = "tessera_new_key"
+PURPOSE = "new api key"
 PAGE_SIZE = 50
 SCOPE_CHOICES = sorted(scopes.SCOPES - {scopes.ALL})
-
-
-# --- the secret of a new key, carried once from the POST to the page that shows it ------------------------
-# It is never stored: the POST seals it (AES-GCM, under a key derived from the deployment secret, bound to the
-# session) into a short-lived cookie readable only by the page that shows it, which deletes the cookie. So a
-# reload neither makes a second key nor shows the secret again, and a copied cookie is useless without the session.
-
-
-def _sealing_key(page: Page) -> bytes:
-    return hmac.new(as_ring(page.state.secret_key).current, b"portal new api key", hashlib.sha256).digest()
-
-
-def _seal(page: Page, secret: str) -> str:
-    assert page.viewer is not None
-    nonce = os.urandom(12)
-    sealed = AESGCM(_sealing_key(page)).encrypt(nonce, secret.encode(), page.viewer.session_token.encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode()
-
-
-def _unseal(page: Page, value: str | None) -> str | None:
-    if not value or page.viewer is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value.encode())
-        opened = AESGCM(_sealing_key(page)).decrypt(raw[:12], raw[12:], page.viewer.session_token.encode())
-    except (ValueError, InvalidTag):
-        return None
-    return opened.decode()
 
 
 # --- pages ---------------------------------------------------------------------------------------------------
@@ -161,16 +129,9 @@ async def create_api_key(page: SignedInPage, form: Form, session: Session) -> Re
         await session.rollback()
         errors = {_field(issue.field): issue.message for issue in reversed(error.issues)}
         return await _keys_page(page, session, organization, None, status=422, errors=errors, values=values)
+    # Shown once on the next page (api.portal.once): a reload neither makes a second key nor shows it again.
     response = redirect(with_query(CREATED, {"organization": organization_text if organization else ""}))
-    response.set_cookie(
-        NEW_KEY_COOKIE,
-        _seal(page, secret),
-        max_age=300,
-        httponly=True,
-        samesite="strict",
-        secure=is_secure(page),
-        path=CREATED,
-    )
+    once.carry(response, page, cookie=NEW_KEY_COOKIE, path=CREATED, purpose=PURPOSE, value=secret)
     return response
 
 
@@ -202,7 +163,7 @@ def _checked(name: str, chosen: list[str], expires_at: datetime | None, organiza
 async def created_api_key_page(page: SignedInPage, session: Session, organization: uuid.UUID | None = None) -> Response:
     """The new key with its secret, shown this once (the cookie that carried it is deleted)."""
     assert page.viewer is not None
-    secret = _unseal(page, page.request.cookies.get(NEW_KEY_COOKIE))
+    secret = once.unseal(page, PURPOSE, page.request.cookies.get(NEW_KEY_COOKIE))
     key = None
     if secret is not None:
         hashes = [apikeys.keyed_hash(s, secret) for s in as_ring(page.state.secret_key).secrets]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from api.deps import Session, State
+from api.portal import once
 from api.portal.deps import Form, Page, SignedInPage, text
 from api.portal.render import field_errors, redirect, render, translate
 from api.portal.routing import PortalRoute
@@ -27,6 +28,9 @@ from tessera.webhooks.event_types import EVENT_TYPES, known_event_types
 from tessera.webhooks.status import EndpointStatus
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+SECRET_PAGE = "/webhooks/secret"
+SECRET_COOKIE = "tessera_new_webhook_secret"
+PURPOSE = "new webhook secret"
 MAX_URL = 2048
 MAX_DESCRIPTION = 500
 
@@ -82,6 +86,32 @@ async def list_webhooks(page: SignedInPage, session: Session, cursor: str | None
     return await _list_page(page, session, cursor=cursor)
 
 
+def _show_secret_once(page: Page, endpoint_id: uuid.UUID, secret: str, what: str) -> Response:
+    """Redirect to the page that shows the new secret once (api.portal.once): a reload repeats nothing."""
+    response = redirect(SECRET_PAGE)
+    once.carry(
+        response, page, cookie=SECRET_COOKIE, path=SECRET_PAGE, purpose=PURPOSE, value=f"{endpoint_id} {what} {secret}"
+    )
+    return response
+
+
+@router.get(SECRET_PAGE)
+async def new_webhook_secret(page: SignedInPage, session: Session) -> Response:
+    """The signing secret just made (a new endpoint's, or a rotation's), shown this once."""
+    carried = once.unseal(page, PURPOSE, page.request.cookies.get(SECRET_COOKIE))
+    if carried is None:
+        return redirect("/webhooks")
+    endpoint_text, what, secret = carried.split(" ", 2)
+    flash = (
+        translate(page, "The endpoint is added.")
+        if what == "added"
+        else translate(page, "The endpoint has a new signing secret.")
+    )
+    response = await _list_page(page, session, secret=secret, secret_for=uuid.UUID(endpoint_text), flash=flash)
+    response.delete_cookie(SECRET_COOKIE, path=SECRET_PAGE)
+    return response
+
+
 def _issues_by_field(issues: list[FieldIssue]) -> dict[str, str]:
     """`event_types.1` is the list's field on the form: one message for the whole group of checkboxes."""
     return field_errors([FieldIssue(issue.field.split(".", 1)[0], issue.message) for issue in issues])
@@ -89,7 +119,7 @@ def _issues_by_field(issues: list[FieldIssue]) -> dict[str, str]:
 
 @router.post("/webhooks")
 async def add_webhook(page: SignedInPage, form: Form, session: Session, state: State) -> Response:
-    """Register an endpoint; its signing secret is shown on the answer, once."""
+    """Register an endpoint; its signing secret is shown on the next page, once."""
     assert page.viewer is not None
     values: dict[str, Any] = {"organization_id": "", "url": "", "event_types": [], "description": ""}
     try:
@@ -124,10 +154,7 @@ async def add_webhook(page: SignedInPage, form: Form, session: Session, state: S
         await session.rollback()
         errors = _issues_by_field(list(error.issues)) or {"url": error.detail}
         return await _list_page(page, session, status=422, errors=errors, values=values)
-    endpoint_id = endpoint.id
-    await session.commit()
-    flash = translate(page, "The endpoint is added.")
-    return await _list_page(page, session, status=201, secret=secret, secret_for=endpoint_id, flash=flash)
+    return _show_secret_once(page, endpoint.id, secret, "added")
 
 
 async def _endpoint_page(
@@ -202,10 +229,7 @@ async def rotate_webhook_secret(
         endpoint_id,
         overlap=state.settings.webhook_secret_overlap,
     )
-    endpoint_id = endpoint.id
-    await session.commit()
-    flash = translate(page, "The endpoint has a new signing secret.")
-    return await _list_page(page, session, secret=secret, secret_for=endpoint_id, flash=flash)
+    return _show_secret_once(page, endpoint.id, secret, "rotated")
 
 
 @router.post("/webhooks/{endpoint_id}/redeliver")

@@ -44,7 +44,12 @@ async def _add(client: AsyncClient, world: RightsWorld, org: str = "C1", **field
         "event_types": ["order.fulfilled", "subscription.renewed"],
         **fields,
     }
-    return await client.post("/webhooks", data=data)
+    posted = await client.post("/webhooks", data=data)
+    if posted.status_code != 303:
+        return posted
+    # Added: the secret is on the page the answer leads to, shown once.
+    assert posted.headers["location"] == "/webhooks/secret"
+    return await client.get("/webhooks/secret")
 
 
 async def _endpoint(sessions: Sessions, endpoint_id: str) -> WebhookEndpoint:
@@ -64,7 +69,7 @@ async def test_an_endpoint_is_added_with_its_secret_shown_once(
     assert 'maxlength="2048" placeholder="https://"' in page.text  # the input's attributes, not escaped text
     assert "Add endpoint" in page.text
     added = await _add(api, people, description="ERP")
-    assert added.status_code == 201, added.text
+    assert added.status_code == 200, added.text
     found = SECRET.search(added.text)
     assert found is not None
     endpoint_id, secret = found.groups()
@@ -73,6 +78,10 @@ async def test_an_endpoint_is_added_with_its_secret_shown_once(
     assert endpoint.event_types == ["order.fulfilled", "subscription.renewed"]
     again = await api.get("/webhooks")
     assert secret not in again.text
+    # A reload of the secret's page shows it no more.
+    reloaded = await api.get("/webhooks/secret")
+    assert reloaded.status_code == 303
+    assert secret not in reloaded.text
     assert ROW.findall(again.text) == [endpoint_id]
     listed = await api.get("/api/v1/webhook-endpoints", headers=bearer(people.keys["customer_admin"]))
     assert [item["id"] for item in listed.json()["items"]] == [endpoint_id]
@@ -134,7 +143,9 @@ async def test_disable_enable_and_rotate(api: AsyncClient, people: RightsWorld, 
     assert (await _endpoint(sessions, endpoint_id)).status == "enabled"
     odd = await submit(api, "/webhooks", f"/webhooks/{endpoint_id}/status", status="deleted")
     assert odd.status_code == 422
-    rotated = await submit(api, "/webhooks", f"/webhooks/{endpoint_id}/secret")
+    posted = await submit(api, "/webhooks", f"/webhooks/{endpoint_id}/secret")
+    assert posted.status_code == 303
+    rotated = await api.get(posted.headers["location"])
     assert rotated.status_code == 200
     new = SECRET.search(rotated.text)
     assert new is not None
@@ -240,3 +251,31 @@ async def test_oversized_and_odd_input_is_refused_on_the_form(
         assert message in shown.group(1)
     async with sessions() as session:
         assert (await session.scalars(select(WebhookEndpoint))).all() == []
+
+
+async def test_the_cookie_carrying_a_new_secret_is_useless_in_another_session(
+    api: AsyncClient, people: RightsWorld, sessions: Sessions
+) -> None:
+    await sign_in_portal(api, ADMIN)
+    page = await api.get("/webhooks")
+    posted = await api.post(
+        "/webhooks",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "organization_id": str(people.orgs["C1"]),
+            "url": "https://hooks.example.com/tessera",
+            "event_types": ["order.fulfilled"],
+        },
+    )
+    assert posted.status_code == 303
+    carried = posted.cookies["tessera_new_webhook_secret"]
+    async with browser(api) as laptop:
+        await sign_in_portal(laptop, ADMIN)  # the same person, another session
+        laptop.cookies.set("tessera_new_webhook_secret", carried, path="/webhooks/secret")
+        elsewhere = await laptop.get("/webhooks/secret")
+        assert elsewhere.status_code == 303
+        assert "whsec_" not in elsewhere.text
+    shown = await api.get("/webhooks/secret")
+    assert SECRET.search(shown.text) is not None
+    async with sessions() as session:
+        assert len((await session.scalars(select(WebhookEndpoint))).all()) == 1
