@@ -153,3 +153,9 @@ async def test_pages_need_a_session_and_send_you_back_after_sign_in(api: AsyncCl
     response = await api.get("/account")
     assert response.status_code == 303
     assert response.headers["location"] == "/signin?next=%2Faccount"
+
+
+async def test_a_form_posted_after_the_session_ended_leads_to_the_sign_in_page(api: AsyncClient) -> None:
+    response = await api.post("/account/profile", data={"name": "x", "locale": "en"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin"  # not back to a POST-only address
