@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.models import (
@@ -20,6 +21,7 @@ from tessera.models import (
     SubscriptionTerm,
     TermKind,
 )
+from tessera.reports.lines import write_lines
 from tessera.subscriptions.calendar import add_months, local_midnight
 
 ZONE = "Europe/Berlin"
@@ -150,8 +152,18 @@ async def add_subscription(
                 renewed_at=None if number == 1 else starts_at,
             )
         )
-    await session.flush()
+    await rewrite_lines(session, subscription.id)
     return subscription.id
+
+
+async def rewrite_lines(session: AsyncSession, subscription_id: uuid.UUID | None = None) -> None:
+    """The billing lines of the world's terms (of one subscription, or all), as the services write them; called
+    again after a test edits terms behind the services' back."""
+    await session.flush()
+    query = select(SubscriptionTerm.id)
+    if subscription_id is not None:
+        query = query.where(SubscriptionTerm.subscription_id == subscription_id)
+    await write_lines(session, list((await session.scalars(query)).all()))
 
 
 def utc(year: int, month: int, day: int, hour: int = 12) -> datetime:

@@ -25,8 +25,6 @@ from tessera.reports.models import ReportedRowKind
 from tessera.reports.periods import Period, ReportKind
 from tessera.reports.queries import (
     Scope,
-    active_select,
-    billable_renewals,
     due_reversals,
     recorded,
     scoped,
@@ -228,28 +226,6 @@ def renewal_lines(query: Select[Any], term: Any, reseller: Any, row_type: str, z
     return _lines(inner, cells, [row.subscription_id, row.term_no])
 
 
-def active_lines(query: Select[Any], term: Any, reseller: Any, month: str) -> Select[Any]:
-    """The active-subscription rows of `query` as CSV records, in its order (reseller, direct last; subscription)."""
-    inner = _row_columns(query, term, reseller)
-    row = inner.c
-    subscription = _text(row.subscription_id)
-    cells = [
-        "ACT-" + func.coalesce(cast(row.reseller_id, String), "direct") + f"-{month}-" + subscription,
-        *_parties(inner),
-        subscription,
-        _text(row.term_no),
-        func.coalesce(PRODUCT.c.cells, ","),
-        _text(row.quantity),
-        _text(row.first_day),
-        _text(row.valid_through),
-        quoted(_text(row.currency)),
-        money(row.unit_price, row.currency),
-        money(row.amount, row.currency),
-        free_text(row.external_ref),
-    ]
-    return _lines(inner, cells, [row.reseller_id.is_(None), row.reseller_id, row.subscription_id])
-
-
 SELLER = _seller_cells()
 CUSTOMER = _customer_cells()
 PRODUCT = _product_cells()
@@ -263,21 +239,21 @@ def _sums(query: Select[Any], term: Any, sign: int) -> Select[Any]:
 
 
 def statements(period: Period, scope: Scope, report_id: uuid.UUID | None) -> list[tuple[Select[Any], Select[Any]]]:
-    """(records, sums) per part of the report, in file order: renewals then reversals, or the active rows."""
+    """(records, sums) per part of the report, in file order: renewals then reversals, or the active rows.
+
+    Billed renewals and active rows come from the billing lines (`lines_sql`), reversals from the terms."""
+    from tessera.reports import lines_sql  # it builds on this module's cells
+
     if period.kind == ReportKind.active_subscriptions:
-        query, term, reseller = active_select(period.starts_at)
-        query = scoped(query, reseller, scope)
-        return [(active_lines(query, term, reseller, period.month), _sums(query, term, 1))]
-    parts: list[tuple[Select[Any], Select[Any]]] = []
-    for row_type, (query, term, reseller) in (
-        (ReportedRowKind.renewal, billable_renewals(period)),
-        (ReportedRowKind.reversal, due_reversals(period)),
-    ):
-        if report_id is not None:
-            query = recorded(query, term, report_id, row_type)
-        query = scoped(query, reseller, scope)
-        sign = -1 if row_type == ReportedRowKind.reversal else 1
-        parts.append((renewal_lines(query, term, reseller, row_type, period.zone), _sums(query, term, sign)))
+        lines, line, _reseller = lines_sql.active_lines_at(period.starts_at, scope)
+        return [(lines_sql.active_records(period, scope), lines_sql.sums(lines, line))]
+    billed, line = lines_sql.billed_renewals(period, scope, report_id)
+    parts = [(lines_sql.renewal_records(period, scope, report_id), lines_sql.sums(billed, line))]
+    query, term, reseller = due_reversals(period)
+    if report_id is not None:
+        query = recorded(query, term, report_id, ReportedRowKind.reversal)
+    query = scoped(query, reseller, scope)
+    parts.append((renewal_lines(query, term, reseller, ReportedRowKind.reversal, period.zone), _sums(query, term, -1)))
     return parts
 
 

@@ -1,4 +1,5 @@
-"""Tables of billing reports: recorded runs, which renewal rows each run billed or reversed, reseller changes."""
+"""Tables of billing reports: recorded runs, which renewal rows each run billed or reversed, reseller changes, and
+the billing line of every billable term."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tessera.models import Base, Subscription, SubscriptionTerm, new_id, utcnow
@@ -78,9 +79,44 @@ class ResellerChange(Base):
     at: Mapped[datetime]
 
 
+class BillingLine(Base):
+    """A billable term (a first term, an effective renewal, an ERP term) as the reports bill it, written when the
+    term becomes billable (`tessera.reports.lines`).
+
+    Besides the keys the reports filter and join on, it holds the term's own CSV cells, already quoted and
+    defused as `tessera.reports.formats.csv_line` writes them: PostgreSQL then writes a report's records from one
+    table, joining only the organizations' and the product's cells, which stay current (names may change; a
+    term never does). One line per term, rewritten in place (`term_id` is the key), never a second one.
+    """
+
+    __tablename__ = "billing_line"
+
+    term_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription_term.id", ondelete="CASCADE"), primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id", ondelete="CASCADE"))
+    term_no: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(comment="who ordered: the report names its end customer")
+    product_id: Mapped[uuid.UUID]
+    reseller_id: Mapped[uuid.UUID | None] = mapped_column(comment="the subscription's; its changes are looked up")
+    currency: Mapped[str | None] = mapped_column(String(3))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    committed_at: Mapped[datetime | None]
+    row_key: Mapped[str] = mapped_column(Text, comment="subscription-term_no, as in the renewal row's id")
+    subscription_cells: Mapped[str] = mapped_column(Text, comment="subscription_id,term_no")
+    renewal_cells: Mapped[str] = mapped_column(
+        Text, comment="quantity,previous_first_day,previous_valid_through,first_day,valid_through"
+    )
+    active_cells: Mapped[str] = mapped_column(Text, comment="quantity,first_day,valid_through")
+    first_day_cell: Mapped[str] = mapped_column(Text)
+    price_cells: Mapped[str] = mapped_column(Text, comment="currency,unit_price,net_amount,external_ref")
+
+
 # Report queries select renewals by the start of their term, active subscriptions by the end of the term covering
 # an instant and reversals by the revocation's instant: each walks one of these instead of the whole table.
 Index("ix_subscription_term_kind_starts_at", SubscriptionTerm.kind, SubscriptionTerm.starts_at)
 Index("ix_term_ends_at", SubscriptionTerm.ends_at)
 Index("ix_subscription_revoked_at", Subscription.revoked_at)
 Index("ix_reseller_change_subscription_at", ResellerChange.subscription_id, ResellerChange.at)
+Index("ix_billing_line_kind_starts_at", BillingLine.kind, BillingLine.starts_at)

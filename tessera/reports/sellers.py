@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, select
+from sqlalchemy import ColumnElement, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.models import Organization, OrganizationKind
@@ -89,5 +89,7 @@ def reseller_at(subscription_id: Any, reseller_id: Any, instant: Any) -> ColumnE
         .limit(1)
         .scalar_subquery()
     )
-    changed = exists().where(ResellerChange.subscription_id == subscription_id)
+    # IN, not a correlated EXISTS: the database hashes the few subscriptions that ever changed once per query
+    # instead of probing the change table for every row.
+    changed = subscription_id.in_(select(ResellerChange.subscription_id))
     return case((changed, latest), else_=reseller_id)

@@ -31,6 +31,7 @@ from tessera.models import (
     new_id,
     utcnow,
 )
+from tessera.reports.lines import write_lines
 from tessera.rights.reach import path_ids
 from tessera.subscriptions.plans import local_date, plan_of, term_covering
 from tessera.subscriptions.terms import Term
@@ -144,6 +145,8 @@ async def add_term(
     )
     session.add(row)
     await session.flush()
+    if kind in (TermKind.first, TermKind.erp) or renewed_at is not None:
+        await write_lines(session, [row.id])
     return row
 
 

@@ -26,6 +26,7 @@ from tessera.models import (
     SubscriptionStatus,
     TermKind,
 )
+from tessera.reports.lines import write_lines
 from tessera.rights.locks import lock_rows
 from tessera.subscriptions import seats
 from tessera.subscriptions.creation import add_term, record, set_current_term, start_terms, term_row
@@ -247,6 +248,7 @@ async def _renew_locked(
         )
     row.committed_at = row.committed_at or at
     row.renewed_at = at
+    await write_lines(session, [row.id])
     subscription.quantity = quantity
     subscription.next_quantity = None
     await set_current_term(session, subscription, term)

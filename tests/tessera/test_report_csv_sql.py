@@ -22,7 +22,7 @@ from tessera.reports.queries import Scope, _money
 from tessera.reports.recording import record_report
 from tessera.reports.resellers import change_reseller
 from tessera.reports.service import Manifest, ReportRequest, new_manifest, prepare_format, stream_report
-from tests.report_world import ZONE, ReportWorld, add_subscription, at, build_report_world, utc
+from tests.report_world import ZONE, ReportWorld, add_subscription, at, build_report_world, rewrite_lines, utc
 
 CONFIG_REPORTS = Path(__file__).resolve().parents[2] / "config" / "reports"
 NOW = utc(2030, 1, 1)
@@ -106,6 +106,7 @@ async def _awkward_world(session: AsyncSession, world: ReportWorld) -> list[obje
             .where(SubscriptionTerm.subscription_id == subscription, SubscriptionTerm.term_no == 2)
             .values(ends_at=at(date(2027, 3, 1)), valid_through=date(2027, 2, 28))
         )
+    await rewrite_lines(session)
     await change_reseller(session, subscriptions[6], world.orgs["R2"], at(date(2026, 2, 10)))  # type: ignore[arg-type]
     await change_reseller(session, subscriptions[7], None, at(date(2026, 2, 10)))  # type: ignore[arg-type]
     return subscriptions

@@ -16,7 +16,7 @@ from tessera.models import Subscription, SubscriptionStatus, SubscriptionTerm
 from tessera.reports.models import Report, ReportedRenewal
 from tessera.reports.periods import renewal_month
 from tessera.reports.recording import record_report
-from tests.report_world import ZONE, add_subscription, at, build_report_world, utc
+from tests.report_world import ZONE, add_subscription, at, build_report_world, rewrite_lines, utc
 
 CONFIG_REPORTS = Path(__file__).resolve().parents[2] / "config" / "reports"
 NOW = utc(2030, 1, 1)
@@ -33,6 +33,7 @@ async def test_concurrent_runs_of_a_period_make_one_record_and_one_set_of_revers
         await session.execute(
             update(SubscriptionTerm).where(SubscriptionTerm.term_no == 2).values(ends_at=at(date(2027, 3, 1)))
         )
+        await rewrite_lines(session)
     out = tmp_path / "reports"
     march, april = renewal_month("2026-03", ZONE), renewal_month("2026-04", ZONE)
 

@@ -24,7 +24,7 @@ from tessera.reports.queries import Scope
 from tessera.reports.recording import record_report
 from tessera.reports.resellers import change_reseller
 from tessera.reports.service import Manifest, ReportRequest, new_manifest, prepare_format, stream_report
-from tests.report_world import CMD, ZONE, ReportWorld, add_subscription, at, build_report_world, utc
+from tests.report_world import CMD, ZONE, ReportWorld, add_subscription, at, build_report_world, rewrite_lines, utc
 
 CONFIG_REPORTS = Path(__file__).resolve().parents[2] / "config" / "reports"
 NOW = utc(2030, 1, 1)
@@ -144,6 +144,7 @@ async def test_a_reversal_row_is_written_in_the_period_of_the_revocation_and_nev
             .where(SubscriptionTerm.subscription_id == yearly, SubscriptionTerm.term_no == 2)
             .values(ends_at=at(date(2027, 3, 1)), valid_through=date(2027, 2, 28))
         )
+        await rewrite_lines(session)
     march = renewal_month("2026-03", ZONE)
     billed = await record_report(sessions, march, "csv", tmp_path, CONFIG_REPORTS, NOW)
     assert billed.row_count == 1

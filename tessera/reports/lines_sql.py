@@ -1,0 +1,133 @@
+"""Billed renewals and active subscriptions as CSV records written by PostgreSQL from the billing lines.
+
+The same rows, in the same order, as `tessera.reports.queries` selects from the terms (tested byte for byte
+against the row path), but read from one table whose rows already hold their term's cells: per row, PostgreSQL
+only looks up who sold it (when its reseller ever changed), joins the organizations' and the product's cells
+(computed once each, so names are as they are today) and glues a dozen texts. Reversals, rare by nature, keep
+the terms' query (`csv_sql.renewal_lines`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Date, Select, String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy.orm import aliased
+
+from tessera.models import Subscription, SubscriptionStatus, TermKind
+from tessera.reports.csv_sql import PRODUCT, Cell, _lines, _parties, _text
+from tessera.reports.models import BillingLine, ReportedRenewal, ReportedRowKind
+from tessera.reports.periods import Period
+from tessera.reports.queries import Scope
+from tessera.reports.sellers import reseller_at
+
+
+def _line() -> Any:
+    return aliased(BillingLine, name="line")
+
+
+def _scoped(query: Select[Any], reseller: Any, scope: Scope) -> Select[Any]:
+    if scope.reseller_id is None:
+        return query
+    return query.where(reseller == literal(scope.reseller_id, BillingLine.reseller_id.type))
+
+
+def _inner(query: Select[Any], line: Any, reseller: Any) -> Any:
+    return (
+        query.with_only_columns(
+            reseller.label("reseller_id"),
+            line.organization_id,
+            line.product_id,
+            line.subscription_id,
+            line.term_no,
+            line.row_key,
+            line.subscription_cells,
+            line.renewal_cells,
+            line.active_cells,
+            line.first_day_cell,
+            line.price_cells,
+            line.committed_at,
+        )
+        .offset(0)  # a fence: the reseller (a CASE over subqueries) computed once per row, not once per use
+        .subquery("report_row")
+    )
+
+
+def billed_renewals(period: Period, scope: Scope, report_id: uuid.UUID | None) -> tuple[Select[Any], Any]:
+    """Effective renewals starting in the period, unless revoked before both the period's and the term's end."""
+    line = _line()
+    revoked_before = exists().where(
+        Subscription.id == line.subscription_id,
+        Subscription.revoked_at < period.ends_at,
+        Subscription.revoked_at < line.ends_at,
+    )
+    query = select(line).where(
+        line.kind == TermKind.renewal,
+        line.starts_at >= period.starts_at,
+        line.starts_at < period.ends_at,
+        ~revoked_before,
+    )
+    if report_id is not None:
+        marks = select(ReportedRenewal.subscription_term_id).where(
+            ReportedRenewal.report_id == report_id, ReportedRenewal.row_kind == ReportedRowKind.renewal
+        )
+        query = query.where(line.term_id.in_(marks))
+    reseller = reseller_at(line.subscription_id, line.reseller_id, line.starts_at)
+    return _scoped(query, reseller, scope), line
+
+
+def renewal_records(period: Period, scope: Scope, report_id: uuid.UUID | None) -> Select[Any]:
+    query, line = billed_renewals(period, scope, report_id)
+    inner = _inner(query, line, reseller_at(line.subscription_id, line.reseller_id, line.starts_at))
+    row = inner.c
+    committed_on: Cell = _text(cast(func.timezone(period.zone, row.committed_at), Date))
+    cells = [
+        "REN-" + row.row_key,
+        literal(ReportedRowKind.renewal, String),
+        *_parties(inner),
+        row.subscription_cells,
+        func.coalesce(PRODUCT.c.cells, ","),
+        row.renewal_cells,
+        committed_on,
+        row.first_day_cell,
+        row.price_cells,
+    ]
+    return _lines(inner, cells, [row.subscription_id, row.term_no])
+
+
+def active_lines_at(instant: datetime, scope: Scope) -> tuple[Select[Any], Any, Any]:
+    """Lines whose term covers the instant, of subscriptions neither pending nor revoked by then."""
+    line = _line()
+    excluded = exists().where(
+        Subscription.id == line.subscription_id,
+        or_(Subscription.status == SubscriptionStatus.pending, Subscription.revoked_at <= instant),
+    )
+    query = select(line).where(and_(line.ends_at > instant, line.starts_at <= instant), ~excluded)
+    reseller = reseller_at(line.subscription_id, line.reseller_id, instant)
+    return _scoped(query, reseller, scope), line, reseller
+
+
+def active_records(period: Period, scope: Scope) -> Select[Any]:
+    query, line, reseller = active_lines_at(period.starts_at, scope)
+    inner = _inner(query, line, reseller)
+    row = inner.c
+    cells = [
+        "ACT-"
+        + func.coalesce(cast(row.reseller_id, String), "direct")
+        + f"-{period.month}-"
+        + func.split_part(row.subscription_cells, ",", 1),
+        *_parties(inner),
+        row.subscription_cells,
+        func.coalesce(PRODUCT.c.cells, ","),
+        row.active_cells,
+        row.price_cells,
+    ]
+    return _lines(inner, cells, [row.reseller_id.is_(None), row.reseller_id, row.subscription_id])
+
+
+def sums(query: Select[Any], line: Any) -> Select[Any]:
+    """Rows and net amount per currency of the lines `query` selects."""
+    currency = func.coalesce(line.currency, "")
+    return query.with_only_columns(currency, func.count(), func.sum(line.amount)).group_by(currency).order_by(None)
