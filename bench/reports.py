@@ -2,9 +2,10 @@
 
 Each database (a SQLite file, and a PostgreSQL database made for the run on 127.0.0.1:5432) gets the
 subscriptions bulk-inserted: 100 resellers, 2,000 customers, every subscription with a first term in February
-2026 and its renewal starting in March, half of them in EUR and half in USD. Then, three times each, the whole
-file of the March renewal report and of the active-subscriptions report on 2026-03-15 is streamed (CSV), and
-the floor: `count(*)` of the term rows each report reads. Only the ratio in one run means something.
+2026 and its renewal starting in March, half of them in EUR and half in USD, and the terms' billing lines.
+Then, three times each, the whole file of the March renewal report and of the active-subscriptions report on
+2026-03-15 is streamed (CSV), and the floor: `count(*)` of the term rows each report reads. Only the ratio in
+one run means something.
 
     python -m bench.reports [--count 100000] [--databases sqlite,postgresql]
 """
@@ -27,10 +28,11 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tessera.db import create_engine, create_session_factory, migrate
 from tessera.models import Order, Organization, Product, ProductGroup, Subscription, SubscriptionTerm, TermKind
+from tessera.reports.lines import write_lines
 from tessera.reports.periods import active_day, renewal_month
 from tessera.reports.queries import Scope
 from tessera.reports.service import ReportRequest, new_manifest, prepare_format, stream_report
@@ -110,6 +112,15 @@ async def populate(sessions: async_sessionmaker[AsyncSession], count: int) -> No
             await session.execute(insert(_table(SubscriptionTerm)), terms)
 
 
+async def write_billing_lines(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The terms' billing lines, by the code the services write them with (each read back from its term)."""
+    async with sessions() as session:
+        ids = list((await session.scalars(select(SubscriptionTerm.id))).all())
+    for start in range(0, len(ids), BATCH):
+        async with sessions() as session, session.begin():
+            await write_lines(session, ids[start : start + BATCH])
+
+
 async def timed(action: Callable[[], Awaitable[object]]) -> tuple[float, object]:
     best: list[float] = []
     result: object = None
@@ -120,18 +131,26 @@ async def timed(action: Callable[[], Awaitable[object]]) -> tuple[float, object]
     return statistics.median(best), result
 
 
+async def analyze(engine: AsyncEngine) -> None:
+    if engine.dialect.name == "postgresql":
+        # Committed: inside a transaction that rolls back, ANALYZE's statistics are lost with it, and the
+        # planner, believing the tables empty, picks nested loops over 100,000 rows.
+        async with engine.begin() as connection:
+            await connection.execute(text("ANALYZE"))
+
+
 async def run_database(url: str, label: str, count: int) -> None:
     migrate(url)
     engine = create_engine(url)
     sessions = create_session_factory(engine)
     started = time.perf_counter()
     await populate(sessions, count)
-    if engine.dialect.name == "postgresql":
-        # Committed: inside a transaction that rolls back, ANALYZE's statistics are lost with it, and the
-        # planner, believing the tables empty, picks nested loops over 100,000 rows.
-        async with engine.begin() as connection:
-            await connection.execute(text("ANALYZE"))
+    await analyze(engine)
     print(f"{label}: {count} subscriptions with renewals inserted in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    await write_billing_lines(sessions)
+    await analyze(engine)
+    print(f"{label}: {2 * count} billing lines written in {time.perf_counter() - started:.1f} s")
     prepared = await prepare_format(REPO_ROOT / "config" / "reports", "csv")
     march = renewal_month("2026-03", ZONE)
     on = active_day(date(2026, 3, 15), ZONE)

@@ -33,7 +33,10 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(3), nullable=True),
         sa.Column("amount", sa.Numeric(18, 4), nullable=True),
         sa.Column("committed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("row_key", sa.Text(), nullable=False, comment="subscription-term_no, as in the renewal row's id"),
+        sa.Column("zone", sa.String(64), nullable=False, comment="the vendor's time zone when the line was written"),
+        sa.Column("renewal_head", sa.Text(), nullable=False, comment="REN-subscription-term_no,renewal"),
+        sa.Column("reseller_cell", sa.Text(), nullable=False, comment="reseller_id as a cell, '' for a direct sale"),
+        sa.Column("committed_on_cell", sa.Text(), nullable=False, comment="the commitment's day in `zone`"),
         sa.Column("subscription_cells", sa.Text(), nullable=False, comment="subscription_id,term_no"),
         sa.Column(
             "renewal_cells",
@@ -75,7 +78,7 @@ def _fill() -> None:
         chunk = ids[start : start + WRITE_BATCH]
         rows = bind.execute(line_source().where(SubscriptionTerm.id.in_(chunk))).mappings().all()
         if rows:
-            bind.execute(upsert(bind.dialect.name, [line_values(row) for row in rows]))
+            bind.execute(upsert(bind.dialect.name), [line_values(row) for row in rows])
 
 
 def downgrade() -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from tessera.models import Order, Subscription, SubscriptionTerm, TermKind
+from tessera.models import Order, Organization, OrganizationKind, Subscription, SubscriptionTerm, TermKind
 from tessera.reports.formats import csv_line
 from tessera.reports.models import BillingLine
 from tessera.reports.queries import _money
@@ -59,6 +60,7 @@ def line_source() -> Select[Any]:
             Order.external_ref,
             previous.first_day.label("previous_first_day"),
             previous.valid_through.label("previous_valid_through"),
+            _vendor_zone().label("zone"),
         )
         .join(Subscription, Subscription.id == term.subscription_id)
         .join(Order, Order.id == Subscription.order_id)
@@ -66,6 +68,16 @@ def line_source() -> Select[Any]:
             previous, and_(previous.subscription_id == term.subscription_id, previous.term_no == term.term_no - 1)
         )
         .where(billable(term))
+    )
+
+
+def _vendor_zone() -> Any:
+    # The vendor is the one organization at the root of the tree (found by the parent index, not by a scan).
+    return (
+        select(func.coalesce(Organization.timezone, "UTC"))
+        .where(Organization.parent_id.is_(None), Organization.kind == OrganizationKind.vendor)
+        .limit(1)
+        .scalar_subquery()
     )
 
 
@@ -90,6 +102,9 @@ def line_values(row: Mapping[str, Any]) -> dict[str, Any]:
     quantity = str(row["quantity"])
     first_day, valid_through = _day(row["first_day"]), _day(row["valid_through"])
     currency = row["currency"]
+    zone = row["zone"] or "UTC"
+    committed_at = row["committed_at"]
+    reseller = row["reseller_id"]
     return {
         "term_id": row["term_id"],
         "subscription_id": row["subscription_id"],
@@ -102,8 +117,11 @@ def line_values(row: Mapping[str, Any]) -> dict[str, Any]:
         "reseller_id": row["reseller_id"],
         "currency": currency,
         "amount": row["amount"],
-        "committed_at": row["committed_at"],
-        "row_key": f"{subscription}-{term_no}",
+        "committed_at": committed_at,
+        "zone": zone,
+        "renewal_head": f"REN-{subscription}-{term_no},renewal",
+        "reseller_cell": "" if reseller is None else str(uuid.UUID(str(reseller))),
+        "committed_on_cell": "" if committed_at is None else committed_at.astimezone(ZoneInfo(zone)).date().isoformat(),
         "subscription_cells": _cells(subscription, term_no),
         "renewal_cells": _cells(
             quantity, _day(row["previous_first_day"]), _day(row["previous_valid_through"]), first_day, valid_through
@@ -119,12 +137,14 @@ def line_values(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def upsert(dialect_name: str, values: list[dict[str, Any]]) -> Any:
-    """INSERT … ON CONFLICT (term) DO UPDATE: one line per term, with the cells of the latest write."""
+def upsert(dialect_name: str) -> Any:
+    """INSERT … ON CONFLICT (term) DO UPDATE: one line per term, with the cells of the latest write. Executed
+    with a list of `line_values`, so it is compiled once and sent in batches."""
     dialect = sqlite if dialect_name == "sqlite" else postgresql
-    statement = dialect.insert(BillingLine).values(values)
-    updated = {name: statement.excluded[name] for name in values[0] if name != "term_id"}
-    return statement.on_conflict_do_update(index_elements=[BillingLine.term_id], set_=updated)
+    table: Any = BillingLine.__table__
+    statement = dialect.insert(table)  # the Core table: the ORM's bulk path would send one statement per line
+    updated = {column.name: statement.excluded[column.name] for column in table.columns if column.name != "term_id"}
+    return statement.on_conflict_do_update(index_elements=[table.c.term_id], set_=updated)
 
 
 async def write_lines(session: AsyncSession, term_ids: Collection[uuid.UUID]) -> None:
@@ -136,4 +156,4 @@ async def write_lines(session: AsyncSession, term_ids: Collection[uuid.UUID]) ->
         chunk = ids[start : start + WRITE_BATCH]
         rows = (await session.execute(line_source().where(SubscriptionTerm.id.in_(chunk)))).mappings().all()
         if rows:
-            await session.execute(upsert(dialect_name, [line_values(row) for row in rows]))
+            await session.execute(upsert(dialect_name), [line_values(row) for row in rows])

@@ -13,12 +13,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Date, Select, String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import Date, Select, and_, case, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from tessera.models import Subscription, SubscriptionStatus, TermKind
-from tessera.reports.csv_sql import PRODUCT, Cell, _lines, _parties, _text
-from tessera.reports.models import BillingLine, ReportedRenewal, ReportedRowKind
+from tessera.reports.csv_sql import PRODUCT, Cell, _lines, _text
+from tessera.reports.csv_sql import _parties as csv_parties
+from tessera.reports.models import BillingLine, ReportedRenewal, ReportedRowKind, ResellerChange
 from tessera.reports.periods import Period
 from tessera.reports.queries import Scope
 from tessera.reports.sellers import reseller_at
@@ -38,11 +39,15 @@ def _inner(query: Select[Any], line: Any, reseller: Any) -> Any:
     return (
         query.with_only_columns(
             reseller.label("reseller_id"),
+            case((_changed_reseller(line), _text(reseller)), else_=line.reseller_cell).label("reseller_text"),
             line.organization_id,
             line.product_id,
             line.subscription_id,
             line.term_no,
-            line.row_key,
+            line.renewal_head,
+            line.reseller_cell,
+            line.zone,
+            line.committed_on_cell,
             line.subscription_cells,
             line.renewal_cells,
             line.active_cells,
@@ -53,6 +58,16 @@ def _inner(query: Select[Any], line: Any, reseller: Any) -> Any:
         .offset(0)  # a fence: the reseller (a CASE over subqueries) computed once per row, not once per use
         .subquery("report_row")
     )
+
+
+def _changed_reseller(line: Any) -> Any:
+    return line.subscription_id.in_(select(ResellerChange.subscription_id))
+
+
+def _parties(inner: Any) -> list[Cell]:
+    """reseller id, ERP number, name, then the end customer's: six cells as three SQL values (the reseller's id
+    as the line holds it, unless its subscription ever changed reseller)."""
+    return [inner.c.reseller_text, *csv_parties(inner)[1:]]
 
 
 def billed_renewals(period: Period, scope: Scope, report_id: uuid.UUID | None) -> tuple[Select[Any], Any]:
@@ -82,10 +97,13 @@ def renewal_records(period: Period, scope: Scope, report_id: uuid.UUID | None) -
     query, line = billed_renewals(period, scope, report_id)
     inner = _inner(query, line, reseller_at(line.subscription_id, line.reseller_id, line.starts_at))
     row = inner.c
-    committed_on: Cell = _text(cast(func.timezone(period.zone, row.committed_at), Date))
+    # Written in the vendor's zone of the day; should the vendor move, the day is worked out again per row.
+    committed_on = case(
+        (row.zone == period.zone, row.committed_on_cell),
+        else_=_text(cast(func.timezone(period.zone, row.committed_at), Date)),
+    )
     cells = [
-        "REN-" + row.row_key,
-        literal(ReportedRowKind.renewal, String),
+        row.renewal_head,
         *_parties(inner),
         row.subscription_cells,
         func.coalesce(PRODUCT.c.cells, ","),
@@ -115,7 +133,7 @@ def active_records(period: Period, scope: Scope) -> Select[Any]:
     row = inner.c
     cells = [
         "ACT-"
-        + func.coalesce(cast(row.reseller_id, String), "direct")
+        + case((row.reseller_text == "", "direct"), else_=row.reseller_text)
         + f"-{period.month}-"
         + func.split_part(row.subscription_cells, ",", 1),
         *_parties(inner),

@@ -103,7 +103,10 @@ class BillingLine(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
     committed_at: Mapped[datetime | None]
-    row_key: Mapped[str] = mapped_column(Text, comment="subscription-term_no, as in the renewal row's id")
+    zone: Mapped[str] = mapped_column(String(64), comment="the vendor's time zone when the line was written")
+    renewal_head: Mapped[str] = mapped_column(Text, comment="REN-subscription-term_no,renewal")
+    reseller_cell: Mapped[str] = mapped_column(Text, comment="reseller_id as a cell, '' for a direct sale")
+    committed_on_cell: Mapped[str] = mapped_column(Text, comment="the commitment's day in `zone`")
     subscription_cells: Mapped[str] = mapped_column(Text, comment="subscription_id,term_no")
     renewal_cells: Mapped[str] = mapped_column(
         Text, comment="quantity,previous_first_day,previous_valid_through,first_day,valid_through"
