@@ -161,6 +161,9 @@ async def _writer(
     )
     # A report sorts and hashes every row it reads: with the default 4 MB those spill to disk (external merge).
     await connection.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+    # The rows are streamed through a cursor, which PostgreSQL plans for its first tenth by default (nested loops
+    # that start at once); a report reads every row, so plan for all of them.
+    await connection.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
     if prepared.in_database:
         return csv_sql.write_csv(
             connection, heading_of(request), request.period, request.scope, request.report_id, totals

@@ -28,6 +28,7 @@ from tessera.models import (
     TermKind,
 )
 from tessera.principal import Principal
+from tessera.reports.lines import write_lines
 from tessera.rights import acting, reach
 from tessera.subscriptions import reads, seats
 from tessera.subscriptions.calendar import local_midnight
@@ -207,5 +208,6 @@ async def _shorten(
     latest.ends_at = term.ends_at
     latest.last_day_to_cancel = None
     latest.cancel_deadline_at = None
+    await write_lines(session, [latest.id])  # the reports bill the term as it now ends
     await _make_current(session, subscription, term)
     return ErpTermOutcome(latest, created=True)

@@ -18,6 +18,7 @@ from tessera.licenses.fulfilment import create_order_license_chunk
 from tessera.models import Grant, License, Order, OrderStatus, Product, Subscription, SubscriptionTerm
 from tessera.orders.intake import reserve_quota
 from tests.conftest import TEST_SECRET, RightsWorld
+from tests.report_world import rewrite_lines
 
 SUBSCRIPTIONS = "/api/v1/subscriptions"
 PRODUCTS: dict[str, dict[str, Any]] = {  # code -> subscription settings
@@ -116,4 +117,5 @@ async def move_current_term(
                 )
                 .values(on_row)
             )
+            await rewrite_lines(session, subscription_id)
         await session.commit()

@@ -23,6 +23,7 @@ from tests.api.subscriptions import (
     make_subscription,
 )
 from tests.api.test_orders_api import quota_used
+from tests.billing_lines import assert_lines_follow_terms
 from tests.conftest import RightsWorld, bearer
 
 
@@ -233,6 +234,7 @@ async def test_the_erp_extends_once_per_reference_and_the_licenses_follow(
     shown = (await api.get(path, headers=bearer(w.keys["reseller_admin"]))).json()
     assert shown["current_term"]["valid_through"] == shorter.isoformat()
     assert [e["action"] for e in shown["events"]] == ["created", "erp_term", "erp_ended_early"]
+    assert await assert_lines_follow_terms(sessions) >= 2  # the ERP's term is billed as it now ends
 
     for valid_through, field in [
         (date.fromisoformat(term["first_day"]), "valid_through"),  # not after the latest term's first day

@@ -165,3 +165,20 @@ async def test_sql_cells_and_amounts_match_the_python_ones(sessions: async_sessi
                     money = csv_sql.money(value, literal(currency, String(3)), sign)
                     found = await session.scalar(select(money))
                     assert found == _money(amount, currency, sign), (amount, currency, sign)
+
+
+async def test_a_vendor_in_another_zone_gets_commitment_days_of_its_zone(
+    sessions: async_sessionmaker[AsyncSession], world: ReportWorld
+) -> None:
+    # Lines keep the commitment's day in the vendor's zone of the day they were written; a report in another
+    # zone works the day out again. Commitments at Berlin's midnight fall on the day before in Los Angeles.
+    async with sessions() as session, session.begin():
+        for day in (3, 10, 20):
+            await add_subscription(session, world, "C1", date(2026, 2, day), 2)
+        await session.execute(
+            update(Organization).where(Organization.id == world.orgs["V"]).values(timezone="America/Los_Angeles")
+        )
+    march = renewal_month("2026-03", "America/Los_Angeles")
+    data = await _same_both_ways(sessions, ReportRequest(march, Scope(), "csv"))
+    assert data.count(b"\r\nREN-") == 3
+    assert b",2026-02-20,2026-03-03," in data  # committed on 21 February in Berlin, the 20th in Los Angeles

@@ -18,6 +18,7 @@ from tessera.models import Event, EventKind, License, LicenseStatus, Subscriptio
 from tessera.settings import REPO_ROOT, Settings
 from tessera.subscriptions import seats
 from tessera.subscriptions.plans import plan_of
+from tests.billing_lines import assert_lines_follow_terms
 from tests.conftest import RightsWorld
 from tests.workflows.order_harness import running_worker
 from tests.workflows.subscription_harness import (
@@ -119,6 +120,7 @@ async def test_five_years_renew_with_records_prices_reminders_a_seat_change_and_
     assert all(reminder.kind == EventKind.notification and reminder.recipients for reminder in reminders)
     renewed = await _outbox(sessions, subscription.order_id, "subscription.renewed")
     assert len(renewed) == 5
+    assert await assert_lines_follow_terms(sessions) >= 6  # the first term and five renewals, seats as they were
 
 
 async def _renewed_through(sessions: async_sessionmaker[AsyncSession], subscription_id: object, term_no: int) -> bool:
@@ -264,3 +266,4 @@ async def test_a_subscription_taken_over_from_another_system_begins_at_its_curre
     assert rows[4].kind == TermKind.renewal
     assert rows[4].renewed_at is not None
     assert rows[4].first_day == plan_of(subscription).term(5).first_day
+    assert await assert_lines_follow_terms(sessions) >= 2  # imported terms have none
