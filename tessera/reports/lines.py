@@ -39,7 +39,7 @@ def line_source() -> Select[Any]:
     """What a line is made of, one row per term (filter it by `SubscriptionTerm.id`)."""
     previous = aliased(SubscriptionTerm, name="previous")
     term = SubscriptionTerm
-    return (
+    query: Select[Any] = (
         select(
             term.id.label("term_id"),
             term.subscription_id,
@@ -69,6 +69,7 @@ def line_source() -> Select[Any]:
         )
         .where(billable(term))
     )
+    return query
 
 
 def _vendor_zone() -> Any:
