@@ -38,7 +38,7 @@ def billable(term: Any) -> Any:
 def line_source() -> Select[Any]:
     """What a line is made of, one row per term (filter it by `SubscriptionTerm.id`)."""
     previous = aliased(SubscriptionTerm, name="previous")
-    term = SubscriptionTerm
+    term: Any = SubscriptionTerm
     query: Select[Any] = (
         select(
             term.id.label("term_id"),
