@@ -30,6 +30,7 @@ from workflows.cancellation import CancellationWorkflow
 from workflows.connection import connect_temporal_patiently
 from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
+from workflows.activation_relay import FirstActivationRelay
 from workflows.outbox_relay import build_relay
 from workflows.recovery import RecoveryWorkflow
 from workflows.report import ReportScheduleWorkflow, ReportWorkflow
@@ -150,8 +151,13 @@ async def run_worker(settings: Settings) -> None:
         await keep_report_schedules(client, sessions, workflows_config(settings), settings.task_queue)
         # Every worker runs a relay too: dispatching is idempotent, so several relays only share the work.
         relay = asyncio.create_task(build_relay(client, sessions, settings).run(stop))
+        interval = settings.outbox_relay_interval_seconds
+        first_activations = asyncio.create_task(
+            FirstActivationRelay(client, sessions, interval_seconds=interval).run(stop)
+        )
         await stop.wait()
         await relay
+        await first_activations
     await webhooks.close()
     await engine.dispose()
     log.info("worker stopped")
