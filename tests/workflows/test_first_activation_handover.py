@@ -8,11 +8,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -31,8 +33,10 @@ from tests.workflows.subscription_harness import (
     terminate_started,
     worker_on,
 )
+from tests.workflows.test_replay import RECORD, save_history
+from tests.workflows.test_replay_subscriptions import _replayer
 from workflows.activation_relay import FirstActivationRelay
-from workflows.subscription import SubscriptionWorkflow
+from workflows.subscription import ANCHOR_FROM_RECORD, SubscriptionWorkflow
 from workflows.subscription_ops import send_first_activation
 
 
@@ -88,6 +92,7 @@ async def test_a_workflow_started_after_the_activation_anchors_at_its_first_read
     sessions: async_sessionmaker[AsyncSession],
     rights_world: RightsWorld,
     unreachable_api: AsyncClient,
+    database_url: str,
 ) -> None:
     client = dev_env.client
     subscription = await _pending_subscription(sessions, rights_world, dev_env, quantity=1)
@@ -98,9 +103,15 @@ async def test_a_workflow_started_after_the_activation_anchors_at_its_first_read
     assert (await reload(sessions, subscription.id)).status == SubscriptionStatus.pending
     recorded = await _first_activations(sessions, subscription.id)
     async with worker_on(client, settings, sessions, f"handover-{uuid.uuid4()}") as queued:
-        await start(client, queued, sessions, subscription)
+        handle = await start(client, queued, sessions, subscription)
         await eventually(lambda: _is_active(sessions, subscription.id), "the workflow to find the activation")
+        history = await _history_once_anchored(handle)
     await _anchored_once_at(sessions, subscription.id, recorded[0])
+    # The new path of the command sequence (ANCHOR_FROM_RECORD) has a saved history of its own.
+    assert any(ANCHOR_FROM_RECORD.encode() in event.SerializeToString() for event in history.events)
+    await _replayer().replay_workflow(history)
+    if RECORD and database_url.startswith("sqlite"):
+        save_history(history, "subscription_anchored_from_record")
 
 
 async def test_the_signal_and_the_relay_together_anchor_once_at_the_first_activation(
@@ -163,6 +174,19 @@ async def test_concurrent_first_activations_of_one_subscription_record_one_and_a
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+
+async def _history_once_anchored(handle: WorkflowHandle[Any, Any]) -> WorkflowHistory:
+    """The run's history once the task that anchored it completed (its status attribute set to active)."""
+    for _ in range(200):
+        history = await handle.fetch_history()
+        upserts = [
+            event for event in history.events if event.HasField("upsert_workflow_search_attributes_event_attributes")
+        ]
+        if len(upserts) >= 2:  # pending when it began waiting, active once anchored
+            return history
+        await asyncio.sleep(0.05)
+    raise AssertionError("the anchoring task never completed")
 
 
 async def _pending_subscription(
