@@ -5,7 +5,8 @@ revocations, under the subscription's row lock), resolves the `subscription` ste
 the term begins (the running term keeps them; the next term takes the file as it is then), and then waits
 durably: reminders at their times, the notice deadline (commitment), the term's end (renewal or expiry).
 Signals only wake it: `changed` (read the subscription again) and `activated` (the first activation of a
-subscription that starts then, which a pending run also finds recorded when it reads its subscription). Every instant comes from an activity, computed once and kept in history.
+subscription that starts then, which a pending run also finds recorded when it reads its subscription). Every
+instant comes from an activity, computed once and kept in history.
 """
 
 from __future__ import annotations

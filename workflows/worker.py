@@ -26,11 +26,11 @@ from tessera.email.delivery import mailer_from_settings
 from tessera.orders.config import workflows_config
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
+from workflows.activation_relay import FirstActivationRelay
 from workflows.cancellation import CancellationWorkflow
 from workflows.connection import connect_temporal_patiently
 from workflows.email_delivery import EmailDeliveryWorkflow
 from workflows.license_order import LicenseOrderWorkflow
-from workflows.activation_relay import FirstActivationRelay
 from workflows.outbox_relay import build_relay
 from workflows.recovery import RecoveryWorkflow
 from workflows.report import ReportScheduleWorkflow, ReportWorkflow
