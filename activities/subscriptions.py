@@ -16,6 +16,7 @@ from temporalio import activity
 
 from activities.orders import business_failures
 from activities.subscription_outbox import SubscriptionOutbox
+from tessera.activation import handover
 from tessera.db import unit_of_work
 from tessera.licenses import fulfilment
 from tessera.models import (
@@ -75,6 +76,7 @@ class SubscriptionActivities:
     async def _snapshot(self, session: AsyncSession, subscription_id: uuid.UUID) -> SubscriptionSnapshot:
         found = await service.snapshot(session, subscription_id)
         subscription = await service.load(session, subscription_id)
+        pending = found.status == SubscriptionStatus.pending
         return SubscriptionSnapshot(
             status=found.status.value,
             term=term_info(found.term),
@@ -82,15 +84,21 @@ class SubscriptionActivities:
             cancellation_applied=found.cancellation_applied,
             committed=found.committed,
             quantity=subscription.quantity,
+            first_activated_at=await handover.first_activated_at(session, subscription_id) if pending else None,
         )
 
     @activity.defn(name="subscriptions.activate")
     async def activate(self, ref: TermRef) -> SubscriptionSnapshot:
-        """Fix the anchor at the first activation (`at`); key: the subscription (pending only once)."""
+        """Fix the anchor at the first activation; key: the subscription (pending only once).
+
+        The recorded first activation gives the instant, whichever signal (the API's, the relay's) or read woke
+        the workflow; `at` (the signal's) only where none is recorded.
+        """
         assert ref.at is not None
         subscription_id = uuid.UUID(ref.subscription_id)
         async with business_failures(), unit_of_work(self._sessions) as session:
-            await service.activate(session, subscription_id, ref.at)
+            at = await handover.first_activated_at(session, subscription_id) or ref.at
+            await service.activate(session, subscription_id, at)
             return await self._snapshot(session, subscription_id)
 
     @activity.defn(name="subscriptions.resolve")

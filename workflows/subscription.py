@@ -5,7 +5,8 @@ revocations, under the subscription's row lock), resolves the `subscription` ste
 the term begins (the running term keeps them; the next term takes the file as it is then), and then waits
 durably: reminders at their times, the notice deadline (commitment), the term's end (renewal or expiry).
 Signals only wake it: `changed` (read the subscription again) and `activated` (the first activation of a
-subscription that starts then). Every instant comes from an activity, computed once and kept in history.
+subscription that starts then, which a pending run also finds recorded when it reads its subscription). Every
+instant comes from an activity, computed once and kept in history.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ ONE_WRITE_PER_WAKE_UP = "one-read-at-start-one-write-at-term-end"
 RENEWAL_BEGINS_NEXT_RUN = "renewal-reads-next-term-commitment-at-term-end"
 """The renewal's transaction reads what the next run begins with (carried in its input), and a notice deadline at
 the term's very end is committed by the renewal itself: a renewal herd costs one local activity per subscription."""
+ANCHOR_FROM_RECORD = "pending-run-anchors-at-recorded-first-activation"
+"""A pending run that reads a recorded first activation anchors at it without waiting for a signal (one sent
+before the workflow existed, or never taken by Temporal)."""
 
 
 class _Ended(Exception):
@@ -145,6 +149,9 @@ class SubscriptionWorkflow:
         self._publish_attributes()
         while self._snapshot.status == "pending":
             self._changed = False
+            recorded = self._snapshot.first_activated_at
+            if self._activated_at is None and recorded is not None and workflow.patched(ANCHOR_FROM_RECORD):
+                self._activated_at = recorded
             await workflow.wait_condition(lambda: self._activated_at is not None or self._changed)
             if self._activated_at is not None:
                 self._snapshot = await self._local(

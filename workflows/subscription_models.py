@@ -51,6 +51,9 @@ class SubscriptionSnapshot(BaseModel):
     cancellation_applied: bool = False
     committed: bool = False
     quantity: int = 1
+    first_activated_at: datetime | None = Field(
+        default=None, description="While pending: the recorded first activation, which the run anchors at at once."
+    )
 
 
 class SubscriptionState(SubscriptionSnapshot):

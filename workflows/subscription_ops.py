@@ -121,9 +121,19 @@ async def signal_subscription(client: Client, subscription_id: uuid.UUID) -> Non
 
 async def send_first_activation(client: Client, subscription_id: uuid.UUID, activated_at: datetime) -> None:
     """The activation service's signal: a license of this subscription was activated at `activated_at`."""
-    handle = client.get_workflow_handle(f"subscription-{subscription_id}")
     with contextlib.suppress(RPCError):
+        await deliver_first_activation(client, subscription_id, activated_at)
+
+
+async def deliver_first_activation(client: Client, subscription_id: uuid.UUID, activated_at: datetime) -> None:
+    """The same signal, raising unless Temporal took it or has no such workflow: one not started yet reads the
+    recorded first activation when it begins, and a finished one no longer waits for it."""
+    handle = client.get_workflow_handle(f"subscription-{subscription_id}")
+    try:
         await handle.signal("activated", ActivatedSignal(activated_at=activated_at), rpc_timeout=RPC_TIMEOUT)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
 
 
 async def start_cancellation_workflow(

@@ -26,6 +26,7 @@ from tessera.email.delivery import mailer_from_settings
 from tessera.orders.config import workflows_config
 from tessera.processes.startup import load_configured_workflows
 from tessera.settings import Settings
+from workflows.activation_relay import FirstActivationRelay
 from workflows.cancellation import CancellationWorkflow
 from workflows.connection import connect_temporal_patiently
 from workflows.email_delivery import EmailDeliveryWorkflow
@@ -150,8 +151,13 @@ async def run_worker(settings: Settings) -> None:
         await keep_report_schedules(client, sessions, workflows_config(settings), settings.task_queue)
         # Every worker runs a relay too: dispatching is idempotent, so several relays only share the work.
         relay = asyncio.create_task(build_relay(client, sessions, settings).run(stop))
+        interval = settings.outbox_relay_interval_seconds
+        first_activations = asyncio.create_task(
+            FirstActivationRelay(client, sessions, interval_seconds=interval).run(stop)
+        )
         await stop.wait()
         await relay
+        await first_activations
     await webhooks.close()
     await engine.dispose()
     log.info("worker stopped")

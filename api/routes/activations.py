@@ -62,10 +62,11 @@ async def optional_principal(state: State, credentials: Credentials, scope: str)
 
 
 async def signal_first_activation(state: AppState, subscription_id: uuid.UUID, activated_at: datetime) -> None:
-    """After the commit: the workflow reads the activation's effects; it ignores a repeated signal."""
+    """After the commit, the fast path: the commit recorded the first activation, which the worker's relay hands
+    on if this signal does not arrive; the workflow anchors once however often it is told."""
     try:
         await send_first_activation(state.temporal, subscription_id, activated_at)
-    except Exception:  # the activation stands; the workflow is told again at the next activation of its licenses
+    except Exception:  # the activation and its hand-over stand: the relay sends the signal
         log.warning("could not signal subscription %s of its first activation", subscription_id)
 
 

@@ -93,3 +93,24 @@ class OfflineExchange(Base):
     )
     answer_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FirstActivation(Base):
+    """The first activation of a subscription that waited for it, written in the activation's own transaction.
+
+    It is the hand-over to the subscription's workflow that cannot be lost: the API signals the workflow after
+    the commit, and whatever that signal missed (Temporal away, the process gone) the worker's relay sends again
+    until Temporal took it (`signalled_at`); a workflow that begins later reads the row itself. Unique per
+    subscription, so concurrent first activations of several of its tickets agree on one instant: the anchor.
+    """
+
+    __tablename__ = "first_activation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id"), unique=True)
+    activation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("activation.id"))
+    activated_at: Mapped[datetime] = mapped_column(comment="the instant the subscription's anchor is taken from")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    signalled_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="Temporal took the signal, or the subscription no longer waited; null: the relay sends it"
+    )

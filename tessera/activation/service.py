@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.activation import handover
 from tessera.activation import secrets as activation_secrets
 from tessera.activation.certificates import (
     LicenseFacts,
@@ -68,7 +69,8 @@ class Activated:
     created: bool
     """False when the ticket was active in this container already (same activation, new secret)."""
     pending_subscription_id: uuid.UUID | None
-    """A pending subscription this activation starts: signal its workflow once the transaction committed."""
+    """A pending subscription this activation starts (recorded in the transaction): signal its workflow at once
+    after the commit; the worker's relay sends what that signal missed."""
     activated_at: datetime
 
 
@@ -281,8 +283,10 @@ async def activate_ticket(
         ticket.status = TicketStatus.activated
         created, seq = True, 1
     await session.flush()
-    # Also when activated into this container again: that retries a signal Temporal did not take the first time.
     pending = await _pending_subscription(session, license)
+    if pending is not None:
+        # In this transaction: the hand-over survives whatever happens to the signal sent after the commit.
+        await handover.record(session, pending, activation.id, activation.activated_at)
     certificate = await issue_certificate(
         runtime,
         facts,
@@ -305,7 +309,7 @@ async def activate_ticket(
 
 
 async def _pending_subscription(session: AsyncSession, license: License) -> uuid.UUID | None:
-    """The license's subscription if it still waits for a first activation (its workflow ignores repeats)."""
+    """The license's subscription if it still waits for a first activation (its workflow anchors once)."""
     if license.subscription_id is None:
         return None
     status = await session.scalar(select(Subscription.status).where(Subscription.id == license.subscription_id))
