@@ -54,7 +54,7 @@ async def test_the_migration_writes_the_lines_of_terms_that_already_bill(
     sessions.kw["bind"].sync_engine.dispose()  # the migration takes the schema; no pooled connection holds it
     config = alembic_config(database_url)
     try:
-        await asyncio.to_thread(command.downgrade, config, "0014_password_resets")
+        await asyncio.to_thread(command.downgrade, config, "0015_first_activation")
     finally:
         await asyncio.to_thread(migrate, database_url)
     async with sessions() as session:

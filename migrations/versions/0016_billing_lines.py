@@ -1,7 +1,7 @@
 """billing lines: each billable term's report cells, written when it becomes billable; filled for existing terms
 
-Revision ID: 0015_billing_lines
-Revises: 0014_password_resets
+Revision ID: 0016_billing_lines
+Revises: 0015_first_activation
 Create Date: 2026-12-01 21:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_billing_lines"
-down_revision: str | None = "0014_password_resets"
+revision: str = "0016_billing_lines"
+down_revision: str | None = "0015_first_activation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
