@@ -13,7 +13,6 @@ signals arrive, so relays racing (several workers) or repeating a round after a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +21,7 @@ from temporalio.client import Client
 from tessera.activation import handover
 from tessera.db import unit_of_work
 from tessera.models import SubscriptionStatus
+from workflows.outbox_relay import run_rounds
 from workflows.subscription_ops import deliver_first_activation
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,4 @@ class FirstActivationRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: a batch, then a pause unless the batch was full."""
-        while not stop.is_set():
-            try:
-                full = await self.run_once() >= self._batch
-            except Exception:
-                log.exception("the first-activation relay failed a round; it goes on")
-                full = False
-            if not full:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._interval)
+        await run_rounds(self.run_once, self._batch, self._interval, stop, "the first-activation relay")

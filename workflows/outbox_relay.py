@@ -145,15 +145,23 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: a batch, then a pause unless the batch was full."""
-        while not stop.is_set():
-            try:
-                full = await self.run_once() >= self._batch
-            except Exception:
-                log.exception("the outbox relay failed a round; it goes on")
-                full = False
-            if not full:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._interval)
+        await run_rounds(self.run_once, self._batch, self._interval, stop, "the outbox relay")
+
+
+async def run_rounds(
+    run_once: Callable[[], Awaitable[int]], batch: int, interval: float, stop: asyncio.Event, name: str
+) -> None:
+    """A relay's loop until `stop` is set: a round, then a pause unless the round was full; a failed round is
+    logged and the next one tries again (what it left undone is still recorded)."""
+    while not stop.is_set():
+        try:
+            full = await run_once() >= batch
+        except Exception:
+            log.exception("%s failed a round; it goes on", name)
+            full = False
+        if not full:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
 
 def build_relay(client: Client, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> OutboxRelay:
