@@ -47,6 +47,12 @@ def upgrade() -> None:
         sa.Column("active_cells", sa.Text(), nullable=False, comment="quantity,first_day,valid_through"),
         sa.Column("first_day_cell", sa.Text(), nullable=False),
         sa.Column("price_cells", sa.Text(), nullable=False, comment="currency,unit_price,net_amount,external_ref"),
+        sa.Column(
+            "written_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            comment="when the term became billable here: a renewal written late is billed by a later run",
+        ),
         sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["subscription.id"],
@@ -63,6 +69,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_billing_line_ends_at"), "billing_line", ["ends_at"])
     op.create_index("ix_billing_line_kind_starts_at", "billing_line", ["kind", "starts_at"])
+    op.create_index(op.f("ix_billing_line_written_at"), "billing_line", ["written_at"])
     _fill()
 
 
@@ -78,10 +85,13 @@ def _fill() -> None:
         chunk = ids[start : start + WRITE_BATCH]
         rows = bind.execute(line_source().where(SubscriptionTerm.id.in_(chunk))).mappings().all()
         if rows:
-            bind.execute(upsert(bind.dialect.name), [line_values(row) for row in rows])
+            # Billable since they began (not since today): none of them is taken for a late renewal.
+            values = [line_values(row, row["renewed_at"] or row["starts_at"]) for row in rows]
+            bind.execute(upsert(bind.dialect.name), values)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_billing_line_written_at"), table_name="billing_line")
     op.drop_index("ix_billing_line_kind_starts_at", table_name="billing_line")
     op.drop_index(op.f("ix_billing_line_ends_at"), table_name="billing_line")
     op.drop_table("billing_line")

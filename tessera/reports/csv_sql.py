@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from tessera.reports.periods import Period, ReportKind
 from tessera.reports.queries import (
     Scope,
     due_reversals,
+    late_after,
     recorded,
     scoped,
 )
@@ -243,7 +245,7 @@ Part = tuple[Select[Any], Select[Any] | None]
 currency and amount, counted as they stream by (one pass over the rows instead of two)."""
 
 
-def statements(period: Period, scope: Scope, report_id: uuid.UUID | None) -> list[Part]:
+def statements(period: Period, scope: Scope, report_id: uuid.UUID | None, late: datetime | None = None) -> list[Part]:
     """The report's parts in file order: renewals then reversals, or the active rows.
 
     Billed renewals and active rows come from the billing lines (`lines_sql`), reversals from the terms."""
@@ -251,7 +253,7 @@ def statements(period: Period, scope: Scope, report_id: uuid.UUID | None) -> lis
 
     if period.kind == ReportKind.active_subscriptions:
         return [(lines_sql.active_records(period, scope), None)]
-    parts: list[Part] = [(lines_sql.renewal_records(period, scope, report_id), None)]
+    parts: list[Part] = [(lines_sql.renewal_records(period, scope, report_id, late), None)]
     query, term, reseller = due_reversals(period)
     if report_id is not None:
         query = recorded(query, term, report_id, ReportedRowKind.reversal)
@@ -295,7 +297,8 @@ async def write_csv(
 ) -> AsyncIterator[str]:  # fmt: skip
     """The CSV file: the header, then each part's records, then its sums (the rows were read by then)."""
     yield csv_line(heading.columns)
-    for lines, sums in statements(period, scope, report_id):
+    late = await late_after(connection, period) if period.kind == ReportKind.renewals else None
+    for lines, sums in statements(period, scope, report_id, late):
         if sums is None:
             async for chunk in counted_records(connection, lines, totals):
                 yield chunk

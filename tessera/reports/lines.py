@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from tessera.models import Order, Organization, OrganizationKind, Subscription, SubscriptionTerm, TermKind
+from tessera.models import (
+    Order,
+    Organization,
+    OrganizationKind,
+    Subscription,
+    SubscriptionTerm,
+    TermKind,
+    utcnow,
+)
 from tessera.reports.formats import csv_line
 from tessera.reports.models import BillingLine
 from tessera.reports.queries import _money
@@ -54,6 +63,7 @@ def line_source() -> Select[Any]:
             term.currency,
             term.amount,
             term.committed_at,
+            term.renewed_at,
             Subscription.organization_id,
             Subscription.product_id,
             Subscription.reseller_id,
@@ -96,7 +106,7 @@ def _amount_text(value: Any) -> str | None:
     return None if value is None else f"{value:.4f}"
 
 
-def line_values(row: Mapping[str, Any]) -> dict[str, Any]:
+def line_values(row: Mapping[str, Any], written_at: datetime) -> dict[str, Any]:
     """The line of one `line_source` row: its keys, and its cells in the order the reports write them."""
     subscription = str(uuid.UUID(str(row["subscription_id"])))
     term_no = str(row["term_no"])
@@ -119,6 +129,7 @@ def line_values(row: Mapping[str, Any]) -> dict[str, Any]:
         "currency": currency,
         "amount": row["amount"],
         "committed_at": committed_at,
+        "written_at": written_at,
         "zone": zone,
         "renewal_head": f"REN-{subscription}-{term_no},renewal",
         "reseller_cell": "" if reseller is None else str(uuid.UUID(str(reseller))),
@@ -151,10 +162,11 @@ def upsert(dialect_name: str) -> Any:
 async def write_lines(session: AsyncSession, term_ids: Collection[uuid.UUID]) -> None:
     """Write (or rewrite) the lines of these terms, those that bill; flushes, never commits."""
     ids = list(term_ids)
+    now = utcnow()
     await session.flush()
     dialect_name = session.get_bind().dialect.name
     for start in range(0, len(ids), WRITE_BATCH):
         chunk = ids[start : start + WRITE_BATCH]
         rows = (await session.execute(line_source().where(SubscriptionTerm.id.in_(chunk)))).mappings().all()
         if rows:
-            await session.execute(upsert(dialect_name), [line_values(row) for row in rows])
+            await session.execute(upsert(dialect_name), [line_values(row, now) for row in rows])

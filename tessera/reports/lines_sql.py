@@ -21,7 +21,7 @@ from tessera.reports.csv_sql import PRODUCT, Cell, _lines, _text
 from tessera.reports.csv_sql import _parties as csv_parties
 from tessera.reports.models import BillingLine, ReportedRenewal, ReportedRowKind, ResellerChange
 from tessera.reports.periods import Period
-from tessera.reports.queries import Scope
+from tessera.reports.queries import Scope, billed
 from tessera.reports.sellers import reseller_at
 
 
@@ -72,8 +72,11 @@ def _parties(inner: Any) -> list[Cell]:
     return [inner.c.reseller_text, *csv_parties(inner)[1:]]
 
 
-def billed_renewals(period: Period, scope: Scope, report_id: uuid.UUID | None) -> tuple[Select[Any], Any]:
-    """Effective renewals starting in the period, unless revoked before both the period's and the term's end."""
+def billed_renewals(
+    period: Period, scope: Scope, report_id: uuid.UUID | None, late: datetime | None
+) -> tuple[Select[Any], Any]:
+    """Effective renewals starting in the period (and those written late, see `queries.late_after`), unless
+    revoked before both the period's and the term's end."""
     line = _line()
     # The few subscriptions revoked by the period's end are hashed once; only their lines look at the revocation
     # again, against their own term's end (a per-line anti-join probed the subscriptions 100,000 times).
@@ -86,12 +89,11 @@ def billed_renewals(period: Period, scope: Scope, report_id: uuid.UUID | None) -
             Subscription.revoked_at < line.ends_at,
         ),
     )
-    query = select(line).where(
-        line.kind == TermKind.renewal,
-        line.starts_at >= period.starts_at,
-        line.starts_at < period.ends_at,
-        ~revoked_before,
-    )
+    when = and_(line.starts_at >= period.starts_at, line.starts_at < period.ends_at)
+    if late is not None:
+        written_late = and_(line.starts_at < period.starts_at, line.written_at > late, ~billed(line.term_id, report_id))
+        when = or_(when, written_late)
+    query = select(line).where(line.kind == TermKind.renewal, when, ~revoked_before)
     if report_id is not None:
         marks = select(ReportedRenewal.subscription_term_id).where(
             ReportedRenewal.report_id == report_id, ReportedRenewal.row_kind == ReportedRowKind.renewal
@@ -101,8 +103,8 @@ def billed_renewals(period: Period, scope: Scope, report_id: uuid.UUID | None) -
     return _scoped(query, reseller, scope), line
 
 
-def renewal_records(period: Period, scope: Scope, report_id: uuid.UUID | None) -> Select[Any]:
-    query, line = billed_renewals(period, scope, report_id)
+def renewal_records(period: Period, scope: Scope, report_id: uuid.UUID | None, late: datetime | None) -> Select[Any]:
+    query, line = billed_renewals(period, scope, report_id, late)
     inner = _inner(query, line, reseller_at(line.subscription_id, line.reseller_id, line.starts_at))
     row = inner.c
     # Written in the vendor's zone of the day; should the vendor move, the day is worked out again per row.
@@ -153,4 +155,3 @@ def active_records(period: Period, scope: Scope) -> Select[Any]:
     # compares abbreviated keys of the reseller's id instead of whole rows behind a flag that is almost always false.
     order = [row.reseller_id.asc().nulls_last(), row.subscription_id]
     return _lines(inner, cells, order).add_columns(row.currency, row.amount)
-

@@ -114,6 +114,9 @@ class BillingLine(Base):
     active_cells: Mapped[str] = mapped_column(Text, comment="quantity,first_day,valid_through")
     first_day_cell: Mapped[str] = mapped_column(Text)
     price_cells: Mapped[str] = mapped_column(Text, comment="currency,unit_price,net_amount,external_ref")
+    written_at: Mapped[datetime] = mapped_column(
+        index=True, comment="when the term became billable here: a renewal written late is billed by a later run"
+    )
 
 
 # Report queries select renewals by the start of their term, active subscriptions by the end of the term covering

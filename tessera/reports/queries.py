@@ -12,14 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, String, Uuid, and_, cast, literal, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, String, Uuid, and_, cast, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from tessera.catalog.service import format_amount
@@ -31,7 +31,7 @@ from tessera.models import (
     SubscriptionTerm,
     TermKind,
 )
-from tessera.reports.models import ReportedRenewal, ReportedRowKind
+from tessera.reports.models import BillingLine, Report, ReportedRenewal, ReportedRowKind
 from tessera.reports.periods import Period, ReportKind
 from tessera.reports.sellers import Organizations, Row, reseller_at
 
@@ -171,15 +171,44 @@ def _renewal_select(reseller_instant: Any) -> tuple[Select[Any], Any, Any]:
     return query, term, reseller
 
 
-def billable_renewals(period: Period) -> tuple[Select[Any], Any, Any]:
-    """Effective renewals starting in the period whose subscription was not revoked before the period ended."""
+LATE_MARGIN = timedelta(hours=1)
+"""How long before a recorded run's claim a renewal written but not yet committed may still have been invisible to
+it; renewals billed already are never billed again, so a generous margin costs nothing."""
+
+
+async def late_after(reader: AsyncSession | AsyncConnection, period: Period) -> datetime | None:
+    """Renewals whose billing line was written after this instant, and that started before `period`, were written
+    too late for the latest recorded run of an earlier period: the renewal report of `period` bills them, unless a
+    recorded run did. None before the first recorded run (what came before was never billed here)."""
+    claimed = await reader.scalar(
+        select(func.max(Report.created_at)).where(
+            Report.kind == ReportKind.renewals.value,
+            Report.scope == Scope().key,
+            Report.period_from < period.first_day,
+        )
+    )
+    return None if claimed is None else claimed - LATE_MARGIN
+
+
+def billable_renewals(
+    period: Period, late: datetime | None = None, report_id: uuid.UUID | None = None
+) -> tuple[Select[Any], Any, Any]:
+    """Effective renewals starting in the period (or, with `late`, written late for an earlier recorded run and
+    not billed by another run than `report_id`) whose subscription was not revoked before the period ended."""
     query, term, reseller = _renewal_select(lambda t: t.starts_at)
     ends_at = period.ends_at
+    when = and_(term.starts_at >= period.starts_at, term.starts_at < ends_at)
+    if late is not None:
+        written_late = select(BillingLine.term_id).where(
+            BillingLine.kind == TermKind.renewal,
+            BillingLine.written_at > late,
+            BillingLine.starts_at < period.starts_at,
+        )
+        when = or_(when, and_(term.id.in_(written_late), ~billed(term.id, report_id)))
     query = query.where(
         term.kind == TermKind.renewal,
         term.renewed_at.is_not(None),
-        term.starts_at >= period.starts_at,
-        term.starts_at < ends_at,
+        when,
         or_(
             Subscription.revoked_at.is_(None),
             Subscription.revoked_at >= ends_at,
@@ -189,18 +218,25 @@ def billable_renewals(period: Period) -> tuple[Select[Any], Any, Any]:
     return query, term, reseller
 
 
+def billed(term_id: Any, except_report: uuid.UUID | None = None) -> Any:
+    """The term's renewal was billed by a recorded run (other than `except_report`, whose file is being written)."""
+    query = select(ReportedRenewal.id).where(
+        ReportedRenewal.subscription_term_id == term_id, ReportedRenewal.row_kind == ReportedRowKind.renewal
+    )
+    if except_report is not None:
+        query = query.where(ReportedRenewal.report_id != except_report)
+    return query.exists()
+
+
 def due_reversals(period: Period) -> tuple[Select[Any], Any, Any]:
     """Renewals billed by a recorded report whose subscription was revoked, during the term, in the period."""
     query, term, reseller = _renewal_select(lambda t: t.starts_at)
-    billed = select(ReportedRenewal.id).where(
-        ReportedRenewal.subscription_term_id == term.id, ReportedRenewal.row_kind == ReportedRowKind.renewal
-    )
     query = query.where(
         term.kind == TermKind.renewal,
         Subscription.revoked_at >= period.starts_at,
         Subscription.revoked_at < period.ends_at,
         Subscription.revoked_at < term.ends_at,
-        billed.exists(),
+        billed(term.id),
     )
     return query, term, reseller
 
@@ -228,9 +264,10 @@ async def renewal_rows(
 ) -> AsyncIterator[list[Row]]:
     """Billed renewals first, then reversals; each ordered by subscription and term."""
     zone = ZoneInfo(period.zone)
+    late = await late_after(session, period)
     for row_type in (ReportedRowKind.renewal, ReportedRowKind.reversal):
         if row_type == ReportedRowKind.renewal:
-            query, term, reseller = billable_renewals(period)
+            query, term, reseller = billable_renewals(period, late, report_id)
         else:
             query, term, reseller = due_reversals(period)
         if report_id is not None:

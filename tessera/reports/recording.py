@@ -24,7 +24,7 @@ from tessera.errors import FieldIssue, InvalidInput
 from tessera.models import new_id
 from tessera.reports.models import Report, ReportedRenewal, ReportedRowKind
 from tessera.reports.periods import Period, ReportKind
-from tessera.reports.queries import Scope, billable_renewals, due_reversals
+from tessera.reports.queries import Scope, billable_renewals, due_reversals, late_after
 from tessera.reports.service import Manifest, ReportRequest, file_name, prepare_format, write_report
 
 MARK_BATCH = 1000
@@ -50,8 +50,9 @@ def _insert(session: AsyncSession) -> Any:
 async def _mark(session: AsyncSession, report_id: uuid.UUID, period: Period) -> None:
     """Record the renewals this report bills and the reversals it credits (each term at most once per kind)."""
     insert = _insert(session)
+    late = await late_after(session, period)
     for row_kind, (query, term, _reseller) in (
-        (ReportedRowKind.renewal, billable_renewals(period)),
+        (ReportedRowKind.renewal, billable_renewals(period, late)),
         (ReportedRowKind.reversal, due_reversals(period)),
     ):
         sign = -1 if row_kind == ReportedRowKind.reversal else 1

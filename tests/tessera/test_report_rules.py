@@ -179,6 +179,41 @@ async def test_a_reversal_row_is_written_in_the_period_of_the_revocation_and_nev
     assert manifest["row_count"] == 1
 
 
+async def test_a_renewal_written_after_its_period_was_recorded_is_billed_once_by_the_next_recorded_run(
+    sessions: async_sessionmaker[AsyncSession], world: ReportWorld, tmp_path: Path
+) -> None:
+    async with sessions() as session, session.begin():
+        on_time = await add_subscription(session, world, "C1", date(2026, 2, 1), 2)  # renewed on 1 March
+    march = renewal_month("2026-03", ZONE)
+    billed_march = await record_report(sessions, march, "csv", tmp_path, CONFIG_REPORTS, NOW)
+    assert billed_march.row_count == 1
+    march_file = (tmp_path / billed_march.file).read_bytes()
+    # Renewed on 28 March, but its worker wrote the renewal only after the March run: it missed that run.
+    async with sessions() as session, session.begin():
+        late = await add_subscription(session, world, "C3", date(2026, 2, 28), 2, reseller="R2")
+    april = renewal_month("2026-04", ZONE)
+    preview = await rows_of(sessions, ReportRequest(april, Scope(), "csv"))
+    assert [row["row_id"] for row in preview] == [f"REN-{late}-2"]  # the on-time one is not billed twice
+    assert (preview[0]["first_day"], preview[0]["reseller_id"]) == ("2026-03-28", str(world.orgs["R2"]))
+    billed_april = await record_report(sessions, april, "csv", tmp_path, CONFIG_REPORTS, NOW)
+    assert billed_april.row_count == 1
+    assert billed_april.totals == [{"currency": "EUR", "rows": 1, "net_amount": "240.00"}]
+    may = await record_report(sessions, renewal_month("2026-05", ZONE), "csv", tmp_path, CONFIG_REPORTS, NOW)
+    assert may.row_count == 0
+    # March written again from its record is the file it was; April's rows stay April's.
+    (tmp_path / billed_march.file).unlink()
+    (tmp_path / billed_april.file).unlink()
+    assert (await record_report(sessions, march, "csv", tmp_path, CONFIG_REPORTS, NOW)).sha256 == billed_march.sha256
+    assert (tmp_path / billed_march.file).read_bytes() == march_file
+    assert (await record_report(sessions, april, "csv", tmp_path, CONFIG_REPORTS, NOW)).sha256 == billed_april.sha256
+    async with sessions() as session:
+        marks = (await session.execute(select(ReportedRenewal.report_id, ReportedRenewal.row_kind))).all()
+    assert sorted((str(report), kind) for report, kind in marks) == sorted(
+        [(str(billed_march.report_id), "renewal"), (str(billed_april.report_id), "renewal")]
+    )
+    assert on_time != late
+
+
 @pytest.mark.usefixtures("world")
 async def test_an_open_period_is_not_recorded(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="has not ended"):
