@@ -1,14 +1,15 @@
-"""A pure-ASGI answer to `POST /api/v1/activations/{id}/refresh`, in front of the router.
+"""A pure-ASGI answer to `POST /api/v1/activations/{id}/refresh`, in front of the whole middleware stack.
 
 Refresh is what devices call all day; through FastAPI it paid for route matching, dependency solving and the
-request body machinery on every call. This middleware answers a well-formed refresh itself, with the route's
-own service calls (`api.routes.activations.refresh_answer`) and the application's own exception handlers for
-its problems. Whatever it cannot answer exactly as the route would, it passes on untouched to the router,
-handing along any body it has read: another method, a query string, a root path, an id not in canonical form,
-another content type or none, a body that is not `{"secret": <clean text of 1-200 characters>}`. Every malformed
-request is therefore answered by the route, its 422s included, byte for byte as before. The route stays
-registered, so the operation stays in the OpenAPI document. Installed inside the security headers and the
-request gate, whose headers, size limit and counting apply to it as to every request.
+request body machinery on every call, and every middleware's wrapping of `receive` and `send`. This middleware,
+the outermost, answers a well-formed refresh itself, with the route's own service calls
+(`api.routes.activations.refresh_answer`), the application's own exception handlers for its problems, and the
+security headers exactly as `SecurityHeaders` writes them (its own function). Whatever it cannot answer exactly as
+the full stack would, it passes on untouched, handing along any body it has read: another method, a query string,
+a root path, an id not in canonical form, another content type or none, an `Origin` (CORS may answer for it), a
+Content-Length the request gate refuses, a body that is not `{"secret": <clean text of 1-200 characters>}` or
+larger than the gate allows. The gate, the route and its 422s therefore answer every irregular request byte for
+byte as before. The route stays registered, so the operation stays in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import SecurityHeaders, declared_length_problem, keyed_routes, with_security_headers
 from api.routes.activations import refresh_answer as refresh_answer
 from api.schemas.activations import SECRET_MAX_LENGTH
 from tessera.schema_base import unclean_character
@@ -31,13 +35,28 @@ _PATH = re.compile(
 MAX_FAST_BODY_BYTES = 4096
 """Larger bodies (a valid one is far smaller) go on to the route, which reads and judges them."""
 _JSON_TYPE = b"application/json"
+# Every header of a refresh's answer after its length, in SecurityHeaders' order, built once.
+_ANSWER_HEADERS = with_security_headers([(b"content-type", _JSON_TYPE)], api=True)
+_SAMPLE_PATH = "/api/v1/activations/00000000-0000-0000-0000-000000000000/refresh"
 
 
 class RefreshFastPath:
-    """Answers well-formed activation refreshes before routing; passes everything else on."""
+    """Answers well-formed activation refreshes before any other middleware; passes everything else on."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, routes: Iterable[BaseRoute]) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_limit = min(MAX_FAST_BODY_BYTES, max_body_bytes)
+        self._routes = routes
+        self._open: bool | None = None
+
+    def _unkeyed(self) -> bool:
+        """Whether the gate lets a refresh through without an API key (it does: the secret is the credential).
+        Decided on first use, as the gate decides, since routers are included after the middleware is added."""
+        if self._open is None:
+            keyed = keyed_routes(self._routes)
+            self._open = not any("POST" in methods and pattern.match(_SAMPLE_PATH) for pattern, methods in keyed)
+        return self._open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -46,26 +65,23 @@ class RefreshFastPath:
             or scope.get("query_string")
             or scope.get("root_path")
             or (matched := _PATH.fullmatch(scope["path"])) is None
-            or not _json(scope)
+            or not self._plain(scope)
+            or not self._unkeyed()
         ):
             await self.app(scope, receive, send)
             return
         received: list[Message] = []
         body = b""
-        try:
-            while True:
-                message = await receive()
-                received.append(message)
-                if message["type"] != "http.request":
-                    break  # a disconnect: the route meets it as it would have
-                body += message.get("body", b"")
-                if len(body) > MAX_FAST_BODY_BYTES or not message.get("more_body", False):
-                    break
-        except Exception as error:  # the request gate's 413 for a streamed body beyond its limit
-            await _handled(scope, receive, send, error)
-            return
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break  # a disconnect: the route meets it as it would have
+            body += message.get("body", b"")
+            if len(body) > self.body_limit or not message.get("more_body", False):
+                break
         complete = received[-1]["type"] == "http.request" and not received[-1].get("more_body")
-        secret = _secret(body) if complete and len(body) <= MAX_FAST_BODY_BYTES else None
+        secret = _secret(body) if complete and len(body) <= self.body_limit else None
         if secret is None:
             await self.app(scope, _replaying(received, receive), send)
             return
@@ -74,17 +90,28 @@ class RefreshFastPath:
         except Exception as error:
             await _handled(scope, receive, send, error)
             return
-        headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", _JSON_TYPE)]
+        headers = [(b"content-length", str(len(answer)).encode()), *_ANSWER_HEADERS]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
-
-def _json(scope: Scope) -> bool:
-    """Exactly `application/json` (without a content type, FastAPI's strict default refuses the body)."""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bool(value.lower() == b"application/json")
-    return False
+    def _plain(self, scope: Scope) -> bool:
+        """Exactly `application/json` (without a content type, FastAPI's strict default refuses the body), no
+        `Origin` (for CORS), a Content-Length the gate accepts (the gate takes the last, Starlette the first
+        content type)."""
+        content_type = length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                if content_type is None:
+                    content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"origin":
+                return False
+        return (
+            content_type is not None
+            and content_type.lower() == _JSON_TYPE
+            and declared_length_problem(length, self.max_body_bytes) is None
+        )
 
 
 def _secret(body: bytes) -> str | None:
@@ -119,12 +146,12 @@ def _replaying(received: list[Message], receive: Receive) -> Receive:
 
 
 async def _handled(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
-    """Answered by the application's handler for the error, as the router's exception middleware would; errors
-    without one go up to the server error middleware, as from the route."""
+    """Answered by the application's handler for the error, as the router's exception middleware would, with the
+    security headers; errors without one go up to the server error middleware, as from the route."""
     handlers = scope["app"].exception_handlers
     for kind in type(error).__mro__:
         if kind is not Exception and kind in handlers:
             response = await handlers[kind](Request(scope, receive), error)
-            await response(scope, receive, send)
+            await SecurityHeaders(response)(scope, receive, send)
             return
     raise error
