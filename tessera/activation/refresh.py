@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Executable, Table, any_, bindparam, column, select, text, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -32,6 +33,7 @@ from tessera.activation.models import Activation, ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.activation.service import issue_certificate
 from tessera.activation.service import next_seq as next_seq
+from tessera.db import is_disconnect
 from tessera.models import License, LicenseStatus, Product, Ticket, utcnow
 
 _activation: Table = Activation.__table__  # type: ignore[assignment]
@@ -159,11 +161,19 @@ async def refresh_once(
     else:
         statement = _REFRESH_RETURNING
         parameters["hashes"] = hashes
-    async with engine.connect() as connection:
-        row = (await connection.execute(statement, parameters)).first()
-        if row is None:
-            await authenticated_activation(connection, runtime, activation_id, secret, client)
-            raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as connection:
+                row = (await connection.execute(statement, parameters)).first()
+                if row is None:
+                    await authenticated_activation(connection, runtime, activation_id, secret, client)
+                    raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+            break
+        except DBAPIError as error:
+            # The refresh pool does not ping: a connection found dead is tried again once on a fresh one. Had the
+            # statement committed before the connection died, `seq` rises twice; numbers are still never reused.
+            if attempt == 2 or not is_disconnect(error):
+                raise
     facts = _facts(activation_id, row)
     return facts, facts.seq
 
