@@ -45,7 +45,13 @@ def create_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
     checkout): its user retries a statement once when it fails on a dead connection (`is_disconnect`), which also
     invalidates every connection the pool held before.
     """
-    autocommitting: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+    # skip_autocommit_rollback: a connection in autocommit has no transaction to end, yet SQLAlchemy would still
+    # call the driver's rollback when a connection closes (aiosqlite: a trip to its thread).
+    autocommitting: dict[str, Any] = {
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,
+        "skip_autocommit_rollback": True,
+    }
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
