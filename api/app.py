@@ -119,6 +119,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
-    # Outermost of all: well-formed refreshes answered at once, with the same headers and checks as the stack's.
-    app.add_middleware(RefreshFastPath, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
+    # Outermost of all: well-formed refreshes answered at once, with what the stack would add to their answers.
+    app.add_middleware(RefreshFastPath, max_body_bytes=settings.max_body_bytes)
     return app

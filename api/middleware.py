@@ -35,22 +35,6 @@ def _headers_of(message: Message) -> list[tuple[bytes, bytes]]:
     return list(message.get("headers", []))
 
 
-def with_security_headers(headers: list[tuple[bytes, bytes]], *, api: bool) -> list[tuple[bytes, bytes]]:
-    """A response's headers followed by those of SecurityHeaders it does not set itself."""
-    present = {name.lower() for name, _value in headers}
-    content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
-    csp = HTML_CSP if content_type.startswith(b"text/html") else JSON_CSP
-    wanted = [
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"content-security-policy", csp.encode()),
-    ]
-    if api:
-        wanted.append((b"cache-control", b"no-store"))
-    return headers + [(name, value) for name, value in wanted if name not in present]
-
-
 class SecurityHeaders:
     """nosniff, no framing, a CSP on every response; `no-store` on every API response (they may carry secrets)."""
 
@@ -65,7 +49,20 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": with_security_headers(_headers_of(message), api=api)}
+                headers = _headers_of(message)
+                present = {name.lower() for name, _value in headers}
+                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+                csp = HTML_CSP if content_type.startswith(b"text/html") else JSON_CSP
+                wanted = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"content-security-policy", csp.encode()),
+                ]
+                if api:
+                    wanted.append((b"cache-control", b"no-store"))
+                headers += [(name, value) for name, value in wanted if name not in present]
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -110,8 +107,8 @@ def keyed_routes(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[str], set
 
 
 def declared_length_problem(length: bytes | None, max_body_bytes: int) -> tuple[int, str, str] | None:
-    """(status, code, detail) of the gate's answer to a request declaring this Content-Length, or None if it may
-    be read."""
+    """(status, code, detail) of the gate's answer to a request declaring this Content-Length, or None if its body
+    may be read."""
     if length is None:
         return None
     try:
