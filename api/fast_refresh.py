@@ -99,8 +99,8 @@ class RefreshFastPath:
 
     def _plain(self, scope: Scope) -> bool:
         """Exactly `application/json` (without a content type, FastAPI's strict default refuses the body), no
-        `Origin` (for CORS), a Content-Length the gate accepts (the gate takes the last, Starlette the first
-        content type)."""
+        `Origin` (for CORS), a Content-Length the gate accepts. Of several, the gate reads the last Content-Length
+        and Starlette the first content type."""
         content_type = length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
