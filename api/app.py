@@ -108,8 +108,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_portal(app)
     install_openapi(app)
     # Added last, run first (outermost): headers on every answer, CORS before the gate, the gate before routing.
-    # Innermost: well-formed refreshes answered before routing, inside the gate and the security headers.
-    app.add_middleware(RefreshFastPath)
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     if settings.cors_origins:
         app.add_middleware(
@@ -121,4 +119,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
+    # Outermost of all: well-formed refreshes answered at once, with what the stack would add to their answers.
+    app.add_middleware(RefreshFastPath, max_body_bytes=settings.max_body_bytes)
     return app

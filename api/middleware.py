@@ -106,6 +106,20 @@ def keyed_routes(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[str], set
     return found
 
 
+def declared_length_problem(length: bytes | None, max_body_bytes: int) -> tuple[int, str, str] | None:
+    """(status, code, detail) of the gate's answer to a request declaring this Content-Length, or None if its body
+    may be read."""
+    if length is None:
+        return None
+    try:
+        declared = int(length)
+    except ValueError:
+        return 400, "bad-request", "the Content-Length header is not a number"
+    if declared > max_body_bytes:
+        return 413, "payload-too-large", f"the request body is larger than {max_body_bytes} bytes"
+    return None
+
+
 class RequestGate:
     """401 without a well-formed key, 413 beyond the size limit: decided before the body is read."""
 
@@ -139,22 +153,10 @@ class RequestGate:
                     {"www-authenticate": "Bearer"},
                 )
                 return
-        length = headers.get(b"content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                await _problem(scope, send, 400, "bad-request", "the Content-Length header is not a number")
-                return
-            if declared > self.max_body_bytes:
-                await _problem(
-                    scope,
-                    send,
-                    413,
-                    "payload-too-large",
-                    f"the request body is larger than {self.max_body_bytes} bytes",
-                )
-                return
+        refused = declared_length_problem(headers.get(b"content-length"), self.max_body_bytes)
+        if refused is not None:
+            await _problem(scope, send, *refused)
+            return
         received = 0
         started = False
 

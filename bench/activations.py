@@ -179,21 +179,29 @@ async def http_figures(
             floors: list[Figures] = []
             refreshes: list[Figures] = []
             each = max(1, count // rounds)
-            cpu = {"floor": 0.0, "refresh": 0.0}
+            cpu = {"floor": 0.0, "refresh": 0.0, "floor client": 0.0, "refresh client": 0.0}
             for round_number in range(1, rounds + 1):
                 for name, process, one, done in (
                     ("floor", floor_server, read_one, floors),
                     ("refresh", tessera_server, refresh, refreshes),
                 ):
-                    before = process.cpu_seconds()
+                    before, client_before = process.cpu_seconds(), time.process_time()
                     done.append(await measure(f"  {name}, round {round_number}", each, concurrency, one))
-                    used = process.cpu_seconds() - before
+                    used, client_used = process.cpu_seconds() - before, time.process_time() - client_before
                     cpu[name] += used
-                    print(f"{done[-1].line()}  server CPU {used * 1000 / max(1, done[-1].count):5.2f} ms/request")
+                    cpu[f"{name} client"] += client_used
+                    per = 1000 / max(1, done[-1].count)
+                    print(
+                        f"{done[-1].line()}  server CPU {used * per:5.2f}, client {client_used * per:5.2f} ms/request"
+                    )
             # Less noisy than rates on a shared machine: what one request costs the server process in CPU.
             floor_cpu = cpu["floor"] * 1000 / max(1, sum(figures.count for figures in floors))
             refresh_cpu = cpu["refresh"] * 1000 / max(1, sum(figures.count for figures in refreshes))
             print(f"server CPU per request ({label}): floor {floor_cpu:.2f} ms, refresh {refresh_cpu:.2f} ms")
+            # The load client shares the machine: what each kind of request costs it, too.
+            floor_client = cpu["floor client"] * 1000 / max(1, sum(figures.count for figures in floors))
+            refresh_client = cpu["refresh client"] * 1000 / max(1, sum(figures.count for figures in refreshes))
+            print(f"client CPU per request ({label}): floor {floor_client:.2f} ms, refresh {refresh_client:.2f} ms")
     return combined(f"floor: one row by key ({label})", floors), combined(f"refresh ({label})", refreshes)
 
 

@@ -12,6 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import migrations
@@ -38,16 +39,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(url: str, *, autocommit: bool = False) -> AsyncEngine:
     """The process's engine; with `autocommit`, one whose connections stay in autocommit (for one-statement
-    transactions: no BEGIN, no COMMIT, and nothing to roll back when a connection returns to the pool)."""
+    transactions: no BEGIN, no COMMIT, and nothing to roll back when a connection returns to the pool).
+
+    An autocommit engine on PostgreSQL does not ping a connection before handing it out (a round trip per
+    checkout): its user retries a statement once when it fails on a dead connection (`is_disconnect`), which also
+    invalidates every connection the pool held before.
+    """
+    # skip_autocommit_rollback: a connection in autocommit has no transaction to end, yet SQLAlchemy would still
+    # call the driver's rollback when a connection closes (aiosqlite: a trip to its thread).
+    autocommitting: dict[str, Any] = {
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,
+        "skip_autocommit_rollback": True,
+    }
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
-        engine = create_async_engine(url, **options)
+        engine = create_async_engine(url, **(autocommitting if autocommit else {}))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if autocommit:
+        return create_async_engine(url, pool_size=10, max_overflow=20, **autocommitting)
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """Whether a statement failed because its connection was dead (SQLAlchemy invalidated it)."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def add_sqlite_pragmas(engine: Engine) -> None:

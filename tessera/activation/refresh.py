@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Table, any_, bindparam, column, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Executable, Table, bindparam, column, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -32,6 +32,7 @@ from tessera.activation.models import Activation, ActivationStatus
 from tessera.activation.runtime import ActivationRuntime
 from tessera.activation.service import issue_certificate
 from tessera.activation.service import next_seq as next_seq
+from tessera.db import is_disconnect
 from tessera.models import License, LicenseStatus, Product, Ticket, utcnow
 
 _activation: Table = Activation.__table__  # type: ignore[assignment]
@@ -85,22 +86,26 @@ Executor = AsyncSession | AsyncConnection
 # The counter raised, and when.
 _RAISED = {"seq": _activation.c.seq + 1, "refreshed_at": bindparam("now"), "updated_at": bindparam("now")}
 
+
 # PostgreSQL: UPDATE ... FROM the joined tables, RETURNING their columns; only a row whose secret hash matches
-# and that can be refreshed is updated. The hashes as one array parameter
-# (`= ANY`): an expanding IN list is rendered into the statement again at every execution.
-_REFRESH_RETURNING = (
-    update(_activation)
-    .where(
-        _activation.c.id == bindparam("activation_id"),
-        _activation.c.secret_hash == any_(bindparam("hashes", type_=postgresql.ARRAY(_activation.c.secret_hash.type))),
-        _activation.c.status.in_([ActivationStatus.active, ActivationStatus.recovered]),
-        _license.c.id == _activation.c.license_id,
-        _product.c.id == _license.c.product_id,
-        _ticket.c.id == _activation.c.ticket_id,
+# and that can be refreshed is updated. The hashes and statuses as fixed parameters, one statement per size of the
+# secret ring: an expanding IN list is rendered into the statement again at every execution, and an array
+# parameter costs psycopg a look at its items to choose its type.
+@functools.cache
+def _refresh_returning(hashes: int) -> Executable:
+    return (
+        update(_activation)
+        .where(
+            _activation.c.id == bindparam("activation_id"),
+            or_(*(_activation.c.secret_hash == bindparam(f"hash_{n}") for n in range(hashes))),
+            or_(_activation.c.status == ActivationStatus.active, _activation.c.status == ActivationStatus.recovered),
+            _license.c.id == _activation.c.license_id,
+            _product.c.id == _license.c.product_id,
+            _ticket.c.id == _activation.c.ticket_id,
+        )
+        .values(_RAISED)
+        .returning(*_COLUMNS)
     )
-    .values(_RAISED)
-    .returning(*_COLUMNS)
-)
 
 
 # SQLite: RETURNING may not name an UPDATE's FROM tables, but it may hold scalar subqueries over them. Written
@@ -151,19 +156,23 @@ async def refresh_once(
     await runtime.limiter.check(client)
     hashes = activation_secrets.candidate_hashes(runtime.secret_key, secret)
     parameters: dict[str, Any] = {"activation_id": activation_id, "now": now}
+    parameters.update((f"hash_{n}", digest) for n, digest in enumerate(hashes))
     engine = runtime.refresh_engine
-    statement: Executable
-    if engine.dialect.name == "sqlite":
-        statement = _refresh_returning_sqlite(len(hashes))
-        parameters.update((f"hash_{n}", digest) for n, digest in enumerate(hashes))
-    else:
-        statement = _REFRESH_RETURNING
-        parameters["hashes"] = hashes
-    async with engine.connect() as connection:
-        row = (await connection.execute(statement, parameters)).first()
-        if row is None:
-            await authenticated_activation(connection, runtime, activation_id, secret, client)
-            raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+    sqlite = engine.dialect.name == "sqlite"
+    statement = _refresh_returning_sqlite(len(hashes)) if sqlite else _refresh_returning(len(hashes))
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as connection:
+                row = (await connection.execute(statement, parameters)).first()
+                if row is None:
+                    await authenticated_activation(connection, runtime, activation_id, secret, client)
+                    raise ActivationReturned  # authenticated, yet not refreshable a moment ago: returned meanwhile
+            break
+        except DBAPIError as error:
+            # The refresh pool does not ping: a connection found dead is tried again once on a fresh one. Had the
+            # statement committed before the connection died, `seq` rises twice; numbers are still never reused.
+            if attempt == 2 or not is_disconnect(error):
+                raise
     facts = _facts(activation_id, row)
     return facts, facts.seq
 

@@ -43,14 +43,16 @@ class ActivationRuntime:
 def refresh_engine(session_factory: async_sessionmaker[AsyncSession]) -> tuple[AsyncEngine, bool]:
     """Connections in autocommit for refresh, and whether they are a pool of their own (to dispose of).
 
-    PostgreSQL: the sessions' engine and pool, switched to autocommit per connection (psycopg does that without a
-    round trip). SQLite: a pool of its own on the same file with the same pragmas, in autocommit for good, because
-    aiosqlite switches a connection in a trip to its thread, and back again, and rolls back, on every return.
+    A pool of its own on the same database, in autocommit for good. PostgreSQL: without the sessions' ping before
+    every checkout, a round trip as long as the statement's own; refresh retries its statement once on a dead
+    connection instead. SQLite: with the same pragmas, because aiosqlite switches a connection in a trip to its
+    thread, and back again, and rolls back, on every return. An in-memory SQLite database (tests) is one
+    connection's: the sessions' engine switched to autocommit per connection.
     """
     engine = session_factory.kw["bind"]
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the session factory must be bound to an AsyncEngine")
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+    if engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:"):
         return create_engine(engine.url.render_as_string(hide_password=False), autocommit=True), True
     return engine.execution_options(isolation_level="AUTOCOMMIT"), False
 

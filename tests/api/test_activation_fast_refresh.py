@@ -8,7 +8,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, MutableMapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +44,11 @@ class Apps:
     """Activation ids the fast path answered itself."""
 
 
-@pytest.fixture
-async def apps(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Apps]:
-    limited = settings.model_copy(update={"max_body_bytes": BODY_LIMIT, "activation_failure_limit_client": "4/minute"})
-    fast, routed = create_app(limited), create_app(limited)
+@asynccontextmanager
+async def built(settings: Settings, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> AsyncIterator[Apps]:
+    """The application with `changes` to its settings, twice: with the fast path, and without it."""
+    changed = settings.model_copy(update=changes)
+    fast, routed = create_app(changed), create_app(changed)
     # The stack is built at the first request: the routed app is the same application without the fast path.
     routed.user_middleware = [m for m in routed.user_middleware if m.cls is not fast_refresh.RefreshFastPath]  # type: ignore[comparison-overlap]
     answered: list[str] = []
@@ -62,6 +63,13 @@ async def apps(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         await stack.enter_async_context(fast.router.lifespan_context(fast))
         await stack.enter_async_context(routed.router.lifespan_context(routed))
         yield Apps(fast, routed, answered)
+
+
+@pytest.fixture
+async def apps(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Apps]:
+    changes = {"max_body_bytes": BODY_LIMIT, "activation_failure_limit_client": "4/minute"}
+    async with built(settings, monkeypatch, **changes) as both:
+        yield both
 
 
 async def send(
@@ -145,6 +153,7 @@ async def test_bad_requests_get_the_routes_answers_byte_for_byte(apps: Apps, rig
         ("PUT", {"chunks": body({"secret": secret}), "method": "PUT"}),
         ("a trailing slash", {"chunks": body({"secret": secret}), "path": path + "/"}),
         ("too large, declared", {"chunks": [b" " * 7000], "headers": [*JSON, (b"content-length", b"7000")]}),
+        ("a length not a number", {"chunks": body({"secret": secret}), "headers": [*JSON, (b"content-length", b"x")]}),
         ("too large, streamed", {"chunks": [b" " * 3500, b" " * 3500]}),
         ("large, then not JSON", {"chunks": [b" " * 4500, b"{"]}),
         ("a wrong secret", {"chunks": body({"secret": "tsa_wrong"}), "path": path}),
@@ -184,6 +193,7 @@ async def test_good_refreshes_are_answered_alike(
         {"chunks": [b" " * 4500, good[0]]},  # beyond what the fast path reads: the route's
         {"chunks": [b" " * 4500 + good[0]]},  # the same in one part
         {"chunks": good, "headers": [*JSON, (b"authorization", b"Bearer tsk_not-a-key-of-anyone-at-all")]},
+        {"chunks": good, "headers": [*JSON, (b"origin", b"https://app.example")]},  # for CORS: the stack's
     ]
     seqs = []
     for variant in variants:
@@ -197,8 +207,8 @@ async def test_good_refreshes_are_answered_alike(
             assert answer.body == b'{"certificate":"' + certificate.encode() + b'"}'
             seqs.append(claim_seq(certificate))
     assert seqs == list(range(2, 2 + 2 * len(variants)))
-    # The fast path took all but the one with a charset parameter and the long ones, which the route read.
-    assert len(apps.fast_answers) == len(variants) - 3
+    # The fast path took all but the one with a charset parameter, the long ones and the one with an origin.
+    assert len(apps.fast_answers) == len(variants) - 4
     async with sessions() as session:
         await session.execute(
             update(Activation).where(Activation.id == uuid.UUID(activation_id)).values(status=ActivationStatus.returned)
@@ -208,6 +218,40 @@ async def test_good_refreshes_are_answered_alike(
     assert fast == routed
     assert fast.status == 409
     assert json.loads(fast.body)["code"] == "activation-returned"
+
+
+async def test_cors_and_a_small_body_limit_answer_alike(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, rights_world: RightsWorld
+) -> None:
+    """The fast path stands outside CORS and the gate: a request CORS answers for, or a body beyond a limit below
+    what the fast path reads, goes to the stack."""
+    origin = (b"origin", b"https://app.example")
+    async with built(settings, monkeypatch, cors_origins=["https://app.example"], max_body_bytes=1024) as apps:
+        activation_id, secret = await activated(apps.fast, rights_world, "fast-device-04")
+        path = f"{ACTIVATIONS}/{activation_id}/refresh"
+        good = body({"secret": secret})
+        refused: list[dict[str, Any]] = [
+            {"chunks": [b" " * 1500 + good[0]]},
+            {"chunks": [b" " * 1000, b" " * 500 + good[0]]},
+            {
+                "chunks": [b" " * 1500 + good[0]],
+                "headers": [*JSON, (b"content-length", str(1500 + len(good[0])).encode())],
+            },
+            {"chunks": body({"secret": "tsa_wrong"}), "headers": [*JSON, origin]},
+        ]
+        for case in refused:
+            fast, routed = await send(apps.fast, path, **case), await send(apps.routed, path, **case)
+            assert fast == routed
+            assert fast.status in (404, 413), fast.body
+        for headers in ([*JSON, origin], JSON):
+            fast, routed = await send(apps.fast, path, good, headers), await send(apps.routed, path, good, headers)
+            assert fast.status == routed.status == 200, fast.body
+            assert [h for h in fast.headers if h[0] != b"content-length"] == [
+                h for h in routed.headers if h[0] != b"content-length"
+            ]
+            assert ((b"access-control-allow-origin", b"https://app.example") in fast.headers) is (origin in headers)
+        # Only the refresh without an origin was the fast path's.
+        assert apps.fast_answers == [activation_id]
 
 
 def claim_seq(certificate: str) -> int:
