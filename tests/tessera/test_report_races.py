@@ -84,3 +84,32 @@ async def test_concurrent_runs_of_a_period_make_one_record_and_one_set_of_revers
         "renewals-2026-04.csv",
         "renewals-2026-04.csv.manifest.json",
     ]
+
+
+async def test_later_periods_recorded_at_once_bill_a_late_renewal_once(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    async with sessions() as session, session.begin():
+        world = await build_report_world(session)
+        await add_subscription(session, world, "C1", date(2026, 2, 1), 2)
+    out = tmp_path / "reports"
+    await record_report(sessions, renewal_month("2026-03", ZONE), "csv", out, CONFIG_REPORTS, NOW)
+    async with sessions() as session, session.begin():  # renewed on 28 March, written after the March run
+        late = await add_subscription(session, world, "C3", date(2026, 2, 28), 2, reseller="R2")
+    months = [renewal_month(f"2026-{month:02d}", ZONE) for month in (4, 5, 6, 7, 8, 9)]
+    runs = await asyncio.wait_for(
+        asyncio.gather(*(record_report(sessions, month, "csv", out, CONFIG_REPORTS, NOW) for month in months)),
+        timeout=120,
+    )
+    # Whichever run marked it first bills it; every other file and total leaves it out.
+    assert sorted(run.row_count for run in runs) == [0, 0, 0, 0, 0, 1]
+    async with sessions() as session:
+        marks = await session.scalar(
+            select(func.count())
+            .select_from(ReportedRenewal)
+            .join(SubscriptionTerm, SubscriptionTerm.id == ReportedRenewal.subscription_term_id)
+            .where(SubscriptionTerm.subscription_id == late)
+        )
+    assert marks == 1
+    billed = next(run for run in runs if run.row_count)
+    assert f"REN-{late}-2".encode() in (out / billed.file).read_bytes()
