@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Error as PlaywrightError
 
 from tests.e2e.browser.harness import newest_link, open_browser, shot
 from tests.e2e.stack import DevStack
@@ -73,6 +74,14 @@ async def submit_twice(page: Page, control: Locator, lands_on: re.Pattern[str]) 
     """Double-click a form's button, as a clumsy user does: the browser sends the form twice and abandons the first
     answer, so wait for the address the second one leads to."""
     await control.dblclick()
+    for _ in range(3):
+        try:
+            await page.wait_for_url(lands_on, wait_until="load")
+            return
+        except PlaywrightError as error:
+            # The navigation being waited for was the abandoned one: wait for the one that replaced it.
+            if "ERR_ABORTED" not in str(error):
+                raise
     await page.wait_for_url(lands_on, wait_until="load")
 
 
